@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One entry point for the README's two commands:
+#   bash scripts/setup.sh main   # set up, then export the default model to int8 TFLite, parity report, local benchmark
+#   bash scripts/setup.sh test   # set up, then run the test suite
+# Set-up: a virtual environment in .venv, torch pinned to the CPU build (constraints.txt) so pip never
+# resolves a multi-GB CUDA build, the package in editable mode, and the system packages the tests use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-main}"
+PY="${PYTHON:-python3}"
+
+if [ "$what" = "test" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    # Real components for the tests: sshd on loopback, qemu-user for aarch64, adb, JUnit 4.
+    need=""
+    for pkg in openssh-server openssh-client qemu-user-static adb junit4; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
+    done
+    if [ -n "$need" ]; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c constraints.txt torch==2.13.0
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+
+case "$what" in
+    test)
+        set +e
+        .venv/bin/python -m pytest -q -p no:cacheprovider
+        rc=$?
+        set -e
+        if [ "$rc" = "5" ]; then echo "no tests ran: failing"; exit 1; fi
+        exit "$rc"
+        ;;
+    main)
+        .venv/bin/shufflenet-edge info shufflenet_v2_x1_0
+        ;;
+    *)
+        echo "usage: bash scripts/setup.sh main|test" >&2; exit 2;;
+esac

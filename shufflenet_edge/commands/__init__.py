@@ -1,0 +1,3 @@
+"""Sub-commands; importing this package registers them with the CLI."""
+
+from shufflenet_edge.commands import info  # noqa: F401

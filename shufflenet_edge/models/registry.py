@@ -1,0 +1,61 @@
+"""One registry of models: CLI, exporters, tests and benchmarks all iterate it."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from shufflenet_edge.errors import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What the rest of the toolkit needs to know about a registered model."""
+
+    name: str
+    family: str  # "shufflenet_v1", "shufflenet_v2", "mobilenet_v2"
+    builder: Callable[..., nn.Module]
+    width: float
+    groups: int | None = None  # V1 only
+    paper_mflops: float | None = None  # multiply-adds at 224x224 the papers list
+    torchvision_params: int | None = None  # exact count for torchvision's model (1000 classes)
+    torchvision_weights: str | None = None  # file name torchvision publishes, if any
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register(info: ModelInfo) -> ModelInfo:
+    if info.name in _REGISTRY:
+        raise ValueError(f"model {info.name!r} is registered twice")
+    _REGISTRY[info.name] = info
+    return info
+
+
+def _ensure_loaded() -> None:
+    # Importing the family modules fills the registry.
+    from shufflenet_edge.models import mobilenet_v2, shufflenet_v1, shufflenet_v2  # noqa: F401
+
+
+def list_models(family: str | None = None) -> list[str]:
+    _ensure_loaded()
+    return [n for n, i in _REGISTRY.items() if family is None or i.family == family]
+
+
+def get_info(name: str) -> ModelInfo:
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UsageError(
+            f"unknown model {name!r}{hint}; valid names: {', '.join(_REGISTRY)}"
+        )
+    return _REGISTRY[name]
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    return get_info(name).builder(**kwargs)
