@@ -1,3 +1,4 @@
 """Sub-commands; importing this package registers them with the CLI."""
 
 from shufflenet_edge.commands import info  # noqa: F401
+from shufflenet_edge.commands import export  # noqa: F401

@@ -1,0 +1,101 @@
+"""`export` and `inspect`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shufflenet_edge.cli import DEFAULT_MODEL, command, input_size, positive_int, print_json
+from shufflenet_edge.errors import UsageError
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", help="torchvision-format state dict (.pth); without it: seeded random weights")
+    p.add_argument("--target", choices=["onnx", "tflite"], default="tflite", help="artifact format (default tflite)")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--int8", action="store_true", help="full-integer int8 (TFLite PT2E; ONNX QDQ)")
+    prec.add_argument("--fp16", action="store_true", help="float16 weights (TFLite only)")
+    p.add_argument("--calib", metavar="DIR", help="calibration image folder (default: stated synthetic images)")
+    p.add_argument("--out", help="output path (default out/<model>_<precision>.<ext>)")
+    p.add_argument("--form", default="auto",
+                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate (default auto: time the folded forms, keep the fastest)")
+    b = p.add_mutually_exclusive_group()
+    b.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
+    b.add_argument("--dynamic-batch", action="store_true", help="ONNX: symbolic batch dimension")
+    p.add_argument("--io", choices=["float", "int8", "uint8"], help="TFLite int8: input/output type (default int8)")
+    p.add_argument("--layout", choices=["nhwc", "nchw"], default=None, help="TFLite input layout (default nhwc)")
+    p.add_argument("--input-size", type=input_size, default=224)
+    p.add_argument("--threads", type=positive_int, default=1, help="threads used when --form auto times the candidates")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights when --weights is not given")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+@command("export", "export a model to ONNX or TFLite (folded, optionally int8), checked against PyTorch")(_add_export)
+def cmd_export(args: argparse.Namespace) -> int:
+    from shufflenet_edge.models import get_info
+
+    get_info(args.model)
+    precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
+    ext = "onnx" if args.target == "onnx" else "tflite"
+    out = Path(args.out) if args.out else Path("out") / f"{args.model}_{precision}.{ext}"
+    if args.calib and not args.int8:
+        raise UsageError("--calib is only used with --int8")
+    if args.target == "onnx":
+        if args.fp16:
+            raise UsageError("--fp16 is for --target tflite")
+        if args.io or args.layout:
+            raise UsageError("--io and --layout are for --target tflite (ONNX input is float NCHW)")
+        from shufflenet_edge.export.onnx_export import ONNX_FORMS, export_onnx
+
+        if args.form not in ONNX_FORMS:
+            raise UsageError(f"unknown ONNX form {args.form!r}; valid: {', '.join(ONNX_FORMS)}")
+        side = export_onnx(args.model, out, weights=args.weights, form=args.form, batch=args.batch,
+                           dynamic_batch=args.dynamic_batch, input_size=args.input_size, int8=args.int8,
+                           calib=args.calib, threads=args.threads, seed=args.seed, show_progress=not args.quiet)
+    else:
+        if args.dynamic_batch:
+            raise UsageError("--dynamic-batch is for --target onnx (TFLite tensors are static)")
+        if args.io and not args.int8:
+            raise UsageError("--io is for --int8 models (float models have float I/O)")
+        from shufflenet_edge.export.tflite_export import TFLITE_FORMS, export_tflite
+
+        if args.form not in TFLITE_FORMS:
+            raise UsageError(f"unknown TFLite form {args.form!r}; valid: {', '.join(TFLITE_FORMS)}")
+        side = export_tflite(args.model, out, weights=args.weights, form=args.form, precision=precision,
+                             io=args.io or ("int8" if args.int8 else "float"), layout=args.layout or "nhwc",
+                             batch=args.batch, input_size=args.input_size, calib=args.calib, threads=args.threads,
+                             seed=args.seed, show_progress=not args.quiet)
+    g = side["graph"]
+    print(f"wrote {out} ({side['format']}, {side['precision']}, form {side['form']}, {g['ops']} ops, "
+          f"{g['data_movement_ops']} data-movement, max rank {g['max_rank']}"
+          + (f", {g['xnnpack_partitions']} XNNPACK partition(s)" if g.get("xnnpack_partitions") is not None else "") + ")")
+    print(f"report: {out}.json")
+    if side.get("random_weights"):
+        print("note: random weights (no --weights): numbers are for speed and parity only")
+    if side.get("calibration"):
+        print(f"calibration: {side['calibration']}")
+    return 0
+
+
+def _add_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("artifact", help=".onnx or .tflite file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--no-gpu-check", action="store_true", help="TFLite: skip LiteRT's GPU compatibility analysis")
+
+
+@command("inspect", "op histogram, data-movement ops, max rank, I/O and quantization of an artifact")(_add_inspect)
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from shufflenet_edge.export.inspect import format_table, inspect_artifact, inspect_tflite
+
+    if args.artifact.endswith(".tflite") and args.no_gpu_check:
+        from pathlib import Path as _P
+
+        info = inspect_tflite(_P(args.artifact), analyze_gpu=False)
+    else:
+        info = inspect_artifact(args.artifact)
+    if args.json:
+        print_json(info)
+    else:
+        print(format_table(info))
+    return 0
