@@ -2,3 +2,4 @@
 
 from shufflenet_edge.commands import info  # noqa: F401
 from shufflenet_edge.commands import export  # noqa: F401
+from shufflenet_edge.commands import android  # noqa: F401
