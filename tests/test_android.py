@@ -173,9 +173,16 @@ def test_android_assets_then_java_core_passes_on_golden_vectors(tmp_path: Path, 
     assert len(manifest["images"]) >= 5
     assert len({(i["width"] / i["height"]) for i in manifest["images"]}) >= 5, "aspect ratios must differ"
     r = run_junit(core_classes, "dev.shufflenetedge.core.CoreTest", "dev.shufflenetedge.core.GoldenTest",
-                  props={"golden.dir": str(golden), "assets.dir": str(assets)})
+                  props={"golden.dir": str(golden), "assets.dir": str(assets),
+                         "bench.json.out": str(tmp_path / "bench.json")})
     assert r.returncode == 0, f"JUnit failed:\n{r.stdout[-6000:]}\n{r.stderr[-2000:]}"
     assert re.search(r"OK \((\d+) tests\)", r.stdout), r.stdout[-2000:]
+    # The benchmark activity's JSON, as the Java core writes it, is what the adb target reads.
+    from shufflenet_edge.runtimes.adb import record_fields_from_app_json
+
+    fields = record_fields_from_app_json(json.loads((tmp_path / "bench.json").read_text()))
+    assert fields["status"] == "ok" and fields["latency_ms"]["median"] == pytest.approx(3.0)
+    assert fields["init_ms"] == pytest.approx(12.5) and fields["warmup"] == 2
 
 
 @needs_java
