@@ -314,3 +314,19 @@ def test_every_android_api_the_app_uses_is_listed_with_its_level_at_or_below_min
     assert not missing, f"android.* classes used by the app but not in the README's API table: {missing}"
     too_new = {k: v for k, v in table.items() if int(v) > min_sdk}
     assert not too_new, f"APIs newer than minSdk {min_sdk}: {too_new}"
+
+
+def test_android_assets_reads_the_tflite_exporters_sidecar_format(tmp_path: Path) -> None:
+    """export/tflite_export.py writes input/output as {name, dtype, shape, quantization: {scale, zero_point}}."""
+    from shufflenet_edge.commands.android import write_assets
+
+    app = tmp_path / "app_root"
+    (app / "app").mkdir(parents=True)
+    art = write_toy_artifact(tmp_path / "out", sidecar={
+        "input": {"name": "input", "dtype": "int8", "shape": [1, 224, 224, 3], "layout": "nhwc",
+                  "quantization": {"scale": 0.018658, "zero_point": -14}},
+        "output": {"name": "logits", "dtype": "int8", "shape": [1, 3], "quantization": {"scale": 0.0125, "zero_point": 3}},
+        "labels": None})
+    cfg = write_assets(art, app)
+    assert cfg["input"]["zero_point"] == -14 and cfg["output"]["zero_point"] == 3 and cfg["num_classes"] == 3
+    assert (app / "app/src/main/assets/labels.txt").read_text().splitlines() == ["class_0", "class_1", "class_2"]
