@@ -57,12 +57,15 @@ def half_indices(m: int) -> tuple[torch.Tensor, torch.Tensor]:
 class ShuffleSplit(nn.Module):
     """concat output (N, 2m, H, W) -> the next unit's two halves, shuffled, as one data path."""
 
-    def __init__(self, m: int, form: str) -> None:
+    def __init__(self, m: int, form: str, slice_halves: bool = False) -> None:
         super().__init__()
         if form not in ("transpose", "gather", "noshuffle"):
             raise ValueError(f"form must be transpose, gather or noshuffle, got {form!r}")
         self.m = m
         self.form = form
+        # Basic slicing instead of torch.split: PT2E then shares one quantization scale through the
+        # whole data path (split's tuple output is not annotated), so no requantize ops appear.
+        self.slice_halves = slice_halves
         i0, i1 = half_indices(m)
         self.register_buffer("idx0", i0, persistent=False)
         self.register_buffer("idx1", i1, persistent=False)
@@ -78,6 +81,8 @@ class ShuffleSplit(nn.Module):
         if n != 1:
             raise ValueError(f"the transpose form is rank 4 only for batch 1, got batch {n}; use the gather form")
         t = c.reshape(2, 2, m // 2, hgt * wid).permute(1, 2, 0, 3).reshape(2, m, hgt, wid)
+        if self.slice_halves:
+            return t[0:1], t[1:2]
         h0, h1 = torch.split(t, 1, dim=0)
         return h0, h1
 
@@ -103,7 +108,8 @@ def _permute_depthwise(conv: nn.Conv2d, bn: nn.BatchNorm2d, perm: torch.Tensor) 
 
 
 class FoldedUnitV2(nn.Module):
-    def __init__(self, ref: InvertedResidual, form: str, in_perm: torch.Tensor | None, last: bool) -> None:
+    def __init__(self, ref: InvertedResidual, form: str, in_perm: torch.Tensor | None, last: bool,
+                 slice_halves: bool = False) -> None:
         super().__init__()
         self.stride = ref.stride
         self.branch1 = copy.deepcopy(ref.branch1)
@@ -115,7 +121,7 @@ class FoldedUnitV2(nn.Module):
             _permute_input_channels(self.branch2[0], in_perm)
         m = self.branch2[5].out_channels
         self.last = last
-        self.split = None if last else ShuffleSplit(m, form)
+        self.split = None if last else ShuffleSplit(m, form, slice_halves)
 
     def forward(self, x):  # type: ignore[no-untyped-def]
         if self.stride == 1:
@@ -129,7 +135,7 @@ class FoldedUnitV2(nn.Module):
 class FoldedShuffleNetV2(nn.Module):
     """Same logits as the reference; the shuffles live in ShuffleSplit and in permuted weights."""
 
-    def __init__(self, ref: ShuffleNetV2, form: str = "transpose") -> None:
+    def __init__(self, ref: ShuffleNetV2, form: str = "transpose", slice_halves: bool = False) -> None:
         super().__init__()
         self.form = form
         self.conv1 = copy.deepcopy(ref.conv1)
@@ -139,7 +145,7 @@ class FoldedShuffleNetV2(nn.Module):
         for stage in (ref.stage2, ref.stage3, ref.stage4):
             n = len(stage)
             for i, u in enumerate(stage):
-                units.append(FoldedUnitV2(u, form, perm if i == 0 else None, last=(i == n - 1)))
+                units.append(FoldedUnitV2(u, form, perm if i == 0 else None, last=(i == n - 1), slice_halves=slice_halves))
             c = stage[-1].branch2[5].out_channels * 2
             perm = None if form == "noshuffle" else shuffle_permutation(c, 2)
         self.units = nn.Sequential(*units)
@@ -204,14 +210,17 @@ class FoldedShuffleNetV1(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
-def fold(model: nn.Module, form: str = "transpose") -> nn.Module:
-    """The export form of a reference model. `reference` returns the model itself."""
+def fold(model: nn.Module, form: str = "transpose", slice_halves: bool = False) -> nn.Module:
+    """The export form of a reference model. `reference` returns the model itself.
+
+    `slice_halves` (V2, transpose form) takes the halves with basic slicing instead of one split:
+    the TFLite path converts this form and rewrites its data path with a graph pass anyway."""
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}; valid: {', '.join(FORMS)}")
     if form == "reference":
         return model
     if isinstance(model, ShuffleNetV2):
-        return FoldedShuffleNetV2(model, form)
+        return FoldedShuffleNetV2(model, form, slice_halves)
     if isinstance(model, ShuffleNetV1):
         return FoldedShuffleNetV1(model, form)
     raise TypeError(f"fold supports ShuffleNetV1 and ShuffleNetV2, got {type(model).__name__}")

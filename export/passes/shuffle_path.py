@@ -1,0 +1,210 @@
+"""Pass: rewrite every unit's shuffle region into one canonical rank-4 data path.
+
+Why: litert-torch converts the channel shuffle through NHWC<->NCHW transposes around a reshape (the
+reference form: 3 TRANSPOSE, rank-5 tensors, plus SLICEs for the next unit's halves). This pass finds
+each *region*: a tensor produced by a compute op (the concat of a V2 unit, or the first 1x1 conv of a V1
+unit) that is consumed only by data-movement ops, followed through those ops to the tensors that
+compute ops read again (the next unit's halves). It computes the region's exact meaning by running its
+ops on index arrays (simulate.py), emits a replacement recipe, runs that the same way, and commits the
+rewrite only if every endpoint gets the very same index array. Endpoint tensors keep their indices, so
+consumers are untouched; quantization parameters are copied from the region's input (data movement
+does not change values).
+
+Recipes (NHWC, batch 1, input (1, H, W, C)):
+- ``delegate``: RESHAPE (H*W, a, b, c) -> one TRANSPOSE -> one SPLIT on the outer axis -> free RESHAPEs.
+  For a V2 unit (k=2, h=2, j=m/2) -> (h, H*W, j, k); for a V1 group shuffle (H*W, g, C/g) -> (H*W, C/g, g).
+  Fewest ops and launches, every tensor rank <= 4: for GPU/NPU/NNAPI delegates.
+- ``cpu``: tile-friendly transposes for XNNPACK: NHWC -> planar (C, H*W) with a 2-D transpose, the
+  shuffle as a move of whole H*W planes (rank 3/4), the SPLIT on the outer (planar) axis, and 2-D
+  transposes back to NHWC per half. On x86 XNNPACK an element-interleaving transpose (the delegate
+  recipe) is slower than three tile transposes.
+- ``reference3``: the reference's own three transposes with the rank-5 reshape at rank 3, then one SPLIT
+  on the channel axis (what DESIGN.md section 3's prototype measured at 0.98 of the reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from shufflenet_edge.export.passes.graph import Graph
+from shufflenet_edge.export.passes.simulate import DATA_MOVEMENT, Unsupported, run_ops
+
+RECIPES = ("delegate", "cpu", "reference3")
+
+
+def find_regions(g: Graph) -> list[dict[str, Any]]:
+    prod = g.producers()
+    cons = g.consumers()
+    outputs = g.graph_outputs()
+    regions = []
+    for op in g.ops:
+        if g.op_name(op) in DATA_MOVEMENT:
+            continue
+        for start in (int(o) for o in op.outputs):
+            users = cons.get(start, [])
+            if not users or start in outputs or not all(g.op_name(u) in DATA_MOVEMENT for u in users):
+                continue
+            region_ops: list[Any] = []
+            endpoints: list[int] = []
+            frontier = [start]
+            ok = True
+            seen = set()
+            while frontier and ok:
+                t = frontier.pop()
+                for u in cons.get(t, []):
+                    if id(u) in seen:
+                        continue
+                    seen.add(id(u))
+                    region_ops.append(u)
+                    for o in (int(x) for x in u.outputs):
+                        us = cons.get(o, [])
+                        dm = [x for x in us if g.op_name(x) in DATA_MOVEMENT]
+                        if o in outputs or len(dm) < len(us):
+                            if dm:
+                                ok = False  # mixed consumers: leave alone
+                            endpoints.append(o)
+                        elif us:
+                            frontier.append(o)
+            if not ok or not endpoints:
+                continue
+            # Side inputs must be constants.
+            internal = {start} | {int(o) for u in region_ops for o in u.outputs}
+            for u in region_ops:
+                for i in (int(x) for x in u.inputs):
+                    if i >= 0 and i not in internal and g.const(i) is None:
+                        ok = False
+            if ok:
+                ordered = [o for o in g.ops if any(o is r for r in region_ops)]
+                regions.append({"start": start, "ops": ordered, "endpoints": endpoints, "producer": prod.get(start)})
+    return regions
+
+
+def _v2_recipe(g: Graph, recipe: str, x: int, name: str) -> tuple[list[Any], list[int]]:
+    _, h, w, c = g.shape(x)
+    m = c // 2
+    hw = h * w
+    ops: list[Any] = []
+
+    def add(pair: tuple[Any, Any]) -> Any:
+        ops.append(pair[0])
+        return pair[1]
+
+    if recipe == "delegate":
+        r = add(g.reshape(x, (hw, 2, 2, m // 2), name + "/kx"))
+        t = add(g.transpose(r, (2, 0, 3, 1), name + "/shuffle"))
+        s_op, halves = g.split(t, 0, 2, name + "/split")
+        ops.append(s_op)
+        outs = [add(g.reshape(s, (1, h, w, m), name + f"/half{k}")) for k, s in enumerate(halves)]
+        return ops, outs
+    if recipe == "cpu":
+        r = add(g.reshape(x, (hw, c), name + "/flat"))
+        p = add(g.transpose(r, (1, 0), name + "/planar"))  # (2m, HW) = (k, h, j, HW)
+        p4 = add(g.reshape(p, (2, 2, m // 2, hw), name + "/khj"))
+        t = add(g.transpose(p4, (1, 2, 0, 3), name + "/planes"))  # (h, j, k, HW)
+        s_op, halves = g.split(t, 0, 2, name + "/split")
+        ops.append(s_op)
+        outs = []
+        for k, s in enumerate(halves):
+            s2 = add(g.reshape(s, (m, hw), name + f"/half{k}/planar"))
+            b = add(g.transpose(s2, (1, 0), name + f"/half{k}/nhwc"))
+            outs.append(add(g.reshape(b, (1, h, w, m), name + f"/half{k}")))
+        return ops, outs
+    if recipe == "reference3":
+        r = add(g.reshape(x, (hw, c), name + "/flat"))
+        p = add(g.transpose(r, (1, 0), name + "/planar"))
+        p3 = add(g.reshape(p, (2, m, hw), name + "/km"))
+        t = add(g.transpose(p3, (1, 0, 2), name + "/planes"))
+        f = add(g.reshape(t, (c, hw), name + "/shuffled"))
+        b = add(g.transpose(f, (1, 0), name + "/nhwc"))
+        b4 = add(g.reshape(b, (1, h, w, c), name + "/nhwc4"))
+        s_op, halves = g.split(b4, 3, 2, name + "/split")
+        ops.append(s_op)
+        return ops, halves
+    raise ValueError(recipe)
+
+
+def _v1_recipe(g: Graph, recipe: str, x: int, groups: int, name: str) -> tuple[list[Any], list[int]]:
+    _, h, w, c = g.shape(x)
+    hw = h * w
+    ops: list[Any] = []
+
+    def add(pair: tuple[Any, Any]) -> Any:
+        ops.append(pair[0])
+        return pair[1]
+
+    if recipe == "delegate":
+        r = add(g.reshape(x, (1, hw, groups, c // groups), name + "/hwgc"))
+        t = add(g.transpose(r, (0, 1, 3, 2), name + "/shuffle"))
+        return ops, [add(g.reshape(t, (1, h, w, c), name + "/out"))]
+    r = add(g.reshape(x, (hw, c), name + "/flat"))
+    p = add(g.transpose(r, (1, 0), name + "/planar"))
+    p3 = add(g.reshape(p, (groups, c // groups, hw), name + "/gc"))
+    t = add(g.transpose(p3, (1, 0, 2), name + "/planes"))
+    f = add(g.reshape(t, (c, hw), name + "/shuffled"))
+    b = add(g.transpose(f, (1, 0), name + "/nhwc"))
+    return ops, [add(g.reshape(b, (1, h, w, c), name + "/out"))]
+
+
+def _candidates(g: Graph, region: dict[str, Any], recipe: str, k: int) -> list[Callable[[], tuple[list[Any], list[int]]]]:
+    x = region["start"]
+    shp = g.shape(x)
+    name = f"shuffle_path_{k}"
+    out: list[Callable[[], tuple[list[Any], list[int]]]] = []
+    if len(shp) != 4 or shp[0] != 1:
+        return out
+    c = shp[3]
+    n_end = len(region["endpoints"])
+    if n_end == 2 and c % 4 == 0:
+        out.append(lambda: _v2_recipe(g, recipe, x, name))
+    if n_end == 1:
+        for groups in (2, 3, 4, 8):
+            if c % groups == 0:
+                out.append(lambda groups=groups: _v1_recipe(g, "delegate" if recipe == "delegate" else "cpu", x, groups, name))
+    return out
+
+
+def run(g: Graph, recipe: str = "delegate") -> dict[str, Any]:
+    """Rewrite all regions with `recipe`. Returns counts and the reason for any region left alone."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+    regions = find_regions(g)
+    rewritten, skipped = 0, []
+    for k, region in enumerate(regions):
+        try:
+            want = run_ops(g, region["ops"], region["start"])
+        except Unsupported as e:
+            skipped.append(f"region at tensor {region['start']}: cannot simulate ({e})")
+            continue
+        qs = {g.quant(region["start"])} | {g.quant(e) for e in region["endpoints"]}
+        if len(qs) > 1:
+            skipped.append(f"region at tensor {region['start']}: quantization changes inside the region")
+            continue
+        done = False
+        for make in _candidates(g, region, recipe, k):
+            n_tensors, n_buffers = len(g.sg.tensors), len(g.model.buffers)
+            new_ops, outs = make()
+            got = run_ops(g, new_ops, region["start"])
+            match: dict[int, int] = {}
+            for e in region["endpoints"]:
+                for o in outs:
+                    if o not in match.values() and got[o].shape == want[e].shape and np.array_equal(got[o], want[e]):
+                        match[e] = o
+                        break
+            if len(match) == len(region["endpoints"]):
+                # Write the recipe's outputs into the endpoint tensors themselves.
+                for e, o in match.items():
+                    last = next(op for op in new_ops if o in (int(v) for v in op.outputs))
+                    last.outputs = np.asarray([e if int(v) == o else int(v) for v in last.outputs], dtype=np.int32)
+                g.replace_ops(region["ops"], new_ops)
+                rewritten += 1
+                done = True
+                break
+            # Roll back the tensors and buffers the failed candidate added.
+            del g.sg.tensors[n_tensors:]
+            del g.model.buffers[n_buffers:]
+        if not done:
+            skipped.append(f"region at tensor {region['start']}: no {recipe} recipe reproduces it exactly")
+    return {"pass": "shuffle_path", "recipe": recipe, "regions": len(regions), "rewritten": rewritten, "skipped": skipped}
