@@ -153,7 +153,10 @@ def export_tflite(
     threads: int = 1,
     seed: int = 0,
     show_progress: bool = True,
+    keep_candidates: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
+    """Export `model_name` to TFLite at `out` (+ sidecar). `keep_candidates`: a folder that also receives
+    every candidate graph the form considered (``<stem>.<recipe>.tflite``), for side-by-side use."""
     info = get_info(model_name)
     if form not in TFLITE_FORMS:
         raise UsageError(f"unknown TFLite form {form!r}; valid: {', '.join(TFLITE_FORMS)}")
@@ -216,6 +219,12 @@ def export_tflite(
         chosen = min(timings["median_ms"], key=timings["median_ms"].get)
         timings["chosen"] = chosen
     final = candidates[chosen]
+    if keep_candidates is not None:
+        kd = Path(keep_candidates)
+        kd.mkdir(parents=True, exist_ok=True)
+        for k, b in candidates.items():
+            with atomic_path(kd / f"{out_path.stem}.{k}.tflite") as tmp:
+                tmp.write_bytes(b)
     checks = _check(final, base, ref, sim, chk, to_layout, precision, io, x_nchw_chk=None)
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(final)

@@ -83,7 +83,18 @@ def _load_commands() -> None:
     from shufflenet_edge import commands  # noqa: F401  (fills _COMMANDS)
 
 
+def _quiet_native_logs() -> None:
+    """TF/absl/glog chatter from the converters goes to stderr before Python can filter it."""
+    import logging
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_native_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))

@@ -28,6 +28,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=input_size, default=224)
     p.add_argument("--threads", type=positive_int, default=1, help="threads used when --form auto times the candidates")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when --weights is not given")
+    p.add_argument("--keep-candidates", metavar="DIR", help="TFLite: also write every candidate graph of the form to DIR")
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
 
@@ -44,6 +45,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.target == "onnx":
         if args.fp16:
             raise UsageError("--fp16 is for --target tflite")
+        if args.keep_candidates:
+            raise UsageError("--keep-candidates is for --target tflite")
         if args.io or args.layout:
             raise UsageError("--io and --layout are for --target tflite (ONNX input is float NCHW)")
         from shufflenet_edge.export.onnx_export import ONNX_FORMS, export_onnx
@@ -65,7 +68,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         side = export_tflite(args.model, out, weights=args.weights, form=args.form, precision=precision,
                              io=args.io or ("int8" if args.int8 else "float"), layout=args.layout or "nhwc",
                              batch=args.batch, input_size=args.input_size, calib=args.calib, threads=args.threads,
-                             seed=args.seed, show_progress=not args.quiet)
+                             seed=args.seed, show_progress=not args.quiet,
+                             keep_candidates=args.keep_candidates)
     g = side["graph"]
     print(f"wrote {out} ({side['format']}, {side['precision']}, form {side['form']}, {g['ops']} ops, "
           f"{g['data_movement_ops']} data-movement, max rank {g['max_rank']}"

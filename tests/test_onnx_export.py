@@ -1,0 +1,176 @@
+"""The fold's ONNX path (issue 3): graph shape, numbers, int8 QDQ, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from shufflenet_edge.export.inspect import inspect_onnx
+from shufflenet_edge.export.onnx_export import export_onnx
+from shufflenet_edge.models.weights import load_model
+from shufflenet_edge.runtimes.runner import OnnxRunner
+
+
+@pytest.fixture(scope="session")
+def v2_onnx(session_tmp: Path) -> dict[str, Path]:
+    """ShuffleNetV2 1.0x, 224x224, batch 1: reference, both folded forms, and auto."""
+    out = {}
+    for form in ("reference", "gather", "transpose", "auto"):
+        p = session_tmp / f"v2_{form}.onnx"
+        export_onnx("shufflenet_v2_x1_0", p, form=form, show_progress=False)
+        out[form] = p
+    return out
+
+
+def _ref_logits(x: np.ndarray, name: str = "shufflenet_v2_x1_0") -> np.ndarray:
+    with torch.no_grad():
+        return load_model(name, warn=False)(torch.from_numpy(x)).numpy()
+
+
+@pytest.mark.parametrize("form", ["gather", "transpose"])
+def test_folded_graph_goals(v2_onnx, form):
+    ref = inspect_onnx(v2_onnx["reference"])
+    info = inspect_onnx(v2_onnx[form])
+    assert ref["ops"] == 173 and ref["max_rank"] == 5  # what litert-free torch.onnx gives unfolded
+    assert info["max_rank"] <= 4
+    assert info["shape_ops"] == 0
+    assert info["op_histogram"].get("Transpose", 0) <= 16
+    assert not {"Shape", "ConstantOfShape"} & set(info["op_histogram"])
+    assert info["ops"] <= ref["ops"]
+
+
+@pytest.mark.parametrize("form", ["reference", "gather", "transpose"])
+def test_onnxruntime_matches_pytorch(v2_onnx, form):
+    x = np.random.default_rng(0).standard_normal((4, 3, 224, 224)).astype(np.float32)
+    got = OnnxRunner(str(v2_onnx[form]))(x)
+    want = _ref_logits(x)
+    assert np.abs(got - want).max() <= 1e-4, f"max abs error {np.abs(got - want).max():.3g}"
+
+
+def test_sidecar_records_form_timings_and_stats(v2_onnx):
+    side = json.loads(Path(str(v2_onnx["auto"]) + ".json").read_text())
+    assert side["form"] in ("gather", "transpose")
+    t = side["form_timings"]
+    assert set(t["median_ms"]) == {"gather", "transpose"} and t["chosen"] == side["form"]
+    assert side["input"]["shape"] == [1, 3, 224, 224] and side["input"]["layout"] == "nchw"
+    assert side["preprocess"]["mean"] == [0.485, 0.456, 0.406]
+    assert side["graph"]["max_rank"] <= 4 and side["random_weights"] is True
+    assert side["tools"]["onnxruntime"] and side["float_check"]["max_abs_error_vs_torch"] <= 1e-4
+
+
+@pytest.fixture(scope="session")
+def small_onnx(session_tmp: Path) -> dict[str, Path]:
+    out = {}
+    for form in ("gather", "transpose"):
+        p = session_tmp / f"small_{form}.onnx"
+        export_onnx("shufflenet_v2_x0_5", p, form=form, input_size=64, show_progress=False)
+        out[form] = p
+    p = session_tmp / "v1_small.onnx"
+    export_onnx("shufflenet_v1_x0_5_g3", p, form="transpose", input_size=64, show_progress=False)
+    out["v1"] = p
+    return out
+
+
+@pytest.mark.parametrize("key", ["gather", "transpose", "v1"])
+def test_reference_evaluator_agrees(small_onnx, key):
+    """onnx's pure-numpy evaluator: an independent reading of what the graph means."""
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    m = onnx.load(str(small_onnx[key]))
+    ev = ReferenceEvaluator(m)
+    got = ev.run(None, {m.graph.input[0].name: x})[0]
+    name = "shufflenet_v1_x0_5_g3" if key == "v1" else "shufflenet_v2_x0_5"
+    want = _ref_logits(x, name)
+    tol = 1e-4 * max(1.0, float(np.abs(want).max()))
+    assert np.abs(got - want).max() <= tol
+
+
+def test_dynamic_batch_gather(session_tmp):
+    p = session_tmp / "dyn.onnx"
+    side = export_onnx("shufflenet_v2_x0_5", p, form="auto", dynamic_batch=True, input_size=64, show_progress=False)
+    assert side["form"] == "gather" and side["input"]["shape"][0] not in (1,)
+    x = np.random.default_rng(2).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    got = OnnxRunner(str(p))(x)
+    assert got.shape == (3, 1000)
+    assert np.abs(got - _ref_logits(x, "shufflenet_v2_x0_5")).max() <= 1e-4
+
+
+def _output_scale(m: onnx.ModelProto) -> float:
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in m.graph.initializer}
+    out = m.graph.output[0].name
+    node = next(n for n in m.graph.node if out in n.output)
+    assert node.op_type == "DequantizeLinear"
+    return float(numpy_helper.to_array(inits[node.input[1]]))
+
+
+def test_int8_qdq_optimized_equals_simulation(session_tmp):
+    """Full graph optimizations (int8 kernels) vs the same QDQ graph unoptimized (float simulation)."""
+    p = session_tmp / "q.onnx"
+    side = export_onnx("shufflenet_v2_x0_5", p, form="gather", int8=True, input_size=64, show_progress=False)
+    assert side["precision"] == "int8" and "synthetic" in side["calibration"]
+    info = inspect_onnx(p)
+    assert info["quantized"] and info["max_rank"] <= 4
+    scale = _output_scale(onnx.load(str(p)))
+    x = np.random.default_rng(3).standard_normal((16, 3, 64, 64)).astype(np.float32)
+    fast = OnnxRunner(str(p), optimization="all")(x)
+    sim = OnnxRunner(str(p), optimization="none")(x)
+    steps = np.abs(fast - sim).max() / scale
+    assert steps <= 2.0 + 1e-3, f"{steps:.2f} output quantization steps"
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shufflenet_edge", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def test_bad_inputs_one_line_and_no_partial_file(tmp_path):
+    out = tmp_path / "o" / "m.onnx"
+    base = ["export", "--target", "onnx", "--model", "shufflenet_v2_x0_5", "--input-size", "64", "--int8", "--quiet"]
+    r = _cli(*base, "--calib", str(tmp_path / "missing"), "--out", str(out))
+    assert r.returncode == 1 and "image folder not found" in r.stderr and r.stderr.count("\n") == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    r = _cli(*base, "--calib", str(empty), "--out", str(out))
+    assert r.returncode == 1 and "no images" in r.stderr and r.stderr.count("\n") == 1
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        import os
+
+        if os.access(ro, os.W_OK):  # root ignores permissions: use a path under a file instead
+            target = tmp_path / "afile"
+            target.write_text("x")
+            bad = target / "m.onnx"
+        else:
+            bad = ro / "m.onnx"
+        r = _cli("export", "--target", "onnx", "--model", "shufflenet_v2_x0_5", "--input-size", "64", "--quiet", "--out", str(bad))
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "error:" in r.stderr
+    finally:
+        ro.chmod(0o700)
+    leftovers = [p for p in tmp_path.rglob("*") if p.suffix in (".onnx", ".partial", ".json") or ".partial" in p.name]
+    assert leftovers == []
+
+
+def test_inspect_cli_json(v2_onnx):
+    r = _cli("inspect", str(v2_onnx["gather"]), "--json")
+    assert r.returncode == 0
+    info = json.loads(r.stdout)
+    assert info["data_movement_histogram"] == {"Gather": 26}
+
+
+def test_inspect_corrupt_file(tmp_path, v2_onnx):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(v2_onnx["gather"].read_bytes()[:5000])
+    r = _cli("inspect", str(bad))
+    assert r.returncode == 1 and "cannot read ONNX model" in r.stderr and r.stderr.count("\n") == 1
