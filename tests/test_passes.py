@@ -1,0 +1,126 @@
+"""Each graph pass: op counts before and after, and proof on random inputs that outputs are unchanged."""
+
+from __future__ import annotations
+
+import collections
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, shuffle_path
+from shufflenet_edge.export.passes.graph import Graph
+from shufflenet_edge.export.tflite_export import _nhwc, convert
+from shufflenet_edge.export.tflite_quantize import pt2e_quantize
+from shufflenet_edge.fold import fold
+from shufflenet_edge.models import build_model
+from shufflenet_edge.models.common import randomize_batchnorm
+from shufflenet_edge.runtimes.runner import TFLiteRunner
+
+SIZE = 64
+
+
+def _ops(buf: bytes) -> collections.Counter[str]:
+    g = Graph(buf)
+    return collections.Counter(g.op_name(o) for o in g.ops)
+
+
+def _run(buf: bytes, x: np.ndarray, raw: bool = False) -> np.ndarray:
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(buf)
+        f.flush()
+        r = TFLiteRunner(f.name)
+        out = []
+        for i in range(len(x)):
+            r.invoke(r.prepare(x[i : i + 1]))
+            out.append(r.raw_output() if raw else r.output().copy())
+        return np.concatenate(out)
+
+
+@pytest.fixture(scope="session")
+def small_bases() -> dict[str, bytes]:
+    torch.manual_seed(0)
+    x = torch.randn(1, SIZE, SIZE, 3)
+    v2 = _nhwc(fold(randomize_batchnorm(build_model("shufflenet_v2_x0_5")), "transpose", slice_halves=True))
+    v1 = _nhwc(fold(randomize_batchnorm(build_model("shufflenet_v1_x0_5_g3")), "transpose"))
+    calib = np.random.default_rng(0).standard_normal((4, SIZE, SIZE, 3)).astype(np.float32)
+    sim, q = pt2e_quantize(v2, x, calib)
+    return {"v2": convert(v2, x), "v1": convert(v1, x), "v2_int8": convert(sim, x, q)}
+
+
+X = np.random.default_rng(5).standard_normal((8, SIZE, SIZE, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("recipe", shuffle_path.RECIPES)
+@pytest.mark.parametrize("base", ["v2", "v2_int8"])
+def test_shuffle_path_counts_and_exactness(small_bases, recipe, base):
+    buf = small_bases[base]
+    before = _ops(buf)
+    g = Graph(buf)
+    rep = shuffle_path.run(g, recipe)
+    after_buf = g.finish()
+    after = _ops(after_buf)
+    assert rep["rewritten"] == 13 and before["SLICE"] == 26 and after["SLICE"] == 0
+    assert after["SPLIT"] == 13
+    expected_transposes = {"delegate": 13, "cpu": 13 * 4, "reference3": 13 * 3}[recipe]
+    assert after["TRANSPOSE"] - (before["TRANSPOSE"] - 3 * 13) == expected_transposes
+    raw = base.endswith("int8")
+    assert np.array_equal(_run(buf, X, raw), _run(after_buf, X, raw)), "the pass changed outputs"
+
+
+def test_shuffle_path_v1_group_shuffle(small_bases):
+    buf = small_bases["v1"]
+    g = Graph(buf)
+    rep = shuffle_path.run(g, "delegate")
+    out = g.finish()
+    assert rep["rewritten"] == 16  # every V1 unit's shuffle (g=3)
+    assert np.array_equal(_run(buf, X), _run(out, X))
+    assert max(len(Graph(out).shape(i)) for i in range(len(Graph(out).sg.tensors))) <= 4
+
+
+@pytest.mark.parametrize("base", ["v2", "v2_int8"])
+def test_maxpool_pad(small_bases, base):
+    buf = small_bases[base]
+    g = Graph(buf)
+    rep = maxpool_pad.run(g)
+    out = g.finish()
+    assert rep["rewritten"] == 1
+    assert _ops(buf)["PADV2"] == 1 and _ops(out)["PADV2"] == 0 and _ops(out)["PAD"] == _ops(buf)["PAD"] + 1
+    raw = base.endswith("int8")
+    assert np.array_equal(_run(buf, X, raw), _run(out, X, raw))
+
+
+@pytest.mark.parametrize("io", ["float", "uint8"])
+def test_io_types(small_bases, io):
+    buf = small_bases["v2_int8"]
+    g = Graph(buf)
+    io_types.run(g, io)
+    out = g.finish()
+    ops = _ops(out)
+    assert ops["QUANTIZE"] == (1 if io == "float" else 2) and ops["DEQUANTIZE"] == (1 if io == "float" else 0)
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(out)
+        f.flush()
+        r = TFLiteRunner(f.name)
+        assert r.input_dtype == ("float32" if io == "float" else "uint8")
+    got = _run(out, X)
+    want = _run(buf, X)
+    # The input quantization is done by the graph's QUANTIZE op instead of numpy: same rounding rule
+    # except exact ties, so outputs agree to within one output step.
+    g2 = Graph(buf)
+    oscale = g2.quant(int(g2.sg.outputs[0]))[0]
+    assert np.abs(got - want).max() <= oscale + 1e-6
+
+
+def test_fp16_weights(small_bases):
+    buf = small_bases["v2"]
+    g = Graph(buf)
+    rep = fp16_weights.run(g)
+    out = g.finish()
+    assert rep["weights_converted"] == _ops(buf)["CONV_2D"] + _ops(buf)["DEPTHWISE_CONV_2D"] + _ops(buf)["FULLY_CONNECTED"]
+    assert _ops(out)["DEQUANTIZE"] == rep["weights_converted"]
+    assert len(out) < 0.6 * len(buf)
+    a, b = _run(buf, X), _run(out, X)
+    assert np.abs(a - b).max() <= 0.02 * max(1.0, float(np.abs(a).max()))
