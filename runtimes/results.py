@@ -1,0 +1,534 @@
+"""One benchmark result record, its statistics, and the table / JSON / PNG every target writes.
+
+Every target (local, ssh, adb) produces the same record, one per artifact x runtime x provider x target x
+threads, built with `new_record` so no field is forgotten:
+
+    artifact, model, format, precision, form, madds, runtime, runtime_version, provider, target, threads,
+    runs, warmup, latency_ms {median, p90, p99, mean, std, min, max}, init_ms, first_inference_ms,
+    peak_rss_mb, model_size_bytes, xnnpack_partitions, environment {cpu_model, cores, machine, os, python,
+    runtime_versions, ...}, status ("ok" | "skipped" | "error"), reason (str | None)
+
+plus a few optional extras (`extra`: input shape, runtime options, device details, ...). Statistics come
+from the list of per-run times after warm-up (`latency_stats`), or, for tools that print only a summary
+(TFLite's `benchmark_model`, `onnxruntime_perf_test`), from that summary (`latency_from_summary`).
+Percentiles interpolate linearly between order statistics (numpy's default); std is the population std.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from shufflenet_edge.errors import EdgeError
+
+SCHEMA = "shufflenet-edge/bench/1"
+STATUSES = ("ok", "skipped", "error")
+LATENCY_KEYS = ("median", "p90", "p99", "mean", "std", "min", "max")
+FIELDS = (
+    "artifact", "model", "format", "precision", "form", "madds", "runtime", "runtime_version", "provider",
+    "target", "threads", "runs", "warmup", "latency_ms", "init_ms", "first_inference_ms", "peak_rss_mb",
+    "model_size_bytes", "xnnpack_partitions", "environment", "status", "reason",
+)
+ENVIRONMENT_KEYS = ("cpu_model", "cores", "machine", "os", "python", "runtime_versions")
+
+
+class TargetError(EdgeError):
+    """A target failed part-way (disconnect, timeout, refused host): one line naming the target, plus the
+    records measured before (and the error row), which the caller keeps in the JSON before exiting non-zero."""
+
+    def __init__(self, target: str, message: str, records: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(f"{target}: {message}")
+        self.target = target
+        self.records = list(records or [])
+
+
+# ---------------------------------------------------------------------------------------------------
+# statistics
+
+def _percentile(sorted_v: Sequence[float], q: float) -> float:
+    k = (len(sorted_v) - 1) * q / 100.0
+    lo = math.floor(k)
+    hi = min(lo + 1, len(sorted_v) - 1)
+    return sorted_v[lo] + (k - lo) * (sorted_v[hi] - sorted_v[lo])
+
+
+def latency_stats(times_ms: Iterable[float]) -> dict[str, float]:
+    """median, p90, p99, mean, std (population), min, max of per-run times (warm-up already excluded)."""
+    v = sorted(float(t) for t in times_ms)
+    if not v:
+        raise ValueError("latency_stats needs at least one timed run, got none")
+    if any(not math.isfinite(t) or t < 0 for t in v):
+        raise ValueError(f"per-run times must be finite and >= 0, got min {v[0]}, max {v[-1]}")
+    mean = sum(v) / len(v)
+    std = math.sqrt(sum((t - mean) ** 2 for t in v) / len(v))
+    out = {"median": _percentile(v, 50), "p90": _percentile(v, 90), "p99": _percentile(v, 99),
+           "mean": mean, "std": std, "min": v[0], "max": v[-1]}
+    return {k: round(x, 4) for k, x in out.items()}
+
+
+def latency_from_summary(**values: float | None) -> dict[str, float | None]:
+    """A latency dict from a tool's printed summary (ms); keys not printed stay None.
+
+    `latency_from_summary(mean=4.1, std=0.3, min=3.9, max=6.0, median=4.0)`; unknown keys are a ValueError."""
+    bad = set(values) - set(LATENCY_KEYS)
+    if bad:
+        raise ValueError(f"unknown latency keys {sorted(bad)}; valid: {', '.join(LATENCY_KEYS)}")
+    return {k: (None if values.get(k) is None else round(float(values[k]), 4)) for k in LATENCY_KEYS}  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------
+# records
+
+def new_record(*, artifact: str, runtime: str, target: str, threads: int | None, status: str = "ok",
+               reason: str | None = None, extra: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """A complete record: every field of FIELDS present (None when unknown), keys in schema order.
+
+    Pass the known fields by name (`latency_ms=latency_stats(times)`, `runs=100`, ...). A status other
+    than "ok" needs a reason; unknown field names are a ValueError (put extras in `extra`)."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    if status != "ok" and not reason:
+        raise ValueError(f"a {status!r} record needs a reason")
+    bad = set(fields) - set(FIELDS)
+    if bad:
+        raise ValueError(f"unknown record fields {sorted(bad)}; valid: {', '.join(FIELDS)} (or use extra=)")
+    rec: dict[str, Any] = {k: None for k in FIELDS}
+    rec.update(fields)
+    rec.update(artifact=artifact, runtime=runtime, target=target, threads=threads, status=status, reason=reason)
+    if rec["latency_ms"] is None:
+        rec["latency_ms"] = {k: None for k in LATENCY_KEYS}
+    if rec["environment"] is None:
+        rec["environment"] = {}
+    if rec["format"] is None:
+        rec["format"] = artifact_format(artifact)
+    if extra:
+        rec["extra"] = dict(extra)
+    return rec
+
+
+def artifact_format(artifact: str) -> str | None:
+    if artifact.startswith("torch:"):
+        return "torch"
+    ext = os.path.splitext(artifact)[1].lower().lstrip(".")
+    return ext or None
+
+
+def merge_artifact_info(rec: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """Fill model/format/precision/form/madds/model_size_bytes from `describe_artifact` where still None."""
+    for k in ("model", "format", "precision", "form", "madds", "model_size_bytes"):
+        if rec.get(k) is None and info.get(k) is not None:
+            rec[k] = info[k]
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------------
+# what an artifact is: sidecar JSON first (the exporters write `<artifact>.json`), then the file itself
+
+def sidecar_path(artifact: str | os.PathLike[str]) -> Path:
+    return Path(str(artifact) + ".json")
+
+
+def read_sidecar(artifact: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The exporter's sidecar (`model.tflite.json`; also `model.json` as written by other tools), or None."""
+    p = Path(artifact)
+    for c in (sidecar_path(p), p.with_suffix(".json")):
+        if c.is_file() and c != p:
+            try:
+                data = json.loads(c.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                return data
+    return None
+
+
+def _input_size_from_shape(shape: Sequence[Any] | None) -> int | None:
+    if not shape or len(shape) != 4:
+        return None
+    dims = [d if isinstance(d, int) else -1 for d in shape]
+    h = dims[1] if dims[-1] in (1, 3) and dims[1] > 3 else dims[2]
+    return h if h and h > 0 else None
+
+
+def _registry_names() -> list[str]:
+    try:
+        from shufflenet_edge.models import list_models
+
+        return list_models()
+    except Exception:  # noqa: BLE001  (no torch here: the name stays unknown)
+        return []
+
+
+def model_from_filename(path: str) -> str | None:
+    """The longest registered model name the file name starts with (`shufflenet_v2_x1_0_int8.tflite`)."""
+    stem = Path(path).name
+    best = None
+    for n in _registry_names():
+        if stem.startswith(n) and (len(stem) == len(n) or not stem[len(n)].isalnum()):
+            if best is None or len(n) > len(best):
+                best = n
+    return best
+
+
+_MADDS_CACHE: dict[tuple[str, int, int], int | None] = {}
+
+
+def registry_madds(model: str | None, input_size: int | None, num_classes: int | None = None) -> int | None:
+    """Multiply-adds of a registered model at `input_size` (from shufflenet_edge.complexity), or None."""
+    if not model or not input_size:
+        return None
+    key = (model, int(input_size), int(num_classes or 1000))
+    if key not in _MADDS_CACHE:
+        try:
+            from shufflenet_edge.complexity import count_madds
+            from shufflenet_edge.models.registry import build_model
+
+            _MADDS_CACHE[key] = int(count_madds(build_model(model, num_classes=key[2]), key[1]))
+        except Exception:  # noqa: BLE001  (unknown name, or torch missing: the plot then skips the point)
+            _MADDS_CACHE[key] = None
+    return _MADDS_CACHE[key]
+
+
+def _precision_from_graph(path: Path, fmt: str | None) -> str | None:
+    try:
+        if fmt == "onnx":
+            import onnx
+
+            m = onnx.load(str(path), load_external_data=False)
+            ops = {n.op_type for n in m.graph.node}
+            if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+                      "MatMulInteger"}:
+                return "int8"
+            if any(t.data_type == onnx.TensorProto.FLOAT16 for t in m.graph.initializer):
+                return "fp16"
+            return "fp32"
+        if fmt == "tflite":
+            from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-not-found]
+
+            model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+            types = set()
+            for si in range(model.SubgraphsLength()):
+                sg = model.Subgraphs(si)
+                for ti in range(sg.TensorsLength()):
+                    t = sg.Tensors(ti)
+                    q = t.Quantization()
+                    quantized = q is not None and q.ScaleLength() > 0
+                    types.add((t.Type(), quantized))
+            T = schema.TensorType
+            if (T.INT8, True) in types or (T.UINT8, True) in types:
+                return "int8"
+            if any(tt == T.FLOAT16 for tt, _ in types):
+                return "fp16"
+            return "fp32"
+    except Exception:  # noqa: BLE001  (a corrupt file is reported by the runtime, with its own message)
+        return None
+    return None
+
+
+def describe_artifact(path: str, *, input_size: int | None = None, num_classes: int | None = None,
+                      madds: bool = True) -> dict[str, Any]:
+    """model, format, precision, form, madds, model_size_bytes (with ONNX external data), input_size,
+    num_classes and companions of one artifact.
+
+    Sidecar keys read: model, precision, form, format, num_classes, input.shape, preprocess.input_size,
+    madds (if an exporter records it). Without a sidecar: the model from the file name (registry names),
+    the precision from the graph (QDQ / quantized tensors), the form unknown. `torch:MODEL[@SIZE]` names a
+    registered model for torch eager. `companions` are the files a copy to a board must carry along
+    (ONNX external data)."""
+    info: dict[str, Any] = {"model": None, "format": artifact_format(path), "precision": None, "form": None,
+                            "madds": None, "model_size_bytes": None, "input_size": input_size,
+                            "num_classes": num_classes, "companions": []}
+    if path.startswith("torch:"):
+        name, _, size = path[len("torch:"):].partition("@")
+        info.update(model=name, precision="fp32", form="eager", input_size=input_size or int(size or 224))
+    else:
+        p = Path(path)
+        if p.is_file():
+            info["model_size_bytes"] = p.stat().st_size
+        side = read_sidecar(p) or {}
+        m = side.get("model")
+        info["model"] = m.get("name") if isinstance(m, dict) else m
+        info["precision"] = side.get("precision")
+        info["form"] = side.get("form")
+        info["format"] = side.get("format") or info["format"]
+        info["num_classes"] = info["num_classes"] or side.get("num_classes")
+        if info["input_size"] is None:
+            inp = side.get("input") or {}
+            pre = side.get("preprocess") or {}
+            info["input_size"] = _input_size_from_shape(inp.get("shape")) or pre.get("input_size")
+        for key in ("madds", "multiply_adds"):
+            if isinstance(side.get(key), (int, float)):
+                info["madds"] = int(side[key])
+        if info["model"] is None:
+            info["model"] = model_from_filename(path)
+        if info["precision"] is None and p.is_file():
+            info["precision"] = _precision_from_graph(p, info["format"])
+        if info["format"] == "onnx" and p.is_file():
+            info["companions"] = onnx_companions(p)
+            info["model_size_bytes"] += sum(c.stat().st_size for c in info["companions"] if c.is_file())
+    if madds and info["madds"] is None:
+        info["madds"] = registry_madds(info["model"], info["input_size"], info["num_classes"])
+    return info
+
+
+def onnx_companions(path: Path) -> list[Path]:
+    """External-data files an .onnx refers to (they must travel with it), in the same folder."""
+    try:
+        import onnx
+
+        m = onnx.load(str(path), load_external_data=False)
+        locs = set()
+        for t in m.graph.initializer:
+            for e in t.external_data:
+                if e.key == "location":
+                    locs.add(e.value)
+        return [path.parent / loc for loc in sorted(locs)]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+# ---------------------------------------------------------------------------------------------------
+# output: table, JSON, PNG
+
+def _fmt_ms(v: Any) -> str:
+    if v is None:
+        return "-"
+    v = float(v)
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def _fmt(v: Any, spec: str = "") -> str:
+    if v is None:
+        return "-"
+    return format(v, spec) if spec else str(v)
+
+
+def _runtime_label(r: dict[str, Any]) -> str:
+    prov = r.get("provider")
+    return f"{r['runtime']}/{prov}" if prov else str(r["runtime"])
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """A fixed-width table (times in ms), then numbered notes with the reason of every skipped/error row,
+    then one line per distinct environment."""
+    head = ["artifact", "prec", "runtime", "target", "thr", "median", "p90", "p99", "mean", "std", "min",
+            "init", "first", "RSS MB", "size MB", "parts"]
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    for r in records:
+        lat = r.get("latency_ms") or {}
+        name = r["artifact"] if str(r["artifact"]).startswith("torch:") else os.path.basename(str(r["artifact"]))
+        base = [name, _fmt(r.get("precision")), _runtime_label(r), str(r.get("target")), _fmt(r.get("threads"))]
+        if r.get("status") != "ok":
+            # one note per distinct (status, runtime, target, reason): a missing GPU is said once, not per file
+            note = f"{r['status']}: {_runtime_label(r)} on {r.get('target')}: {r.get('reason')}"
+            if note not in notes:
+                notes.append(note)
+            rows.append(base + [f"{r['status']} [{notes.index(note) + 1}]"] + [""] * (len(head) - len(base) - 1))
+            continue
+        size = r.get("model_size_bytes")
+        rows.append(base + [_fmt_ms(lat.get(k)) for k in ("median", "p90", "p99", "mean", "std", "min")] + [
+            _fmt_ms(r.get("init_ms")), _fmt_ms(r.get("first_inference_ms")), _fmt(r.get("peak_rss_mb"), ".0f"),
+            "-" if size is None else f"{size / 1e6:.2f}", _fmt(r.get("xnnpack_partitions"))])
+    widths = [max(len(head[i]), *(len(row[i]) for row in rows)) if rows else len(head[i]) for i in range(len(head))]
+    left = {0, 1, 2, 3}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    out = [line(head), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    out.append("times in ms; warm-up excluded; parts = XNNPACK partitions (TFLite)")
+    out += [f"[{i + 1}] {n}" for i, n in enumerate(notes)]
+    out += [f"{t}: {environment_line(env)}" for t, env in target_environments(records).items()]
+    return "\n".join(out)
+
+
+def target_environments(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One environment per target: its machine, with every runtime version seen there merged in."""
+    envs: dict[str, dict[str, Any]] = {}
+    for r in records:
+        env = r.get("environment") or {}
+        if not env:
+            continue
+        t = str(r.get("target"))
+        if t not in envs:
+            envs[t] = dict(env, runtime_versions=dict(env.get("runtime_versions") or {}))
+        else:
+            envs[t]["runtime_versions"].update(env.get("runtime_versions") or {})
+    return envs
+
+
+def format_markdown(records: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of the successful rows (model, format, precision, runtime, threads, median / p90 /
+    p99 ms, multiply-adds, size), sorted by model, then one line per target environment: for the README."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    ok.sort(key=lambda r: (r.get("madds") or 0, str(r.get("model")), str(r.get("format")), str(r.get("precision")),
+                           str(r.get("runtime")), r.get("threads") or 0))
+    lines = ["| model | MMAdds | format | precision | runtime | target | threads | median ms | p90 ms | p99 ms | size MB |",
+             "|---|---:|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in ok:
+        lat = r["latency_ms"]
+        madds = f"{r['madds'] / 1e6:.0f}" if r.get("madds") else "-"
+        size = f"{r['model_size_bytes'] / 1e6:.2f}" if r.get("model_size_bytes") else "-"
+        lines.append(f"| {r.get('model') or os.path.basename(str(r['artifact']))} | {madds} | {r.get('format')} | "
+                     f"{r.get('precision') or '-'} | {_runtime_label(r)} | {r.get('target')} | {r.get('threads')} | "
+                     f"{_fmt_ms(lat.get('median'))} | {_fmt_ms(lat.get('p90'))} | {_fmt_ms(lat.get('p99'))} | {size} |")
+    lines.append("")
+    lines += [f"- {t}: {environment_line(e)}" for t, e in target_environments(ok).items()]
+    return "\n".join(lines)
+
+
+def environment_line(env: dict[str, Any]) -> str:
+    vers = env.get("runtime_versions") or {}
+    v = ", ".join(f"{k} {val}" for k, val in vers.items())
+    cores = env.get("cores")
+    extra = f" ({env['device']})" if env.get("device") else ""
+    return (f"{env.get('cpu_model', '?')}{extra}, {cores} cores, {env.get('machine', '?')}, "
+            f"{env.get('os', '?')}, Python {env.get('python', '?')}" + (f"; {v}" if v else ""))
+
+
+def _atomic_write(path: Path, write: Any, suffix: str) -> None:
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgeError(f"cannot create output folder {parent}: {e.strerror or e}") from e
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial" + suffix, dir=parent)
+    except OSError as e:
+        raise EdgeError(f"cannot write {path}: {e.strerror or e}") from e
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise EdgeError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def bench_document(records: Sequence[dict[str, Any]], **meta: Any) -> dict[str, Any]:
+    return {"schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **meta, "results": list(records)}
+
+
+def write_json(path: str | os.PathLike[str], records: Sequence[dict[str, Any]], **meta: Any) -> Path:
+    """Write {"schema", "created", **meta, "results": records} atomically (temp file, then rename)."""
+    doc = bench_document(records, **meta)
+    text = json.dumps(doc, indent=2, default=str) + "\n"
+
+    def w(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    _atomic_write(Path(path), w, ".json")
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a file written by write_json (for merging runs and for the README table)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise EdgeError(f"cannot read benchmark results {path}: {e}") from e
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise EdgeError(f"{path} is not a shufflenet-edge benchmark file (schema {SCHEMA})")
+    return list(doc.get("results") or [])
+
+
+def _short_model(name: str | None) -> str:
+    if not name:
+        return "?"
+    s = re.sub(r"^shufflenet_", "", name)
+    return s.replace("_x", " ").replace("_g", " g").replace("_", ".")
+
+
+def write_plot(path: str | os.PathLike[str], records: Sequence[dict[str, Any]], title: str | None = None) -> Path:
+    """PNG of median latency against multiply-adds (the papers' Figure 1 view): one series per
+    runtime/provider, precision, format, target and thread count; points labelled with the model. Rows
+    without a known multiply-add count are listed under the plot instead; when no row has one, a bar chart
+    of median latency per row is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in records if r.get("status") == "ok" and (r.get("latency_ms") or {}).get("median") is not None]
+    with_madds = [r for r in ok if r.get("madds")]
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
+    if with_madds:
+        series: dict[str, list[dict[str, Any]]] = {}
+        for r in with_madds:
+            key = (f"{_runtime_label(r)} {r.get('precision') or ''} {r.get('format') or ''}, {r.get('threads')} thr"
+                   f" @ {r.get('target')}")
+            series.setdefault(key, []).append(r)
+        for key, rs in sorted(series.items()):
+            rs = sorted(rs, key=lambda r: r["madds"])
+            xs = [r["madds"] / 1e6 for r in rs]
+            ys = [r["latency_ms"]["median"] for r in rs]
+            yerr = [[max(0.0, y - (r["latency_ms"].get("min") or y)) for y, r in zip(ys, rs, strict=True)],
+                    [max(0.0, (r["latency_ms"].get("p90") or y) - y) for y, r in zip(ys, rs, strict=True)]]
+            ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=key, linewidth=1)
+            for x, y, r in zip(xs, ys, rs, strict=True):
+                ax.annotate(_short_model(r.get("model")), (x, y), textcoords="offset points", xytext=(4, 4),
+                            fontsize=7)
+        ax.set_xlabel("multiply-adds (millions)")
+        ax.set_ylabel("median latency (ms); bars: min to p90")
+        ax.set_title(title or "Latency against multiply-adds (measured, not inferred)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        missing = [r for r in ok if not r.get("madds")]
+        if missing:
+            names = ", ".join(sorted({os.path.basename(str(r["artifact"])) for r in missing}))
+            fig.text(0.01, 0.01, f"not plotted (multiply-adds unknown): {names}", fontsize=7)
+    elif ok:
+        labels = [f"{os.path.basename(str(r['artifact']))}\n{_runtime_label(r)} {r.get('threads')}thr @ {r.get('target')}"
+                  for r in ok]
+        ys = [r["latency_ms"]["median"] for r in ok]
+        ax.barh(range(len(ys)), ys)
+        ax.set_yticks(range(len(ys)), labels, fontsize=7)
+        ax.set_xlabel("median latency (ms)")
+        ax.set_title(title or "Median latency (multiply-adds unknown for these artifacts)")
+    else:
+        ax.text(0.5, 0.5, "no successful measurement to plot", ha="center", va="center")
+        ax.set_axis_off()
+    fig.tight_layout()
+
+    def w(tmp: str) -> None:
+        fig.savefig(tmp, format="png")
+
+    try:
+        _atomic_write(Path(path), w, ".png")
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def exit_summary(records: Sequence[dict[str, Any]]) -> str | None:
+    """One line for the first error row (and how many there were), or None when nothing failed."""
+    errors = [r for r in records if r.get("status") == "error"]
+    if not errors:
+        return None
+    first = errors[0]
+    name = os.path.basename(str(first["artifact"]))
+    where = f"{first.get('target')}: {name} ({_runtime_label(first)}, {first.get('threads')} thread(s))"
+    more = f" (+{len(errors) - 1} more error row(s), see the table)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('reason')}{more}"
+
+
+def print_table(records: Sequence[dict[str, Any]], file: Any = None) -> None:
+    print(format_table(records), file=file or sys.stdout)

@@ -1,0 +1,298 @@
+"""The SSH target (Linux ARM boards): copy runner.py and the artifacts, run with the board's python3, read
+JSON back, clean up.
+
+Uses the user's own OpenSSH client and configuration (keys, ~/.ssh/config host aliases, ports, jump hosts):
+plain `ssh` / `scp` argv lists, never a local shell string. Commands for the remote shell are built with
+shlex.quote. Per target:
+
+1. `ssh DEST 'mktemp -d'` (plus one sub-folder per artifact), 2. `scp` runner.py and each artifact (with
+any ONNX external-data file) there, 3. `python3 runner.py --probe ...` to learn what the board has (numpy,
+onnxruntime, ai-edge-litert / tflite-runtime), 4. one `python3 runner.py --bench ...` per (artifact,
+runtime, threads), 5. `rm -rf` the temp folder, also after a failure.
+
+A board that lacks numpy or a runtime gets error rows saying exactly what to `pip install` there. A
+disconnect or timeout mid-run stops this target with a one-line error naming it (TargetError), keeping
+the records measured before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from shufflenet_edge.runtimes.local import (
+    RUNNER_PATH,
+    Job,
+    OnRecord,
+    child_argv,
+    last_line,
+    parse_runner_output,
+    record_from_runner,
+)
+from shufflenet_edge.runtimes.results import TargetError, describe_artifact, new_record
+
+from shufflenet_edge.errors import EdgeError, UsageError
+
+PIP_NAMES = {"numpy": "numpy", "onnxruntime": "onnxruntime", "litert": "ai-edge-litert",
+             "tflite-runtime": "tflite-runtime"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SshTarget:
+    """`ssh://[user@]host[:port]`; host may be an alias from the user's ~/.ssh/config."""
+
+    spec: str
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+
+def parse_ssh_target(spec: str) -> SshTarget:
+    u = urlsplit(spec)
+    rule = "write ssh://[user@]host[:port], e.g. ssh://pi@raspberrypi.local:22"
+    if u.scheme != "ssh" or not u.hostname:
+        raise UsageError(f"bad SSH target {spec!r}: {rule}")
+    if u.path not in ("", "/") or u.query or u.fragment or u.password is not None:
+        raise UsageError(f"bad SSH target {spec!r}: no path, query or password allowed; {rule}")
+    try:
+        port = u.port
+    except ValueError:
+        raise UsageError(f"bad SSH target {spec!r}: the port must be a number from 1 to 65535") from None
+    host = u.hostname if "[" not in (u.netloc or "") else u.netloc.rsplit("@", 1)[-1].split("]")[0].lstrip("[")
+    for part, what in ((host, "host"), (u.username or "", "user")):
+        # an argument starting with "-" would be read by ssh as an option
+        if part.startswith("-") or any(c.isspace() for c in part):
+            raise UsageError(f"bad SSH target {spec!r}: the {what} must not start with '-' or contain spaces")
+    return SshTarget(spec=spec, host=host, user=u.username, port=port)
+
+
+@dataclasses.dataclass
+class SshOptions:
+    options: list[str] = dataclasses.field(default_factory=list)  # each becomes "-o OPT", before our defaults
+    jump: str | None = None  # -J
+    config: str | None = None  # -F
+    identity: str | None = None  # -i
+    remote_python: str = "python3"
+    connect_timeout: float = 15.0
+    timeout: float = 600.0  # per measurement
+    ssh: str = "ssh"
+    scp: str = "scp"
+
+    def common(self) -> list[str]:
+        """Options shared by ssh and scp. User options come first: OpenSSH keeps the first value it gets."""
+        out: list[str] = []
+        if self.config:
+            out += ["-F", self.config]
+        if self.identity:
+            out += ["-i", self.identity]
+        if self.jump:
+            out += ["-J", self.jump]
+        for o in self.options:
+            out += ["-o", o]
+        given = {o.split("=", 1)[0].split()[0].lower() for o in self.options if o.strip()}
+        defaults = {"BatchMode": "yes",  # never hang on a password prompt
+                    "ConnectTimeout": f"{int(self.connect_timeout)}",
+                    "ServerAliveInterval": "10", "ServerAliveCountMax": "3"}  # notice a board that vanished
+        for k, v in defaults.items():
+            if k.lower() not in given:
+                out += ["-o", f"{k}={v}"]
+        return out
+
+
+def ssh_argv(t: SshTarget, o: SshOptions, remote_command: str) -> list[str]:
+    port = ["-p", str(t.port)] if t.port else []
+    return [o.ssh, "-T", *o.common(), *port, t.destination, remote_command]
+
+
+def scp_argv(t: SshTarget, o: SshOptions, sources: Sequence[str | os.PathLike[str]], remote_dir: str) -> list[str]:
+    port = ["-P", str(t.port)] if t.port else []
+    # Absolute local paths: never read as an option (leading "-") or as host:path (a ":" after a "/" is local).
+    srcs = [os.path.abspath(s) for s in sources]
+    return [o.scp, "-q", "-p", *o.common(), *port, *srcs, f"{t.destination}:{remote_dir}/"]
+
+
+def _remote(*words: str) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+class _Session:
+    def __init__(self, target: SshTarget, opts: SshOptions) -> None:
+        self.t = target
+        self.o = opts
+
+    def run(self, remote_command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(ssh_argv(self.t, self.o, remote_command), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def copy(self, sources: Sequence[str | os.PathLike[str]], remote_dir: str, timeout: float) -> None:
+        p = subprocess.run(scp_argv(self.t, self.o, sources, remote_dir), capture_output=True, text=True,
+                           timeout=timeout, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise EdgeError(f"copy to {remote_dir} failed: {last_line(p.stderr) or f'scp exit code {p.returncode}'}")
+
+
+def _board_python(py: str, probe: dict[str, Any]) -> str:
+    exe = probe.get("python") or py
+    return f"the board's python {exe} (Python {probe.get('python_version', '?')})"
+
+
+def _connection_message(p: subprocess.CompletedProcess[str]) -> str:
+    return last_line(p.stderr) or f"ssh exit code {p.returncode}"
+
+
+def _needs(job_runtime: str, fmt: str | None) -> list[str]:
+    if job_runtime == "auto":
+        return ["litert", "tflite-runtime"] if fmt == "tflite" else ["onnxruntime"]
+    return [job_runtime]
+
+
+def _missing_for(job: Job, fmt: str | None, probe: dict[str, Any]) -> list[str]:
+    """pip distributions the board must install for this job ([] if it can run)."""
+    missing = list(probe.get("missing") or [])
+    out = ["numpy"] if "numpy" in missing else []
+    options = _needs(job.runtime, fmt)
+    have = [r for r in options if PIP_NAMES[r] not in missing and r not in (probe.get("broken") or {})]
+    if not have:
+        out.append(PIP_NAMES[options[0]])
+    return out
+
+
+def run_ssh_target(target: str, jobs: Sequence[Job], *, runs: int, warmup: int, opts: SshOptions,
+                   include_transfers: bool = False, on_record: OnRecord | None = None,
+                   infos: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Measure every job on one board. Returns the records; raises TargetError (carrying the records
+    measured so far plus an error row) when the connection fails, drops, or a run times out."""
+    t = parse_ssh_target(target)
+    s = _Session(t, opts)
+    infos = dict(infos or {})
+    records: list[dict[str, Any]] = []
+    setup_timeout = opts.connect_timeout + 60
+
+    def emit(rec: dict[str, Any]) -> None:
+        records.append(rec)
+        if on_record:
+            on_record(rec)
+
+    def fail_rest(from_index: int, reason: str) -> None:
+        for job in jobs[from_index:]:
+            info = infos[job.artifact]
+            emit(new_record(artifact=job.artifact, runtime=job.runtime, provider=job.provider, target=target,
+                            threads=job.threads, status="error", reason=reason, model=info.get("model"),
+                            precision=info.get("precision"), form=info.get("form"), madds=info.get("madds"),
+                            model_size_bytes=info.get("model_size_bytes"), runs=runs, warmup=warmup))
+
+    artifacts = list(dict.fromkeys(j.artifact for j in jobs))
+    for a in artifacts:
+        if a not in infos:
+            infos[a] = describe_artifact(a, madds=False)
+    # 1. a private temp folder on the board, one sub-folder per artifact (names kept: ONNX external data)
+    subdirs = {a: str(i) for i, a in enumerate(artifacts)}
+    mk = 'set -e; d=$(mktemp -d "${TMPDIR:-/tmp}/shufflenet-edge.XXXXXX"); cd "$d"; ' + (
+        f"mkdir {' '.join(subdirs.values())}; " if subdirs else "") + 'pwd'
+    try:
+        p = s.run(mk, setup_timeout)
+    except subprocess.TimeoutExpired:
+        fail_rest(0, f"no answer within {setup_timeout:g} s")
+        raise TargetError(target, f"no answer within {setup_timeout:g} s", records) from None
+    if p.returncode != 0 or not p.stdout.strip():
+        msg = f"cannot connect: {_connection_message(p)}" if p.returncode == 255 else \
+            f"cannot make a temp folder (mktemp -d): {_connection_message(p)}"
+        fail_rest(0, msg)
+        raise TargetError(target, msg, records)
+    tmp = p.stdout.strip().splitlines()[-1]
+    try:
+        # 2. copy
+        try:
+            s.copy([RUNNER_PATH], tmp, setup_timeout)
+            for a in artifacts:
+                files = [Path(a), *infos[a].get("companions", [])]
+                s.copy(files, f"{tmp}/{subdirs[a]}", setup_timeout + os.path.getsize(a) / 1e6)  # >= 1 MB/s
+        except (EdgeError, subprocess.TimeoutExpired) as e:
+            msg = f"copy failed: {e}" if isinstance(e, EdgeError) else "copy timed out"
+            fail_rest(0, msg)
+            raise TargetError(target, msg, records) from None
+        # 3. what the board's python has
+        py = opts.remote_python
+        wanted = sorted({r for j in jobs for r in _needs(j.runtime, infos[j.artifact].get("format"))})
+        try:
+            p = s.run(f"cd {shlex.quote(tmp)} && {_remote(py, 'runner.py', '--probe', *wanted)}", setup_timeout)
+        except subprocess.TimeoutExpired:
+            fail_rest(0, "the probe of the board's python timed out")
+            raise TargetError(target, "the probe of the board's python timed out", records) from None
+        probe = parse_runner_output(p.stdout)
+        if probe is None:
+            if p.returncode == 255:
+                msg = f"connection lost: {_connection_message(p)}"
+            elif p.returncode == 127:
+                msg = f"no {py} on the board ({last_line(p.stderr)}); install python3 or pass --remote-python"
+            else:
+                msg = f"{py} on the board cannot run runner.py: {last_line(p.stderr) or f'exit code {p.returncode}'}"
+            fail_rest(0, msg)
+            raise TargetError(target, msg, records)
+        if not probe.get("python_ok", True):
+            msg = f"the board's {py} is Python {probe.get('python_version')}; runner.py needs 3.8 or newer"
+            fail_rest(0, msg)
+            raise TargetError(target, msg, records)
+        # 4. measure
+        lacking: dict[str, list[str]] = {}
+        for i, job in enumerate(jobs):
+            info = infos[job.artifact]
+            need = _missing_for(job, info.get("format"), probe)
+            if need:
+                lacking[job.artifact] = need
+                broken = "; ".join(f"{k} fails to import: {v}" for k, v in (probe.get("broken") or {}).items()
+                                   if PIP_NAMES.get(k) in need or k in _needs(job.runtime, info.get("format")))
+                reason = (f"{_board_python(py, probe)} lacks {', '.join(need)}: run "
+                          f"`{py} -m pip install {' '.join(need)}` there" + (f" ({broken})" if broken else ""))
+                runtime = job.runtime if job.runtime != "auto" else "litert"
+                emit(new_record(artifact=job.artifact, runtime=runtime, provider=job.provider, target=target,
+                                threads=job.threads, status="error", reason=reason, model=info.get("model"),
+                                precision=info.get("precision"), form=info.get("form"),
+                                model_size_bytes=info.get("model_size_bytes"), runs=runs, warmup=warmup,
+                                environment=probe.get("environment") or {}, extra={"missing": need}))
+                continue
+            remote_art = f"{subdirs[job.artifact]}/{Path(job.artifact).name}"
+            argv = child_argv(job, runs, warmup, python=py, runner="runner.py", time_limit=opts.timeout,
+                              include_transfers=include_transfers, artifact_path=remote_art)
+            cmd = f"cd {shlex.quote(tmp)} && exec {_remote(*argv)}"
+            started = time.monotonic()
+            try:
+                p = s.run(cmd, opts.timeout + opts.connect_timeout + 15)
+            except subprocess.TimeoutExpired:
+                msg = (f"timed out after {time.monotonic() - started:.0f} s on {Path(job.artifact).name} "
+                       f"({job.runtime}, {job.threads} thread(s))")
+                fail_rest(i, msg)
+                raise TargetError(target, msg, records) from None
+            res = parse_runner_output(p.stdout)
+            if res is None:
+                if p.returncode == 255:
+                    msg = (f"connection lost during {Path(job.artifact).name} ({job.runtime}, {job.threads} "
+                           f"thread(s)): {_connection_message(p)}")
+                    fail_rest(i, msg)
+                    raise TargetError(target, msg, records)
+                sig = f"exit code {p.returncode}"
+                res = {"status": "error", "reason": f"runner crashed on the board ({sig}): "
+                                                    f"{last_line(p.stderr) or 'no output'}"}
+            emit(record_from_runner(res, job, target, info))
+        if lacking:
+            need = list(dict.fromkeys(n for v in lacking.values() for n in v))
+            raise TargetError(target, f"{_board_python(py, probe)} lacks {', '.join(need)}: run "
+                                      f"`{py} -m pip install {' '.join(need)}` there", records)
+        return records
+    finally:
+        # 5. clean up (best effort: after a disconnect the folder may remain, and we say nothing more)
+        try:
+            s.run(_remote("rm", "-rf", "--", tmp), opts.connect_timeout + 10)
+        except (subprocess.TimeoutExpired, OSError):
+            pass
