@@ -124,3 +124,16 @@ def test_fp16_weights(small_bases):
     assert len(out) < 0.6 * len(buf)
     a, b = _run(buf, X), _run(out, X)
     assert np.abs(a - b).max() <= 0.02 * max(1.0, float(np.abs(a).max()))
+
+
+def test_metadata_round_trip(small_bases):
+    from shufflenet_edge.export.passes import metadata
+
+    buf = small_bases["v2"]
+    g = Graph(buf)
+    rep = metadata.run(g, {"preprocess": {"mean": [0.485, 0.456, 0.406]}, "labels": ["a", "b"]})
+    out = g.finish()
+    assert rep["bytes"] > 0
+    assert metadata.read(out)["labels"] == ["a", "b"]
+    assert metadata.read(buf) is None
+    assert np.array_equal(_run(buf, X), _run(out, X))
