@@ -38,7 +38,16 @@ case "$what" in
         exit "$rc"
         ;;
     main)
-        .venv/bin/shufflenet-edge info shufflenet_v2_x1_0
+        # The design card's job on the default model (shufflenet_v2_x1_0, random weights unless you pass
+        # --weights to export; synthetic calibration unless --calib DIR):
+        se=.venv/bin/shufflenet-edge
+        $se export --target tflite --int8                          # -> out/shufflenet_v2_x1_0_int8.tflite (+ .json)
+        $se export --target tflite                                 # fp32 beside it, for the comparison
+        $se parity out/shufflenet_v2_x1_0_int8.tflite out/shufflenet_v2_x1_0_fp32.tflite \
+            --synthetic 32 --json out/parity.json
+        $se bench out/shufflenet_v2_x1_0_int8.tflite out/shufflenet_v2_x1_0_fp32.tflite \
+            --threads 1,2 --json out/bench/bench.json --plot out/bench/bench.png
+        echo "main job done: artifacts and reports in out/"
         ;;
     *)
         echo "usage: bash scripts/setup.sh main|test" >&2; exit 2;;
