@@ -149,7 +149,13 @@ def test_litert_int8_network_builds_and_times(tmp_path):
     res = build_task(task, versions)
     side = res["sidecar"]
     assert side["format"] == "tflite" and side["precision"] == "int8" and side["input"]["dtype"] == "int8"
-    assert side["input"]["shape"] == [1, 56, 56, spec.channels[0]]
+    assert side["input"]["shape"] == [1, 56, 56, spec.channels[0]] == side["output"]["shape"]
+    from pathlib import Path
+
+    from shufflenet_edge.export.inspect import inspect_tflite
+
+    ops = inspect_tflite(Path(task.path), analyze_gpu=False)["op_histogram"]
+    assert ops == {"CONV_2D": 10}, ops  # 10 int8 group convolutions, no layout transposes, no requantize
     t = time_interleaved([(spec.name, "g", task.path)], "litert", 1, rounds=1, round_ms=5)
     assert t[spec.name]["median_ms"] > 0 and t[spec.name]["runs_per_round"] >= 2
 

@@ -209,16 +209,17 @@ def format_table(res: dict[str, Any], setup: str) -> str:
     # the absolute numbers and the networks
     head2 = [res["row_header"]]
     for w in widths:
-        head2 += [f"{w} block (paper ch.)", f"{w} M mult-adds", f"{w} ms (spread)"]
+        head2 += [f"{w} network", f"{w} M mult-adds", f"{w} ms (spread)"]
     lines.append("| " + " | ".join(head2) + " |")
     lines.append("|" + "---|" * len(head2))
     for r in res["rows"]:
         cells = [r["label"]]
         for w in widths:
             c = r["widths"].get(w, {})
-            pc = ",".join(str(v) for v in c.get("paper_channels", []))
+            pcs = c.get("paper_channels", [])
+            pc = f"({','.join(str(v) for v in pcs)})" if len(pcs) > 1 else f"c={pcs[0]}" if pcs else "-"
             sp = c.get("spread")
-            cells += [f"{c.get('block', '-')} ({pc})", _f(c["madds"] / 1e6 if c.get("madds") else None, ".1f"),
+            cells += [f"{c.get('block', '-')} [paper {pc}]", _f(c["madds"] / 1e6 if c.get("madds") else None, ".1f"),
                       f"{_f(c.get('median_ms'), '.3f')} ({_f(None if sp is None else 100 * sp, '.1f')}%)"]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -334,8 +335,7 @@ def write_plot(path: str | Path, doc: dict[str, Any]) -> Path:
         ax.set_xticks(range(n))
         ax.set_xticklabels([r["label"] for r in res["rows"]], rotation=20 if n > 4 else 0, fontsize=8)
         ax.set_ylabel("speed / first row")
-        ax.set_title(f"Table {res['table']}: {res['key']} ({res['verdict']['ours']['overall'].split(' (')[0]})", fontsize=10)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.set_title(f"Table {res['table']}, {res['key']}: {res['verdict']['ours']['overall']}", fontsize=9)
     if doc.get("zoo"):
         ax = axes.flat[len(tables)]
         fam_style = {"shufflenet_v1": ("o", "#4C72B0"), "shufflenet_v2": ("s", "#C44E52"), "mobilenet_v2": ("^", "#55A868")}
@@ -354,7 +354,14 @@ def write_plot(path: str | Path, doc: dict[str, Any]) -> Path:
         ax.set_title("Model zoo: latency vs multiply-adds", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[panels:]:
+    spare = list(axes.flat)[panels:]
+    if tables:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        if spare:
+            spare[0].legend(handles, labels, loc="center", fontsize=10, title="speed / first row of each column")
+        else:
+            axes.flat[0].legend(fontsize=7, loc="lower left")
+    for ax in spare:
         ax.axis("off")
     fig.suptitle(f"ShuffleNet V2 guidelines on {m['runtime']} {m['precision']}, {m['threads']} thread(s), "
                  f"{(m.get('environment') or {}).get('cpu_model', '')}", fontsize=11)

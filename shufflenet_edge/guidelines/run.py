@@ -35,9 +35,12 @@ EXT = {"onnxruntime": "onnx", "litert": "tflite"}
 # Zoo forms: the fastest CPU forms our exporters make (DESIGN.md section 3); MobileNet V2 has no shuffle.
 ZOO_FORMS = {"onnxruntime": "gather", "litert": "cpu"}
 ZOO_INPUT_SIZE = 224
-CALIBRATION_INPUTS = 8
+# int8 here is about speed (random weights), so calibration is kept small: PT2E's histogram observers
+# cost more than the conversion itself on 8 feature maps, and our exporters default to 32 images.
+CALIBRATION_INPUTS = 2
+ZOO_CALIBRATION_IMAGES = 4
 # Bump when the networks or the export recipe change, so cached artifacts are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 3
 
 
 @dataclasses.dataclass
@@ -119,7 +122,34 @@ def _calibration(shape: Sequence[int], seed: int = 0) -> np.ndarray:
     return rng.standard_normal((CALIBRATION_INPUTS, *shape[1:])).astype(np.float32)
 
 
-CALIBRATION_TEXT = f"{CALIBRATION_INPUTS} random normal inputs (seed 0): speed only, no accuracy claim"
+CALIBRATION_TEXT = (f"{CALIBRATION_INPUTS} random normal inputs (seed 0) for the guideline networks, "
+                    f"{ZOO_CALIBRATION_IMAGES} synthetic images for the zoo: speed only, no accuracy claim")
+
+
+def calibration_folder(cache: Path) -> str:
+    """A folder of a few synthetic images (smooth gradients and blobs, seeded) for the zoo's int8 exports:
+    our exporters calibrate on a folder, and a small one keeps their calibration cheap."""
+    from PIL import Image
+
+    folder = cache / "calibration"
+    names = [folder / f"synthetic_{i}.png" for i in range(ZOO_CALIBRATION_IMAGES)]
+    if all(n.is_file() for n in names):
+        return str(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1234)
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32) / 255.0
+    for n in names:
+        img = np.zeros((256, 256, 3), np.float32)
+        for c in range(3):
+            a, b, f = rng.uniform(-1, 1, 2).tolist() + [rng.uniform(1, 6)]
+            img[..., c] = 0.5 + 0.3 * np.sin(f * 6.28 * (a * xx + b * yy) + rng.uniform(0, 6.3))
+        for _ in range(4):
+            cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.3)
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.uniform(0, 1, 3)
+        tmp = n.with_name(f".{n.name}.{os.getpid()}.partial.png")
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp)
+        os.replace(tmp, n)
+    return str(folder)
 
 
 def quantize_onnx_array(src: Path, dst: Path, calib: np.ndarray) -> None:
@@ -183,11 +213,15 @@ def _build_micro(task: Task, versions: dict[str, str]) -> dict[str, Any]:
             with atomic_path(out) as tmp:
                 quantize_onnx_array(Path(src.path), tmp, calib)
     else:
-        from shufflenet_edge.export.tflite_export import _nhwc, convert
+        import litert_torch
+
+        from shufflenet_edge.export.tflite_export import convert
 
         layout = "nhwc"
         xn = x.permute(0, 2, 3, 1).contiguous()
-        wrapped = _nhwc(net)
+        # NHWC input *and* output (export.tflite_export._nhwc makes only the input NHWC, right for
+        # classifiers): a feature-map output in NCHW would add one TRANSPOSE to every row's graph.
+        wrapped = litert_torch.to_channel_last_io(net, args=[0], outputs=[0]).eval()
         if task.precision == "fp32":
             buf = convert(wrapped, xn)
         else:
@@ -233,13 +267,15 @@ def _build_zoo(task: Task, versions: dict[str, str]) -> dict[str, Any]:
             if _cached(src) is None:
                 _build_zoo(src, versions)
             side = dict(read_sidecar(src.path) or {})
+            calib = calibration_folder(out.parent.parent)
             with atomic_path(out) as tmp:
-                side["calibration"] = quantize_onnx_int8(Path(src.path), tmp, Preprocess.for_size(ZOO_INPUT_SIZE), None)
+                side["calibration"] = quantize_onnx_int8(Path(src.path), tmp, Preprocess.for_size(ZOO_INPUT_SIZE), calib)
             side.update(path=str(out), precision="int8", graph=graph_stats(out), quantized_from=src.path)
     else:
         from shufflenet_edge.export.tflite_export import export_tflite
 
-        side = export_tflite(model, out, precision=task.precision, form=form, show_progress=False)
+        calib = calibration_folder(out.parent.parent) if task.precision == "int8" else None
+        side = export_tflite(model, out, precision=task.precision, form=form, calib=calib, show_progress=False)
     side["guidelines_key"] = task.key
     write_sidecar(out, side)
     return side
@@ -253,8 +289,12 @@ def build_task(task: Task, versions: dict[str, str]) -> dict[str, Any]:
     side = _cached(task)
     if side is not None:
         return {"name": task.name, "path": task.path, "sidecar": side, "seconds": 0.0, "cached": True}
+    from shufflenet_edge.export.common import read_sidecar
+
     t0 = time.perf_counter()
-    side = _build_micro(task, versions) if task.kind == "micro" else _build_zoo(task, versions)
+    _build_micro(task, versions) if task.kind == "micro" else _build_zoo(task, versions)
+    # the sidecar as written (plain JSON): what the exporters return may hold unpicklable objects
+    side = read_sidecar(task.path) or {}
     return {"name": task.name, "path": task.path, "sidecar": side, "seconds": round(time.perf_counter() - t0, 2),
             "cached": False}
 
@@ -266,8 +306,8 @@ def _worker_init() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GLOG_minloglevel", "3")
     warnings.simplefilter("ignore")
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    logging.getLogger("litert_torch").setLevel(logging.ERROR)
+    for name in ("", "torchao", "litert_torch", "torch"):  # "" = root: litert-torch warns through it
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import torch
 
