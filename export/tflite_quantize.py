@@ -31,6 +31,30 @@ def _share_ops() -> set[Any]:
     return _SHARE_OPS
 
 
+def _annotate_uncovered(model: torch.fx.GraphModule, config: Any) -> None:
+    """Ops litert-torch's quantizer leaves in float in ShuffleNet V1: the residual add, a ReLU after an
+    add or a concat, and the 3x3 average-pool shortcut. Left in float they cost a DEQUANTIZE/QUANTIZE
+    pair each and cut the XNNPACK partition; int8 versions exist for all of them."""
+    from litert_torch.quantize.pt2e_quantizer_utils import get_input_act_qspec, get_output_act_qspec
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+
+    a = torch.ops.aten
+    act_in, act_out = get_input_act_qspec(config), get_output_act_qspec(config)
+    for n in model.graph.nodes:
+        if n.op != "call_function" or n.meta.get("quantization_annotation") is not None:
+            continue
+        if n.target in (a.add.Tensor, a.add_.Tensor) and all(isinstance(x, torch.fx.Node) for x in n.args[:2]):
+            n.meta["quantization_annotation"] = QuantizationAnnotation(
+                input_qspec_map={n.args[0]: act_in, n.args[1]: act_in}, output_qspec=act_out, _annotated=True)
+        elif n.target in (a.relu.default, a.relu_.default, a.avg_pool2d.default) and isinstance(n.args[0], torch.fx.Node):
+            prev = n.args[0]
+            if n.target == a.avg_pool2d.default or prev.meta.get("quantization_annotation") is not None:
+                # ReLU and average pooling keep the scale of their input (max/mean of quantized values).
+                qs = act_in if prev.meta.get("quantization_annotation") is None else SharedQuantizationSpec(prev)
+                n.meta["quantization_annotation"] = QuantizationAnnotation(
+                    input_qspec_map={prev: qs}, output_qspec=SharedQuantizationSpec((prev, n)), _annotated=True)
+
+
 def make_quantizer() -> Any:
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
@@ -40,6 +64,7 @@ def make_quantizer() -> Any:
 
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
             model = super().annotate(model)
+            _annotate_uncovered(model, self.global_config)
             share = _share_ops()
             moved: set[torch.fx.Node] = set()
             for n in model.graph.nodes:  # topological order
@@ -54,9 +79,16 @@ def make_quantizer() -> Any:
                         moved.add(n)
                 elif n.target == torch.ops.aten.cat.default:
                     ins = [i for i in n.args[0] if isinstance(i, torch.fx.Node)]
-                    anchor = ins[0]
+                    observed = [i for i in ins if (i.meta.get("quantization_annotation") is not None
+                                                   and i.meta["quantization_annotation"].output_qspec is not None)]
+                    relu_after = any(u.target in (torch.ops.aten.relu.default, torch.ops.aten.relu_.default) for u in n.users)
+                    if not observed or relu_after:  # V1's concat-then-ReLU: keep the quantizer's own choice
+                        continue
+                    anchor = observed[0]
                     s = SharedQuantizationSpec(anchor)
-                    for other in ins[1:]:
+                    for other in ins:
+                        if other is anchor:
+                            continue
                         # The producer writes straight into the shared scale: no requantize op.
                         oa = other.meta.get("quantization_annotation")
                         if oa is not None and other not in moved and len(other.users) == 1:

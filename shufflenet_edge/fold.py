@@ -183,25 +183,50 @@ class GroupShuffle(nn.Module):
         return x.reshape(self.g, c // self.g, h * w).permute(1, 0, 2).reshape(1, c, h, w)
 
 
+def avgpool_as_depthwise(channels: int) -> nn.Conv2d:
+    """AvgPool2d(3, 2, padding=1) (count_include_pad) as a depthwise conv with weights 1/9: the same
+    numbers, and an op every int8 backend takes (XNNPACK has no int8 average pool: each one cut the
+    graph into more partitions). 1/9 is exact in per-channel int8 (q = 127, scale = 1/(9*127))."""
+    conv = nn.Conv2d(channels, channels, 3, 2, 1, bias=False, groups=channels)
+    with torch.no_grad():
+        conv.weight.fill_(1.0 / 9.0)
+    return conv
+
+
 class FoldedUnitV1(ShuffleUnitV1):
-    def __init__(self, ref: ShuffleUnitV1, form: str) -> None:
+    def __init__(self, ref: ShuffleUnitV1, form: str, avgpool_as_conv: bool = False) -> None:
         nn.Module.__init__(self)
         self.stride, self.groups = ref.stride, ref.groups
         self.branch = copy.deepcopy(ref.branch)
-        self.shortcut = copy.deepcopy(ref.shortcut)
+        if avgpool_as_conv and ref.stride == 2:
+            self.shortcut = avgpool_as_depthwise(ref.branch[0].in_channels)
+        else:
+            self.shortcut = copy.deepcopy(ref.shortcut)
         self.group_shuffle = GroupShuffle(self.branch[0].out_channels, ref.groups, form)
 
     def shuffle(self, x: torch.Tensor) -> torch.Tensor:
         return self.group_shuffle(x)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return super().forward(x)
+        y = self.branch[2](self.branch[1](self.branch[0](x)))
+        y = self.shuffle(y)
+        for i in range(3, 7):
+            y = self.branch[i](y)
+        # relu(cat(pool(x), y)) == cat(pool(x), relu(y)) because x >= 0 (every unit's input is a ReLU or
+        # max-pool output), so the average pool is >= 0 too: the ReLU fuses into the branch's last conv
+        # instead of running as a standalone op on the concat (which XNNPACK does not take in int8).
+        return torch.cat((self.shortcut(x), torch.relu(y)), dim=1)
+
 
 class FoldedShuffleNetV1(nn.Module):
-    def __init__(self, ref: ShuffleNetV1, form: str = "transpose") -> None:
+    def __init__(self, ref: ShuffleNetV1, form: str = "transpose", avgpool_as_conv: bool = False) -> None:
         super().__init__()
         self.form = form
         self.conv1 = copy.deepcopy(ref.conv1)
         self.maxpool = copy.deepcopy(ref.maxpool)
-        self.units = nn.Sequential(*[FoldedUnitV1(u, form) for s in (ref.stage2, ref.stage3, ref.stage4) for u in s])
+        self.units = nn.Sequential(*[FoldedUnitV1(u, form, avgpool_as_conv) for s in (ref.stage2, ref.stage3, ref.stage4) for u in s])
         self.fc = copy.deepcopy(ref.fc)
         self.eval()
 
@@ -210,11 +235,12 @@ class FoldedShuffleNetV1(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
-def fold(model: nn.Module, form: str = "transpose", slice_halves: bool = False) -> nn.Module:
+def fold(model: nn.Module, form: str = "transpose", slice_halves: bool = False, avgpool_as_conv: bool = False) -> nn.Module:
     """The export form of a reference model. `reference` returns the model itself.
 
     `slice_halves` (V2, transpose form) takes the halves with basic slicing instead of one split:
-    the TFLite path converts this form and rewrites its data path with a graph pass anyway."""
+    the TFLite path converts this form and rewrites its data path with a graph pass anyway.
+    `avgpool_as_conv` (V1) computes the stride-2 shortcut's average pool as a depthwise conv."""
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}; valid: {', '.join(FORMS)}")
     if form == "reference":
@@ -222,5 +248,5 @@ def fold(model: nn.Module, form: str = "transpose", slice_halves: bool = False) 
     if isinstance(model, ShuffleNetV2):
         return FoldedShuffleNetV2(model, form, slice_halves)
     if isinstance(model, ShuffleNetV1):
-        return FoldedShuffleNetV1(model, form)
+        return FoldedShuffleNetV1(model, form, avgpool_as_conv)
     raise TypeError(f"fold supports ShuffleNetV1 and ShuffleNetV2, got {type(model).__name__}")

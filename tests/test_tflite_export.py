@@ -131,3 +131,14 @@ def test_truncated_tflite_is_one_line_error(tmp_path, v2_fp32):
     bad.write_bytes(v2_fp32["delegate"].read_bytes()[:3000])
     r = subprocess.run([sys.executable, "-m", "shufflenet_edge", "inspect", str(bad)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot read TFLite model" in r.stderr
+
+
+def test_v1_int8_one_partition(session_tmp):
+    """V1 int8: residual adds, ReLUs and the average-pool shortcut all int8, one XNNPACK partition."""
+    out = session_tmp / "v1_int8.tflite"
+    side = export_tflite("shufflenet_v1_x0_5_g3", out, precision="int8", form="delegate", input_size=64, show_progress=False)
+    g = side["graph"]
+    assert g["xnnpack_partitions"] == 1 and g["max_rank"] <= 4 and g["quantize_ops"] == 0
+    assert "DEQUANTIZE" not in g["op_histogram"] and "AVERAGE_POOL_2D" not in g["op_histogram"]
+    assert side["checks"]["passes_max_int8_change"] == 0
+    assert side["checks"]["top1_agreement_vs_simulation"] >= 0.9
