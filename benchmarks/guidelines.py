@@ -85,7 +85,7 @@ def summary(runs: list[dict], out: Path) -> str:
         lines += ["", "## Model zoo latency (ms, 224x224, batch 1)", "", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head)]
         for m in models:
-            rows = {k: next((r for r in z["rows"] if r["model"] == m), {}) for k, z in zoo_runs.items()}
+            rows: dict = {k: next((r for r in z["rows"] if r["model"] == m), {}) for k, z in zoo_runs.items()}
             any_row = next(iter(rows.values()))
             cells = [m, f"{any_row['madds'] / 1e6:.1f}"]
             cells += [f"{r['median_ms']:.2f}" if r.get("median_ms") else "-" for r in rows.values()]

@@ -274,8 +274,8 @@ def _build_zoo(task: Task, versions: dict[str, str]) -> dict[str, Any]:
     else:
         from shufflenet_edge.export.tflite_export import export_tflite
 
-        calib = calibration_folder(out.parent.parent) if task.precision == "int8" else None
-        side = export_tflite(model, out, precision=task.precision, form=form, calib=calib, show_progress=False)
+        tcalib = calibration_folder(out.parent.parent) if task.precision == "int8" else None
+        side = export_tflite(model, out, precision=task.precision, form=form, calib=tcalib, show_progress=False)
     side["guidelines_key"] = task.key
     write_sidecar(out, side)
     return side
