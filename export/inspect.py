@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-
 from shufflenet_edge.errors import EdgeError
 
 ONNX_DATA_MOVEMENT = ("Transpose", "Slice", "Split", "Gather", "GatherElements", "GatherND")

@@ -10,18 +10,17 @@
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from shufflenet_edge.export.common import atomic_path, check_writable, progress, tool_versions, write_sidecar
 from torch import nn
 
 from shufflenet_edge.data import Preprocess
 from shufflenet_edge.errors import EdgeError, UsageError
-from shufflenet_edge.export.common import atomic_path, check_writable, progress, tool_versions, write_sidecar
 from shufflenet_edge.fold import fold
 from shufflenet_edge.models import get_info
 from shufflenet_edge.models.weights import file_sha256, load_model
@@ -66,29 +65,11 @@ def graph_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def time_onnx(paths: dict[str, Path], x: np.ndarray, threads: int = 1, rounds: int = 3, runs: int = 30) -> dict[str, Any]:
     """Interleaved timing of several graphs in one process (spinning off): median ms per round."""
+    from shufflenet_edge.export.timing import interleaved_medians
     from shufflenet_edge.runtimes.runner import OnnxRunner
 
     runners = {k: OnnxRunner(str(p), threads=threads) for k, p in paths.items()}
-    for r in runners.values():
-        for _ in range(5):
-            r.invoke(x)
-    per: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(rounds):
-        for k, r in runners.items():
-            ts = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                r.invoke(x)
-                ts.append(time.perf_counter() - t0)
-            per[k].append(float(np.median(ts) * 1e3))
-    return {
-        "runtime": "onnxruntime",
-        "threads": threads,
-        "rounds": rounds,
-        "runs_per_round": runs,
-        "median_ms": {k: float(np.median(v)) for k, v in per.items()},
-        "round_medians_ms": per,
-    }
+    return interleaved_medians({k: (lambda r=r: r.invoke(x)) for k, r in runners.items()}, "onnxruntime", threads, rounds, runs)
 
 
 def export_onnx(

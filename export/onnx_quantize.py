@@ -6,9 +6,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from shufflenet_edge.export.calibration import calibration_set
 
 from shufflenet_edge.data import Preprocess
-from shufflenet_edge.export.calibration import calibration_set
 
 
 def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None, batch: int = 1) -> str:

@@ -20,20 +20,20 @@ import contextlib
 import io
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from shufflenet_edge.export.calibration import calibration_set
+from shufflenet_edge.export.common import atomic_path, check_writable, progress, tool_versions, write_sidecar
+from shufflenet_edge.export.tflite_quantize import pt2e_quantize
+from shufflenet_edge.export.timing import interleaved_medians
 from torch import nn
 
 from shufflenet_edge.data import Preprocess
 from shufflenet_edge.errors import EdgeError, UsageError
-from shufflenet_edge.export.calibration import calibration_set
-from shufflenet_edge.export.tflite_quantize import pt2e_quantize
-from shufflenet_edge.export.common import atomic_path, check_writable, progress, tool_versions, write_sidecar
 from shufflenet_edge.fold import fold
 from shufflenet_edge.models import get_info
 from shufflenet_edge.models.weights import file_sha256, load_model
@@ -106,20 +106,8 @@ def time_tflite(models: dict[str, bytes], x: np.ndarray, threads: int, rounds: i
             p.write_bytes(b)
             runners[k] = TFLiteRunner(str(p), threads=threads)
         prepared = {k: r.prepare(x) for k, r in runners.items()}
-        for k, r in runners.items():
-            for _ in range(5):
-                r.invoke(prepared[k])
-        per: dict[str, list[float]] = {k: [] for k in runners}
-        for _ in range(rounds):
-            for k, r in runners.items():
-                ts = []
-                for _ in range(runs):
-                    t0 = time.perf_counter()
-                    r.invoke(prepared[k])
-                    ts.append(time.perf_counter() - t0)
-                per[k].append(float(np.median(ts) * 1e3))
-    return {"runtime": "litert", "threads": threads, "rounds": rounds, "runs_per_round": runs,
-            "median_ms": {k: float(np.median(v)) for k, v in per.items()}, "round_medians_ms": per}
+        return interleaved_medians({k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()},
+                                   "litert", threads, rounds, runs)
 
 
 def _run(buf: bytes, x: np.ndarray, raw: bool = False) -> np.ndarray:

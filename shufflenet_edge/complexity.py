@@ -128,7 +128,7 @@ def _hooks(model: nn.Module, rows: list[Cost], counter_sink: list[tuple[str, int
     for m in model.modules():
         if len(list(m.children())) == 0:
             handles.append(m.register_forward_hook(leaf_hook))
-    for (name, mod), row in zip(_unit_modules(model), rows):
+    for (_name, mod), row in zip(_unit_modules(model), rows):
         handles.append(mod.register_forward_pre_hook(pre_row(row)))
         handles.append(mod.register_forward_hook(post_row(row)))
     try:

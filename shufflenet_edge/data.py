@@ -137,7 +137,7 @@ def synthetic_images(n: int, pre: Preprocess, seed: int = 0) -> ImageSet:
     s = pre.input_size
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / max(1, s - 1)
     out = []
-    for i in range(n):
+    for _ in range(n):
         img = np.zeros((s, s, 3), np.float32)
         for c in range(3):
             a, b, f, ph = rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(1, 8), rng.uniform(0, 6.3)

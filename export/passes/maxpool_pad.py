@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from shufflenet_edge.export.passes.graph import Graph, schema
 
 

@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 import numpy as np
-
 from shufflenet_edge.export.passes.graph import Graph, schema
 
 NAME = "shufflenet_edge"

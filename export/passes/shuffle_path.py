@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from shufflenet_edge.export.passes.graph import Graph
 from shufflenet_edge.export.passes.simulate import DATA_MOVEMENT, Unsupported, run_ops
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from shufflenet_edge.export.passes.graph import Graph
 
 DATA_MOVEMENT = {"TRANSPOSE", "RESHAPE", "SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V", "GATHER", "SQUEEZE", "EXPAND_DIMS", "PACK", "UNPACK"}
