@@ -5,3 +5,4 @@ from shufflenet_edge.commands import export  # noqa: F401
 from shufflenet_edge.commands import android  # noqa: F401
 from shufflenet_edge.commands import bench  # noqa: F401
 from shufflenet_edge.commands import guidelines  # noqa: F401
+from shufflenet_edge.commands import parity  # noqa: F401

@@ -1,0 +1,95 @@
+"""`parity`: every artifact against the PyTorch float model; non-zero exit when a threshold is missed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shufflenet_edge.cli import command, positive_int
+from shufflenet_edge.errors import UsageError
+
+
+def fraction(s: str) -> float:
+    """0.99 or 99%."""
+    try:
+        v = float(s[:-1]) / 100.0 if s.endswith("%") else float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.99 or a percentage like 99%, got {s!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1] (or a percentage like 99%), got {s!r}")
+    return v
+
+
+def non_negative(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}")
+    return v
+
+
+def _add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".onnx or .tflite files (their sidecar JSON says how to feed them)")
+    p.add_argument("--model", help="registered model name (default: from each artifact's sidecar)")
+    p.add_argument("--weights", help="torchvision-format state dict (default: the one the sidecar records)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--images", metavar="DIR", help="image folder; one sub-folder per class gives accuracy numbers")
+    src.add_argument("--npy", metavar="FILE",
+                     help="preprocessed inputs: .npy float (N,3,H,W) or (N,H,W,3), uint8 (N,H,W,3) raw RGB, or .npz with x and y")
+    src.add_argument("--synthetic", type=positive_int, metavar="N", help="N structured synthetic images (default 32)")
+    p.add_argument("--limit", type=positive_int, help="use at most this many images from --images")
+    p.add_argument("--json", metavar="OUT", help="write the report as JSON here")
+    p.add_argument("--min-top1-agreement", type=fraction, metavar="X", help="e.g. 0.99 or 99%%")
+    p.add_argument("--min-top5-overlap", type=fraction, metavar="X")
+    p.add_argument("--min-psnr", type=float, metavar="DB", help="e.g. 30")
+    p.add_argument("--max-abs-error", type=non_negative, metavar="E", help="max absolute logit error, e.g. 1e-4")
+    p.add_argument("--min-cosine", type=fraction, metavar="X", help="minimum per-sample cosine similarity")
+    p.add_argument("--max-accuracy-drop", type=non_negative, metavar="POINTS",
+                   help="top-1 accuracy may fall at most this many percentage points (needs labelled --images)")
+    p.add_argument("--per-layer", action="store_true",
+                   help="compare the stem, every unit and the head with PyTorch and show where error first grows")
+    p.add_argument("--per-layer-samples", type=positive_int, default=4, metavar="N", help="inputs used by --per-layer (default 4)")
+    p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("--quiet", action="store_true", help="print only failures")
+
+
+@command("parity", "compare .onnx/.tflite artifacts with the PyTorch float model: errors, PSNR, agreement, accuracy")(_add)
+def cmd_parity(args: argparse.Namespace) -> int:
+    from shufflenet_edge.parity import Inputs, Thresholds, format_table, inputs_from_npy, run_parity, write_json_atomic
+
+    if args.limit and not args.images:
+        raise UsageError("--limit applies to --images only")
+    if args.images:
+        inputs = Inputs("images", f"image folder {args.images}", folder=args.images, limit=args.limit)
+    elif args.npy:
+        inputs = inputs_from_npy(args.npy)
+    else:
+        inputs = Inputs("synthetic", "synthetic", n_synthetic=args.synthetic or 32)
+    thresholds = Thresholds(
+        max_abs_error=args.max_abs_error,
+        min_psnr=args.min_psnr,
+        min_top1_agreement=args.min_top1_agreement,
+        min_top5_overlap=args.min_top5_overlap,
+        min_cosine=args.min_cosine,
+        max_accuracy_drop=args.max_accuracy_drop,
+    )
+    report = run_parity(
+        args.artifacts, inputs, model=args.model, weights=args.weights, thresholds=thresholds,
+        per_layer=args.per_layer, per_layer_samples=args.per_layer_samples, threads=args.threads,
+    )
+    if args.json:
+        write_json_atomic(report, args.json)
+    if not args.quiet:
+        print(format_table(report))
+    if not report["passed"]:
+        for r in report["artifacts"]:
+            if not r["passed"]:
+                msg = f"parity failed for {r['artifact']}: {'; '.join(r['failures'])}"
+                pl = r.get("per_layer")
+                if pl and pl.get("first_divergence"):
+                    msg += f" (per-layer: error first grows at {pl['first_divergence']})"
+                print(f"shufflenet-edge: {msg}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,664 @@
+"""Parity of an artifact's outputs with the PyTorch float model (DESIGN.md section 5).
+
+This is the one parity helper of the project: exporters, tests, benchmarks and the `parity` command all
+compare through `compare` / `check_parity` / `assert_close`, so every failure message carries the same
+statistics (shape, max and mean absolute error, cosine, PSNR, top-1 agreement).
+
+Metrics over N inputs, `ref` = PyTorch float logits, `out` = the artifact's (dequantized) logits:
+- max and mean absolute error of all logits;
+- cosine similarity of each sample's logit vector (mean and minimum over samples);
+- PSNR = 20·log10(max|ref| / rmse) in dB (Qualcomm AI Hub's form: above 30 dB is "good"); identical
+  outputs give +inf, written as null in JSON;
+- top-1 agreement (same arg-max), top-5 overlap (mean |top5(ref) ∩ top5(out)| / 5);
+- top-1 / top-5 accuracy of both, when labels are given.
+
+`run_parity` is the engine of `shufflenet-edge parity`: it reads each artifact's sidecar JSON to know how
+to feed it (layout, input size, preprocessing, quantization), runs it through `runtimes.runner`, runs the
+reference, and returns a report (a JSON-able dict) that `format_table` prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shufflenet_edge.errors import EdgeError, UsageError
+
+TOPK = 5
+
+
+class ParityError(EdgeError):
+    """Outputs disagree beyond a threshold; the message carries the statistics."""
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+@dataclasses.dataclass
+class ParityStats:
+    n: int
+    num_classes: int
+    max_abs_error: float
+    mean_abs_error: float
+    cosine_mean: float
+    cosine_min: float
+    psnr_db: float  # math.inf when outputs are identical
+    top1_agreement: float
+    top5_overlap: float
+    max_abs_ref: float
+    ref_top1_accuracy: float | None = None
+    ref_top5_accuracy: float | None = None
+    top1_accuracy: float | None = None
+    top5_accuracy: float | None = None
+
+    @property
+    def accuracy_drop_points(self) -> float | None:
+        """Reference top-1 accuracy minus the artifact's, in percentage points."""
+        if self.ref_top1_accuracy is None or self.top1_accuracy is None:
+            return None
+        return 100.0 * (self.ref_top1_accuracy - self.top1_accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["psnr_db"] = None if math.isinf(self.psnr_db) else self.psnr_db
+        d["accuracy_drop_points"] = self.accuracy_drop_points
+        return d
+
+    def summary(self) -> str:
+        """One line with every statistic, for failure messages."""
+        parts = [
+            f"n={self.n}",
+            f"max abs err {self.max_abs_error:.3g}",
+            f"mean abs err {self.mean_abs_error:.3g}",
+            f"cosine {self.cosine_mean:.6f} (min {self.cosine_min:.6f})",
+            f"PSNR {fmt_psnr(self.psnr_db)} dB",
+            f"top-1 agreement {self.top1_agreement:.2%}",
+            f"top-5 overlap {self.top5_overlap:.2%}",
+        ]
+        if self.top1_accuracy is not None and self.ref_top1_accuracy is not None:
+            parts.append(f"top-1 accuracy {self.top1_accuracy:.2%} vs reference {self.ref_top1_accuracy:.2%}")
+        return ", ".join(parts)
+
+
+def fmt_psnr(p: float) -> str:
+    return "inf" if math.isinf(p) else f"{p:.1f}"
+
+
+def _topk(x: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-x, axis=1, kind="stable")[:, :k]
+
+
+def compare(out: np.ndarray, ref: np.ndarray, labels: np.ndarray | None = None) -> ParityStats:
+    """Statistics of `out` (artifact logits, N x K) against `ref` (reference logits, N x K)."""
+    out = np.asarray(out, np.float64)
+    ref = np.asarray(ref, np.float64)
+    if out.shape != ref.shape:
+        raise ParityError(f"output shape {tuple(out.shape)} differs from the reference's {tuple(ref.shape)}")
+    if out.ndim == 1:
+        out, ref = out[None], ref[None]
+    out = out.reshape(out.shape[0], -1)
+    ref = ref.reshape(ref.shape[0], -1)
+    n, k = ref.shape
+    if n == 0:
+        raise ParityError("no outputs to compare (0 inputs)")
+    if not np.isfinite(out).all():
+        bad = int((~np.isfinite(out)).sum())
+        raise ParityError(f"artifact output holds {bad} non-finite values (NaN or inf) of {out.size}")
+    diff = np.abs(out - ref)
+    rmse = float(np.sqrt(np.mean(diff**2)))
+    peak = float(np.abs(ref).max())
+    if rmse == 0.0:
+        psnr = math.inf
+    elif peak == 0.0:
+        psnr = -math.inf
+    else:
+        psnr = 20.0 * math.log10(peak / rmse)
+    no = np.linalg.norm(out, axis=1)
+    nr = np.linalg.norm(ref, axis=1)
+    denom = no * nr
+    cos = np.where(denom > 0, np.sum(out * ref, axis=1) / np.where(denom > 0, denom, 1.0),
+                   np.where((no == 0) & (nr == 0), 1.0, 0.0))
+    kk = min(TOPK, k)
+    t_ref, t_out = _topk(ref, kk), _topk(out, kk)
+    overlap = np.mean([len(set(a) & set(b)) / kk for a, b in zip(t_ref, t_out)])
+    stats = ParityStats(
+        n=n,
+        num_classes=k,
+        max_abs_error=float(diff.max()),
+        mean_abs_error=float(diff.mean()),
+        cosine_mean=float(cos.mean()),
+        cosine_min=float(cos.min()),
+        psnr_db=psnr,
+        top1_agreement=float(np.mean(t_ref[:, 0] == t_out[:, 0])),
+        top5_overlap=float(overlap),
+        max_abs_ref=peak,
+    )
+    if labels is not None:
+        y = np.asarray(labels).reshape(-1)
+        if len(y) != n:
+            raise ParityError(f"{len(y)} labels for {n} outputs")
+        stats.ref_top1_accuracy = float(np.mean(t_ref[:, 0] == y))
+        stats.top1_accuracy = float(np.mean(t_out[:, 0] == y))
+        stats.ref_top5_accuracy = float(np.mean((t_ref == y[:, None]).any(1)))
+        stats.top5_accuracy = float(np.mean((t_out == y[:, None]).any(1)))
+    return stats
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """What an artifact must meet; None = not checked. Agreements and cosine are fractions (0..1)."""
+
+    max_abs_error: float | None = None
+    min_psnr: float | None = None
+    min_top1_agreement: float | None = None
+    min_top5_overlap: float | None = None
+    min_cosine: float | None = None
+    max_accuracy_drop: float | None = None  # percentage points of top-1 accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    def any(self) -> bool:
+        return bool(self.to_dict())
+
+
+def violations(stats: ParityStats, t: Thresholds) -> list[str]:
+    """Each missed threshold as 'metric value <op> limit'."""
+    bad = []
+    if t.max_abs_error is not None and not stats.max_abs_error <= t.max_abs_error:
+        bad.append(f"max abs error {stats.max_abs_error:.3g} > {t.max_abs_error:.3g}")
+    if t.min_psnr is not None and not stats.psnr_db >= t.min_psnr:
+        bad.append(f"PSNR {fmt_psnr(stats.psnr_db)} dB < {t.min_psnr:g} dB")
+    if t.min_top1_agreement is not None and not stats.top1_agreement >= t.min_top1_agreement:
+        bad.append(f"top-1 agreement {stats.top1_agreement:.2%} < {t.min_top1_agreement:.2%}")
+    if t.min_top5_overlap is not None and not stats.top5_overlap >= t.min_top5_overlap:
+        bad.append(f"top-5 overlap {stats.top5_overlap:.2%} < {t.min_top5_overlap:.2%}")
+    if t.min_cosine is not None and not stats.cosine_min >= t.min_cosine:
+        bad.append(f"min cosine {stats.cosine_min:.6f} < {t.min_cosine:.6f}")
+    if t.max_accuracy_drop is not None:
+        drop = stats.accuracy_drop_points
+        if drop is None:
+            bad.append("accuracy drop cannot be checked: the inputs have no labels (use an image folder with class sub-folders)")
+        elif not drop <= t.max_accuracy_drop:
+            bad.append(f"top-1 accuracy drop {drop:.2f} points > {t.max_accuracy_drop:g}")
+    return bad
+
+
+def check_parity(
+    out: np.ndarray,
+    ref: np.ndarray,
+    *,
+    what: str = "output",
+    labels: np.ndarray | None = None,
+    max_abs_error: float | None = None,
+    min_psnr: float | None = None,
+    min_top1_agreement: float | None = None,
+    min_top5_overlap: float | None = None,
+    min_cosine: float | None = None,
+    max_accuracy_drop: float | None = None,
+) -> ParityStats:
+    """Compare and raise ParityError naming every missed threshold and all statistics."""
+    stats = compare(out, ref, labels)
+    t = Thresholds(max_abs_error, min_psnr, min_top1_agreement, min_top5_overlap, min_cosine, max_accuracy_drop)
+    bad = violations(stats, t)
+    if bad:
+        raise ParityError(f"parity failed for {what}: {'; '.join(bad)} ({stats.summary()})")
+    return stats
+
+
+def assert_close(actual: Any, expected: Any, *, atol: float = 1e-5, rtol: float = 1e-5, what: str = "tensor") -> None:
+    """Element-wise closeness for raw tensors; the failure says shape, dtype, max/mean abs error and where."""
+    a = np.asarray(actual)
+    e = np.asarray(expected)
+    if a.shape != e.shape:
+        raise ParityError(f"{what}: shape {tuple(a.shape)} ({a.dtype}) differs from expected {tuple(e.shape)} ({e.dtype})")
+    a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    diff = np.abs(a64 - e64)
+    bad = ~(diff <= atol + rtol * np.abs(e64))
+    if bad.any():
+        worst = np.unravel_index(int(np.argmax(np.where(np.isnan(diff), np.inf, diff))), diff.shape)
+        raise ParityError(
+            f"{what}: {int(bad.sum())} of {bad.size} elements differ beyond atol {atol:g} + rtol {rtol:g}: "
+            f"shape {tuple(a.shape)}, dtype {a.dtype} vs {e.dtype}, max abs err {float(np.nanmax(diff)):.3g} "
+            f"at {tuple(int(i) for i in worst)} ({a64[worst]:.6g} vs {e64[worst]:.6g}), mean abs err {float(np.nanmean(diff)):.3g}"
+        )
+
+
+# --------------------------------------------------------------------------------------------- sidecar
+
+
+def sidecar_path(artifact: str | os.PathLike[str]) -> Path:
+    return Path(str(artifact) + ".json")
+
+
+def read_sidecar(artifact: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The artifact's sidecar JSON, None if there is none; a one-line error if it is unreadable."""
+    p = sidecar_path(artifact)
+    if not p.exists():
+        return None
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise EdgeError(f"cannot read sidecar {p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    if not isinstance(d, dict):
+        raise EdgeError(f"sidecar {p} is not a JSON object")
+    return d
+
+
+def check_artifact_file(path: str | os.PathLike[str]) -> str:
+    """The artifact's format ('onnx' or 'tflite'); one-line errors for missing, empty, truncated or foreign files."""
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in (".onnx", ".tflite"):
+        raise UsageError(f"unknown artifact type {ext or '(none)'!r} for {p}: expected .onnx or .tflite")
+    if not p.is_file():
+        raise EdgeError(f"artifact not found: {p}")
+    size = p.stat().st_size
+    if size == 0:
+        raise EdgeError(f"artifact {p} is empty (0 bytes)")
+    if ext == ".tflite":
+        with open(p, "rb") as f:
+            head = f.read(8)
+        if len(head) < 8 or head[4:8] != b"TFL3":
+            raise EdgeError(f"artifact {p} is not a TFLite flatbuffer (no 'TFL3' identifier at byte 4; corrupt or not a .tflite)")
+        return "tflite"
+    return "onnx"
+
+
+# --------------------------------------------------------------------------------------------- inputs
+
+
+@dataclasses.dataclass
+class Inputs:
+    """Preprocessed float NCHW inputs (N, 3, S, S), labels if known, and where they came from.
+
+    `kind` is 'images' (a folder: preprocessed per artifact with its sidecar's preprocessing), 'npy'
+    (already preprocessed, used as given) or 'synthetic'.
+    """
+
+    kind: str
+    source: str
+    x: np.ndarray | None = None  # for npy
+    labels: np.ndarray | None = None
+    folder: str | None = None
+    limit: int | None = None
+    n_synthetic: int = 0
+    seed: int = 0
+
+
+def inputs_from_npy(path: str | os.PathLike[str]) -> Inputs:
+    """A .npy (inputs) or .npz (arrays `x` and optional `y`) of preprocessed model inputs.
+
+    Accepted: float NCHW (N, 3, H, W) or NHWC (N, H, W, 3), or uint8 NHWC raw RGB images (normalized
+    later with the artifact's preprocessing). A single image may omit N.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise EdgeError(f"input file not found: {p}")
+    labels = None
+    try:
+        if p.suffix.lower() == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                key = next((k for k in ("x", "images", "inputs") if k in z.files), None)
+                if key is None:
+                    raise EdgeError(f"{p} holds arrays {z.files}; expected 'x' (inputs) and optionally 'y' (labels)")
+                x = z[key]
+                ykey = next((k for k in ("y", "labels") if k in z.files), None)
+                labels = z[ykey].astype(np.int64).reshape(-1) if ykey else None
+        else:
+            x = np.load(p, allow_pickle=False)
+    except EdgeError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise EdgeError(f"cannot read input array {p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or (x.shape[1] != 3 and x.shape[3] != 3):
+        raise EdgeError(
+            f"input array {p} has shape {tuple(x.shape)}; expected (N, 3, H, W) float NCHW or (N, H, W, 3) NHWC"
+        )
+    if labels is not None and len(labels) != len(x):
+        raise EdgeError(f"{p}: {len(labels)} labels for {len(x)} inputs")
+    if x.dtype == np.uint8:
+        if x.shape[3] != 3:
+            raise EdgeError(f"input array {p}: uint8 images must be NHWC (N, H, W, 3), got {tuple(x.shape)}")
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise EdgeError(f"input array {p} has dtype {x.dtype}; expected float32 (preprocessed) or uint8 (raw RGB)")
+    return Inputs("npy", f"array file {p} ({len(x)} inputs)", x=x, labels=labels)
+
+
+def materialize(inputs: Inputs, pre: Any, memo: dict[Any, tuple[np.ndarray, np.ndarray | None, str]] | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(float NCHW inputs for this preprocessing, labels, source description)."""
+    from shufflenet_edge.data import load_image_folder, synthetic_images
+
+    key = (inputs.kind, pre)
+    if memo is not None and key in memo:
+        return memo[key]
+    s = pre.input_size
+    if inputs.kind == "images":
+        assert inputs.folder is not None
+        im = load_image_folder(inputs.folder, pre, limit=inputs.limit)
+        res = (im.images, im.labels, im.source + (f", classes {', '.join(im.classes)}" if im.classes and len(im.classes) <= 12 else
+                                                  f", {len(im.classes)} classes" if im.classes else ", unlabelled"))
+    elif inputs.kind == "synthetic":
+        im = synthetic_images(inputs.n_synthetic, pre, seed=inputs.seed)
+        res = (im.images, None, im.source)
+    else:
+        assert inputs.x is not None
+        x = inputs.x
+        if x.dtype == np.uint8:
+            if x.shape[1:3] != (s, s):
+                raise EdgeError(f"{inputs.source}: uint8 images are {x.shape[1]}x{x.shape[2]}, the artifact takes {s}x{s}")
+            x = np.stack([pre.normalize(img) for img in x])
+        elif x.shape[1] != 3 or (x.shape[3] == 3 and x.shape[1:3] == (s, s)):
+            x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
+        if tuple(x.shape[1:]) != (3, s, s):
+            raise EdgeError(
+                f"{inputs.source}: inputs of shape {tuple(inputs.x.shape)} do not fit the artifact's input "
+                f"3x{s}x{s} (give (N, 3, {s}, {s}) NCHW or (N, {s}, {s}, 3) NHWC)"
+            )
+        res = (np.ascontiguousarray(x, dtype=np.float32), inputs.labels, inputs.source)
+    if memo is not None:
+        memo[key] = res
+    return res
+
+
+# --------------------------------------------------------------------------------------------- running
+
+
+@dataclasses.dataclass
+class ArtifactPlan:
+    """How to feed one artifact and which reference to compare it with."""
+
+    path: str
+    format: str
+    sidecar: dict[str, Any] | None
+    model: str
+    weights: str | None
+    num_classes: int | None
+    preprocess: Any
+    layout: str | None  # from the sidecar; the runtime's own guess otherwise
+    precision: str
+    seed: int = 0  # of the random weights, when there are no weights
+
+
+def plan_artifact(path: str, model: str | None, weights: str | None) -> ArtifactPlan:
+    from shufflenet_edge.data import Preprocess
+    from shufflenet_edge.models.registry import get_info
+    from shufflenet_edge.models.weights import file_sha256
+
+    fmt = check_artifact_file(path)
+    sc = read_sidecar(path)
+    sc_model = sc.get("model") if sc else None
+    if model and sc_model and model != sc_model:
+        raise UsageError(f"--model {model} differs from the model {sc_model!r} recorded in {sidecar_path(path)}")
+    name = model or sc_model
+    if not name:
+        raise UsageError(f"no --model given and {path} has no sidecar ({sidecar_path(path).name}) naming its model")
+    get_info(name)
+    sc_w = (sc or {}).get("weights") or None
+    w = weights
+    if w is None and sc_w:
+        w = sc_w.get("path")
+        if w and not Path(w).is_file():
+            raise EdgeError(
+                f"{sidecar_path(path)} says {path} was exported from weights {w}, which is not found here; pass --weights"
+            )
+    if w is not None and sc_w and sc_w.get("sha256"):
+        got = file_sha256(w)
+        if got != sc_w["sha256"]:
+            raise EdgeError(
+                f"weights {w} (sha256 {got[:12]}...) are not the ones {path} was exported from "
+                f"(sidecar sha256 {str(sc_w['sha256'])[:12]}..., file {sc_w.get('path')})"
+            )
+    seed = int((sc or {}).get("seed") or 0)  # exported from seeded random weights: the reference uses the same seed
+    pre = None
+    layout = None
+    if sc:
+        try:
+            if sc.get("preprocess"):
+                pre = Preprocess.from_dict(sc["preprocess"])
+            layout = (sc.get("input") or {}).get("layout")
+        except (KeyError, TypeError, ValueError) as e:
+            raise EdgeError(f"sidecar {sidecar_path(path)} has a malformed 'preprocess' entry: {e}") from e
+        if layout not in (None, "nchw", "nhwc"):
+            raise EdgeError(f"sidecar {sidecar_path(path)}: input layout must be 'nchw' or 'nhwc', got {layout!r}")
+    nc = (sc or {}).get("num_classes")
+    return ArtifactPlan(path, fmt, sc, name, w, int(nc) if nc else None, pre, layout,
+                        str((sc or {}).get("precision") or "-"), seed)
+
+
+def _runner_input_hw(runner: Any, layout: str) -> tuple[int, int] | None:
+    shp = list(runner.input_shape)
+    if len(shp) != 4:
+        return None
+    h, w = (shp[1], shp[2]) if layout == "nhwc" else (shp[2], shp[3])
+    return (h, w) if h > 0 and w > 0 else None
+
+
+def runner_num_outputs(runner: Any) -> int | None:
+    """Classes the artifact outputs (last dim of its first output), None if dynamic."""
+    try:
+        if hasattr(runner, "out"):
+            shape = list(runner.out["shape"])
+        else:
+            shape = list(runner.sess.get_outputs()[0].shape)
+        v = shape[-1]
+        return int(v) if isinstance(v, (int, np.integer)) and v > 0 else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def open_runner(path: str, threads: int = 1) -> Any:
+    from shufflenet_edge.runtimes.runner import RunnerError, open_artifact
+
+    try:
+        return open_artifact(path, threads=threads)
+    except RunnerError as e:
+        raise EdgeError(str(e)) from e
+
+
+def run_artifact(runner: Any, x_nchw: np.ndarray, layout: str, sidecar: dict[str, Any] | None = None) -> np.ndarray:
+    """Float NCHW inputs -> the artifact's float logits (N, K), in its layout and batch size."""
+    from shufflenet_edge.data import to_layout
+
+    x = to_layout(x_nchw.astype(np.float32), layout)
+    want = [int(s) for s in runner.input_shape]
+    if len(want) == 4 and any(w > 0 and w != g for w, g in zip(want[1:], x.shape[1:])):
+        raise EdgeError(
+            f"input shape mismatch: the artifact takes {tuple(want)} ({layout.upper()}) but the inputs are "
+            f"{tuple(x.shape)}"
+        )
+    idt = str(getattr(runner, "input_dtype", "float32"))
+    if getattr(runner, "runtime", "") == "onnxruntime" and idt in ("int8", "uint8"):
+        # onnxruntime takes what the graph declares; quantize with the sidecar's parameters.
+        q = ((sidecar or {}).get("input") or {}).get("quantization")
+        if not q:
+            raise EdgeError(f"ONNX model takes {idt} input but its sidecar records no input quantization")
+        info = np.iinfo(idt)
+        x = np.clip(np.round(x / q["scale"]) + q["zero_point"], info.min, info.max).astype(idt)
+        outs = [runner.sess.run(None, {runner.input_name: x[i : i + 1]})[0] for i in range(len(x))]
+        y = np.concatenate(outs)
+        oq = ((sidecar or {}).get("output") or {}).get("quantization")
+        if y.dtype in (np.int8, np.uint8) and oq:
+            y = (y.astype(np.float32) - oq["zero_point"]) * oq["scale"]
+        return y.astype(np.float32).reshape(len(x), -1)
+    try:
+        y = runner(x)
+    except Exception as e:  # runtimes raise their own types
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EdgeError(f"running the artifact failed: {msg}") from e
+    return np.asarray(y, np.float32).reshape(len(x), -1)
+
+
+def reference_model(name: str, weights: str | None, num_classes: int | None, seed: int = 0) -> Any:
+    import warnings
+
+    from shufflenet_edge.models.weights import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_model(name, weights, num_classes=num_classes, seed=seed, warn=False)
+
+
+def reference_logits(model: Any, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            outs.append(model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).numpy())
+    return np.concatenate(outs).astype(np.float32)
+
+
+def run_parity(
+    artifacts: Sequence[str],
+    inputs: Inputs,
+    *,
+    model: str | None = None,
+    weights: str | None = None,
+    thresholds: Thresholds = Thresholds(),
+    per_layer: bool = False,
+    per_layer_samples: int = 4,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Run every artifact and its reference on the same inputs; a JSON-able report."""
+    from shufflenet_edge import __version__
+    from shufflenet_edge.data import Preprocess
+
+    plans = [plan_artifact(a, model, weights) for a in artifacts]
+    memo: dict[Any, Any] = {}
+    refs: dict[Any, Any] = {}
+    models: dict[Any, Any] = {}
+    rows = []
+    for plan in plans:
+        runner = open_runner(plan.path, threads)
+        layout = plan.layout or runner.layout
+        shp = [int(s) for s in runner.input_shape]
+        if len(shp) != 4:
+            raise EdgeError(f"{plan.path} takes a rank-{len(shp)} input {tuple(shp)}; expected an image batch (rank 4)")
+        if shp[3 if layout == "nhwc" else 1] != 3:
+            raise EdgeError(
+                f"wrong input layout for {plan.path}: {'its sidecar says' if plan.layout else 'assumed'} {layout.upper()} "
+                f"but the model's input shape {tuple(shp)} has no 3 channels in that position"
+            )
+        pre = plan.preprocess
+        if pre is None:
+            hw = _runner_input_hw(runner, layout)
+            if hw is None:
+                raise EdgeError(f"{plan.path} has no sidecar and a dynamic input size; cannot tell how to feed it")
+            pre = Preprocess.for_size(hw[0])
+        hw = _runner_input_hw(runner, layout)
+        if hw is not None and hw != (pre.input_size, pre.input_size):
+            raise EdgeError(
+                f"{plan.path} takes {hw[0]}x{hw[1]} inputs ({layout.upper()}, shape {tuple(runner.input_shape)}) but its "
+                f"sidecar's preprocessing is for {pre.input_size}x{pre.input_size}"
+            )
+        x, labels, source = materialize(inputs, pre, memo)
+        nc = plan.num_classes if plan.num_classes or plan.weights else runner_num_outputs(runner)
+        mkey = (plan.model, plan.weights, nc, plan.seed)
+        if mkey not in models:
+            models[mkey] = reference_model(*mkey)
+        rkey = (mkey, inputs.kind, pre)
+        if rkey not in refs:
+            refs[rkey] = reference_logits(models[mkey], x)
+        ref = refs[rkey]
+        out = run_artifact(runner, x, layout, plan.sidecar)
+        if out.shape != ref.shape:
+            raise EdgeError(
+                f"{plan.path} outputs {out.shape[1]} values per input but the reference {plan.model} has {ref.shape[1]} "
+                f"classes (pass --weights with the right head, or check the sidecar's num_classes)"
+            )
+        stats = compare(out, ref, labels)
+        bad = violations(stats, thresholds)
+        row: dict[str, Any] = {
+            "artifact": plan.path,
+            "format": plan.format,
+            "precision": plan.precision,
+            "form": (plan.sidecar or {}).get("form"),
+            "model": plan.model,
+            "weights": plan.weights,
+            "random_weights": plan.weights is None,
+            "sidecar": plan.sidecar is not None,
+            "layout": layout,
+            "input_dtype": str(getattr(runner, "input_dtype", "float32")),
+            "runtime": f"{runner.runtime} {runner.runtime_version}",
+            "inputs": source,
+            "metrics": stats.to_dict(),
+            "passed": not bad,
+            "failures": bad,
+        }
+        if per_layer:
+            from shufflenet_edge import per_layer as pl
+
+            diag = pl.diagnose(plan.path, models[mkey], x[:per_layer_samples], layout=layout, sidecar=plan.sidecar)
+            row["per_layer"] = diag.to_dict()
+        rows.append(row)
+        del runner
+    return {
+        "tool": f"shufflenet-edge {__version__}",
+        "thresholds": thresholds.to_dict(),
+        "artifacts": rows,
+        "passed": all(r["passed"] for r in rows),
+    }
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = []
+    sources = sorted({r["inputs"] for r in report["artifacts"]})
+    for s in sources:
+        lines.append(f"inputs: {s}")
+    if any(r["random_weights"] for r in report["artifacts"]):
+        lines.append("note: reference uses seeded random weights (no --weights): agreement says little about int8 quality")
+    hdr = (f"{'artifact':<34} {'prec':<5} {'layout':<6} {'max abs':>9} {'mean abs':>9} {'cosine':>9} {'PSNR dB':>8} "
+           f"{'top1 agr%':>9} {'top5 ovl%':>9} {'acc ref%':>8} {'acc%':>7} {'status':<6}")
+    lines.append(hdr)
+    lines.append("-" * len(hdr))
+    for r in report["artifacts"]:
+        m = r["metrics"]
+        name = Path(r["artifact"]).name
+        if len(name) > 34:
+            name = "..." + name[-31:]
+        psnr = "inf" if m["psnr_db"] is None else f"{m['psnr_db']:.1f}"
+        lines.append(
+            f"{name:<34} {r['precision'][:5]:<5} {r['layout']:<6} {m['max_abs_error']:>9.2e} {m['mean_abs_error']:>9.2e} "
+            f"{m['cosine_mean']:>9.6f} {psnr:>8} {_pct(m['top1_agreement']):>9} {_pct(m['top5_overlap']):>9} "
+            f"{_pct(m['ref_top1_accuracy']):>8} {_pct(m['top1_accuracy']):>7} {'ok' if r['passed'] else 'FAIL':<6}"
+        )
+    for r in report["artifacts"]:
+        for f in r["failures"]:
+            lines.append(f"FAIL {Path(r['artifact']).name}: {f}")
+    if report.get("thresholds"):
+        lines.append("thresholds: " + ", ".join(f"{k}={v:g}" for k, v in report["thresholds"].items()))
+    for r in report["artifacts"]:
+        if "per_layer" in r:
+            from shufflenet_edge.per_layer import format_per_layer
+
+            lines.append("")
+            lines.append(f"per-layer: {r['artifact']}")
+            lines.append(format_per_layer(r["per_layer"]))
+    return "\n".join(lines)
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, p)
+    return p
