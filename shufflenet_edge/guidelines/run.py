@@ -59,9 +59,29 @@ class Task:
 
 
 def tool_versions() -> dict[str, str]:
+    """Versions of every tool an artifact depends on, plus a hash of our own export code (the exporters,
+    fold, models and these networks): a change in any of them rebuilds the cached artifacts."""
     from shufflenet_edge.export.common import tool_versions as tv
 
-    return tv("onnx", "onnxruntime", "onnxslim", "onnxscript", "litert-torch", "ai-edge-litert", "torchao")
+    out = tv("onnx", "onnxruntime", "onnxslim", "onnxscript", "litert-torch", "ai-edge-litert", "torchao")
+    out["shufflenet-edge export code"] = _source_hash()
+    return out
+
+
+def _source_hash() -> str:
+    import shufflenet_edge
+    import shufflenet_edge.export
+    import shufflenet_edge.guidelines
+
+    h = hashlib.sha256()
+    roots = [Path(shufflenet_edge.export.__file__).parent, Path(shufflenet_edge.__file__).parent / "models"]
+    files = [p for r in roots for p in sorted(r.rglob("*.py"))]
+    files += [Path(shufflenet_edge.__file__).parent / "fold.py", Path(shufflenet_edge.guidelines.__file__).parent / "networks.py"]
+    for f in files:
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _key(obj: Any) -> str:
