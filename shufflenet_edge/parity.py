@@ -334,6 +334,22 @@ def inputs_from_npy(path: str | os.PathLike[str]) -> Inputs:
     return Inputs("npy", f"array file {p} ({len(x)} inputs)", x=x, labels=labels)
 
 
+def _folder_subset(folder: str, pre: Any, limit: int) -> Any:
+    """`limit` images spread evenly over the sorted folder (the first N sorted files are one class only)."""
+    from shufflenet_edge.data import ImageSet, list_images, load_image
+
+    files = list_images(folder)
+    root = Path(folder)
+    if limit < len(files):
+        files = [files[(i * len(files)) // limit] for i in range(limit)]
+    all_classes = sorted({f.parent.name for f in list_images(folder) if f.parent != root})
+    labelled = bool(all_classes) and all(f.parent != root for f in files)
+    images = np.stack([pre(load_image(f)) for f in files]).astype(np.float32)
+    labels = np.asarray([all_classes.index(f.parent.name) for f in files]) if labelled else None
+    return ImageSet(images, [str(f) for f in files], labels, all_classes if labelled else None,
+                    f"image folder {root} ({len(files)} images, evenly spaced in sorted order)")
+
+
 def materialize(inputs: Inputs, pre: Any, memo: dict[Any, tuple[np.ndarray, np.ndarray | None, str]] | None = None
                 ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(float NCHW inputs for this preprocessing, labels, source description)."""
@@ -345,7 +361,7 @@ def materialize(inputs: Inputs, pre: Any, memo: dict[Any, tuple[np.ndarray, np.n
     s = pre.input_size
     if inputs.kind == "images":
         assert inputs.folder is not None
-        im = load_image_folder(inputs.folder, pre, limit=inputs.limit)
+        im = load_image_folder(inputs.folder, pre) if inputs.limit is None else _folder_subset(inputs.folder, pre, inputs.limit)
         res = (im.images, im.labels, im.source + (f", classes {', '.join(im.classes)}" if im.classes and len(im.classes) <= 12 else
                                                   f", {len(im.classes)} classes" if im.classes else ", unlabelled"))
     elif inputs.kind == "synthetic":

@@ -39,7 +39,7 @@ def _add(p: argparse.ArgumentParser) -> None:
     src.add_argument("--npy", metavar="FILE",
                      help="preprocessed inputs: .npy float (N,3,H,W) or (N,H,W,3), uint8 (N,H,W,3) raw RGB, or .npz with x and y")
     src.add_argument("--synthetic", type=positive_int, metavar="N", help="N structured synthetic images (default 32)")
-    p.add_argument("--limit", type=positive_int, help="use at most this many images from --images")
+    p.add_argument("--limit", type=positive_int, help="use this many images from --images, evenly spaced over the sorted folder")
     p.add_argument("--json", metavar="OUT", help="write the report as JSON here")
     p.add_argument("--min-top1-agreement", type=fraction, metavar="X", help="e.g. 0.99 or 99%%")
     p.add_argument("--min-top5-overlap", type=fraction, metavar="X")
