@@ -291,6 +291,60 @@ class Inputs:
     limit: int | None = None
     n_synthetic: int = 0
     seed: int = 0
+    label_names: list[str] | None = None  # model output order (--labels FILE)
+    label_source: str | None = None
+
+
+def read_label_file(path: str | os.PathLike[str]) -> list[str]:
+    """Class names in model output order, one per line (ImageNet synset files: `n01440764 tench, ...`)."""
+    p = Path(path)
+    try:
+        lines = [ln.strip() for ln in p.read_text().splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise EdgeError(f"cannot read label file {p}: {e.strerror if isinstance(e, OSError) else e}") from e
+    names = [ln for ln in lines if ln]
+    if not names:
+        raise EdgeError(f"label file {p} is empty")
+    return names
+
+
+def map_labels(
+    labels: np.ndarray | None, classes: list[str] | None, num_classes: int,
+    names: list[str] | None = None, names_source: str | None = None,
+) -> tuple[np.ndarray | None, str | None]:
+    """Turn folder labels (indices into sorted `classes`) into model class indices, and say how.
+
+    Folder names are looked up in `names` (a label list in model output order) when there is one; else
+    names that are integers are the class index; else, when there are exactly `num_classes` folders,
+    sorted order is class order (torchvision's ImageFolder convention, right for ImageNet synsets). Otherwise
+    accuracy is not computed: guessing would report wrong numbers.
+    """
+    if labels is None:
+        return None, None
+    if classes is None:  # labels given as indices (npz)
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise EdgeError(f"labels must be class indices in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+        return labels, "class indices from the input file"
+    if names:
+        table: dict[str, int] = {}
+        for i, n in enumerate(names):
+            table.setdefault(n, i)
+            table.setdefault(n.split()[0], i)
+        unknown = [c for c in classes if c not in table]
+        if unknown:
+            raise EdgeError(f"class folders not in the label list {names_source or ''}: {', '.join(unknown[:6])}"
+                            f"{' ...' if len(unknown) > 6 else ''}")
+        idx = np.asarray([table[c] for c in classes])
+        if idx.max() >= num_classes:
+            raise EdgeError(f"label list {names_source or ''} puts {classes[int(idx.argmax())]} at index "
+                            f"{int(idx.max())}, but the model has {num_classes} classes")
+        return idx[labels], f"folder names looked up in {names_source or 'the label list'}"
+    if all(c.isdigit() for c in classes) and max(int(c) for c in classes) < num_classes:
+        return np.asarray([int(c) for c in classes])[labels], "folder names are class indices"
+    if len(classes) == num_classes:
+        return labels, f"{num_classes} folders in sorted order = class order (ImageFolder convention)"
+    return None, (f"accuracy not computed: {len(classes)} class folders for a {num_classes}-class model and no label "
+                  "list (pass --labels FILE: one class name or synset per line, in model output order)")
 
 
 def inputs_from_npy(path: str | os.PathLike[str]) -> Inputs:
@@ -350,9 +404,9 @@ def _folder_subset(folder: str, pre: Any, limit: int) -> Any:
                     f"image folder {root} ({len(files)} images, evenly spaced in sorted order)")
 
 
-def materialize(inputs: Inputs, pre: Any, memo: dict[Any, tuple[np.ndarray, np.ndarray | None, str]] | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(float NCHW inputs for this preprocessing, labels, source description)."""
+def materialize(inputs: Inputs, pre: Any, memo: dict[Any, Any] | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, str, list[str] | None]:
+    """(float NCHW inputs for this preprocessing, labels, source description, class folder names)."""
     from shufflenet_edge.data import load_image_folder, synthetic_images
 
     key = (inputs.kind, pre)
@@ -363,10 +417,11 @@ def materialize(inputs: Inputs, pre: Any, memo: dict[Any, tuple[np.ndarray, np.n
         assert inputs.folder is not None
         im = load_image_folder(inputs.folder, pre) if inputs.limit is None else _folder_subset(inputs.folder, pre, inputs.limit)
         res = (im.images, im.labels, im.source + (f", classes {', '.join(im.classes)}" if im.classes and len(im.classes) <= 12 else
-                                                  f", {len(im.classes)} classes" if im.classes else ", unlabelled"))
+                                                  f", {len(im.classes)} classes" if im.classes else ", unlabelled"),
+               im.classes)
     elif inputs.kind == "synthetic":
         im = synthetic_images(inputs.n_synthetic, pre, seed=inputs.seed)
-        res = (im.images, None, im.source)
+        res = (im.images, None, im.source, None)
     else:
         assert inputs.x is not None
         x = inputs.x
@@ -381,7 +436,7 @@ def materialize(inputs: Inputs, pre: Any, memo: dict[Any, tuple[np.ndarray, np.n
                 f"{inputs.source}: inputs of shape {tuple(inputs.x.shape)} do not fit the artifact's input "
                 f"3x{s}x{s} (give (N, 3, {s}, {s}) NCHW or (N, {s}, {s}, 3) NHWC)"
             )
-        res = (np.ascontiguousarray(x, dtype=np.float32), inputs.labels, inputs.source)
+        res = (np.ascontiguousarray(x, dtype=np.float32), inputs.labels, inputs.source, None)
     if memo is not None:
         memo[key] = res
     return res
@@ -578,7 +633,7 @@ def run_parity(
                 f"{plan.path} takes {hw[0]}x{hw[1]} inputs ({layout.upper()}, shape {tuple(runner.input_shape)}) but its "
                 f"sidecar's preprocessing is for {pre.input_size}x{pre.input_size}"
             )
-        x, labels, source = materialize(inputs, pre, memo)
+        x, folder_labels, source, classes = materialize(inputs, pre, memo)
         nc = plan.num_classes if plan.num_classes or plan.weights else runner_num_outputs(runner)
         mkey = (plan.model, plan.weights, nc, plan.seed)
         if mkey not in models:
@@ -593,6 +648,13 @@ def run_parity(
                 f"{plan.path} outputs {out.shape[1]} values per input but the reference {plan.model} has {ref.shape[1]} "
                 f"classes (pass --weights with the right head, or check the sidecar's num_classes)"
             )
+        names: list[str] | None = inputs.label_names
+        names_source = inputs.label_source
+        if not names:
+            sc_labels = (plan.sidecar or {}).get("labels")
+            names = [str(v) for v in sc_labels] if isinstance(sc_labels, list) and sc_labels else None
+            names_source = f"the sidecar's labels ({sidecar_path(plan.path).name})" if names else None
+        labels, label_mapping = map_labels(folder_labels, classes, ref.shape[1], names, names_source)
         stats = compare(out, ref, labels)
         bad = violations(stats, thresholds)
         row: dict[str, Any] = {
@@ -608,6 +670,7 @@ def run_parity(
             "input_dtype": str(getattr(runner, "input_dtype", "float32")),
             "runtime": f"{runner.runtime} {runner.runtime_version}",
             "inputs": source,
+            "label_mapping": label_mapping,
             "metrics": stats.to_dict(),
             "passed": not bad,
             "failures": bad,
@@ -639,6 +702,8 @@ def format_table(report: dict[str, Any]) -> str:
     sources = sorted({r["inputs"] for r in report["artifacts"]})
     for s in sources:
         lines.append(f"inputs: {s}")
+    for m in sorted({r["label_mapping"] for r in report["artifacts"] if r.get("label_mapping")}):
+        lines.append(f"labels: {m}")
     if any(r["random_weights"] for r in report["artifacts"]):
         lines.append("note: reference uses seeded random weights (no --weights): agreement says little about int8 quality")
     hdr = (f"{'artifact':<34} {'prec':<5} {'layout':<6} {'max abs':>9} {'mean abs':>9} {'cosine':>9} {'PSNR dB':>8} "

@@ -238,3 +238,47 @@ def test_wrong_weights_are_refused(capfd, digits_artifacts, tmp_path):  # noqa: 
     torch.save(load_model("shufflenet_v2_x0_5", num_classes=10, seed=3, warn=False).state_dict(), other)
     r = cli(capfd, "parity", str(digits_artifacts["onnx_fp32"]), "--weights", str(other), "--synthetic", "2")
     assert r.returncode == 1 and "not the ones" in one_line_error(r)
+
+
+def test_map_labels_rules():
+    from shufflenet_edge.parity import map_labels
+
+    y = np.array([0, 1, 2, 1])
+    # integer folder names are class indices
+    got, how = map_labels(y, ["3", "5", "7"], 10)
+    assert got.tolist() == [3, 5, 7, 5] and "indices" in how
+    # a label list (synset file lines) decides, whatever the sorted order of the folders
+    names = ["n0002 tench", "n0001 goldfish", "n0003 shark"]
+    got, how = map_labels(y, ["n0001", "n0002", "n0003"], 3, names, "synsets.txt")
+    assert got.tolist() == [1, 0, 2, 0] and "synsets.txt" in how
+    # as many folders as classes: sorted order is class order (ImageFolder)
+    assert map_labels(y, ["a", "b", "c"], 3)[0].tolist() == y.tolist()
+    # otherwise no accuracy rather than a wrong one
+    got, how = map_labels(y, ["a", "b", "c"], 1000)
+    assert got is None and "accuracy not computed" in how and "--labels" in how
+    with pytest.raises(EdgeError, match="not in the label list"):
+        map_labels(y, ["n0001", "n0009", "n0003"], 3, names)
+
+
+def test_imagenet_style_folder_with_synset_labels(capfd, digits_artifacts, digits_folder, tmp_path):  # noqa: F811
+    """Synset-named class folders (sorted order != class order) and a synset file, as with ImageNet."""
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    wnid = {d: f"n{(7 * d + 3) % 10:02d}{d}00000" for d in range(10)}  # sorted order scrambles the classes
+    assert sorted(wnid.values()) != [wnid[d] for d in range(10)]
+    folder = tmp_path / "val"
+    for d in range(10):
+        shutil.copytree(digits_folder / str(d), folder / wnid[d])
+    synsets = tmp_path / "synsets.txt"
+    synsets.write_text("".join(f"{wnid[d]} {words[d]}\n" for d in range(10)))
+    art = str(digits_artifacts["onnx_fp32"])
+    ref_json, syn_json, guess_json = tmp_path / "ref.json", tmp_path / "syn.json", tmp_path / "guess.json"
+    assert cli(capfd, "parity", art, "--images", str(digits_folder), "--json", str(ref_json)).returncode == 0
+    r = cli(capfd, "parity", art, "--images", str(folder), "--labels", str(synsets), "--json", str(syn_json))
+    assert r.returncode == 0 and "labels: folder names looked up in label file" in r.stdout
+    want = json.loads(ref_json.read_text())["artifacts"][0]["metrics"]
+    got = json.loads(syn_json.read_text())["artifacts"][0]["metrics"]
+    assert got["top1_accuracy"] == want["top1_accuracy"] >= 0.9 and got["ref_top1_accuracy"] == want["ref_top1_accuracy"]
+    # Without the synset file the ImageFolder convention is all we can assume, and the report says so.
+    cli(capfd, "parity", art, "--images", str(folder), "--json", str(guess_json))
+    row = json.loads(guess_json.read_text())["artifacts"][0]
+    assert "sorted order" in row["label_mapping"] and row["metrics"]["top1_accuracy"] < 0.5

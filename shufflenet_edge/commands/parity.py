@@ -39,6 +39,8 @@ def _add(p: argparse.ArgumentParser) -> None:
     src.add_argument("--npy", metavar="FILE",
                      help="preprocessed inputs: .npy float (N,3,H,W) or (N,H,W,3), uint8 (N,H,W,3) raw RGB, or .npz with x and y")
     src.add_argument("--synthetic", type=positive_int, metavar="N", help="N structured synthetic images (default 32)")
+    p.add_argument("--labels", metavar="FILE",
+                   help="class names in model output order, one per line (e.g. ImageNet synsets), to map --images folders")
     p.add_argument("--limit", type=positive_int, help="use this many images from --images, evenly spaced over the sorted folder")
     p.add_argument("--json", metavar="OUT", help="write the report as JSON here")
     p.add_argument("--min-top1-agreement", type=fraction, metavar="X", help="e.g. 0.99 or 99%%")
@@ -57,12 +59,24 @@ def _add(p: argparse.ArgumentParser) -> None:
 
 @command("parity", "compare .onnx/.tflite artifacts with the PyTorch float model: errors, PSNR, agreement, accuracy")(_add)
 def cmd_parity(args: argparse.Namespace) -> int:
-    from shufflenet_edge.parity import Inputs, Thresholds, format_table, inputs_from_npy, run_parity, write_json_atomic
+    from shufflenet_edge.parity import (
+        Inputs,
+        Thresholds,
+        format_table,
+        inputs_from_npy,
+        read_label_file,
+        run_parity,
+        write_json_atomic,
+    )
 
     if args.limit and not args.images:
         raise UsageError("--limit applies to --images only")
+    if args.labels and not args.images:
+        raise UsageError("--labels maps the class sub-folders of --images; give --images too")
     if args.images:
         inputs = Inputs("images", f"image folder {args.images}", folder=args.images, limit=args.limit)
+        if args.labels:
+            inputs.label_names, inputs.label_source = read_label_file(args.labels), f"label file {args.labels}"
     elif args.npy:
         inputs = inputs_from_npy(args.npy)
     else:
