@@ -672,6 +672,7 @@ def run_parity(
             "inputs": source,
             "label_mapping": label_mapping,
             "metrics": stats.to_dict(),
+            "summary": stats.summary(),
             "passed": not bad,
             "failures": bad,
         }

@@ -100,7 +100,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     if not report["passed"]:
         for r in report["artifacts"]:
             if not r["passed"]:
-                msg = f"parity failed for {r['artifact']}: {'; '.join(r['failures'])}"
+                msg = f"parity failed for {r['artifact']}: {'; '.join(r['failures'])} ({r['summary']})"
                 pl = r.get("per_layer")
                 if pl and pl.get("first_divergence"):
                     msg += f" (per-layer: error first grows at {pl['first_divergence']})"
