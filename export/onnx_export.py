@@ -165,6 +165,7 @@ def export_onnx(
         "num_classes": int(want.shape[1]),
         "weights": {"path": str(weights), "sha256": file_sha256(weights)} if weights else None,
         "random_weights": weights is None,
+        "seed": seed if weights is None else None,
         "precision": precision,
         "form": chosen,
         "input": {"name": i.name, "shape": dims(i), "layout": "nchw", "dtype": "float32", "quantization": None},

@@ -227,6 +227,7 @@ def export_tflite(
         "num_classes": int(g["outputs"][0]["shape"][-1]),
         "weights": {"path": str(weights), "sha256": file_sha256(weights)} if weights else None,
         "random_weights": weights is None,
+        "seed": seed if weights is None else None,
         "precision": precision,
         "form": chosen_form,
         "recipe": chosen,

@@ -113,8 +113,9 @@ def load_image_folder(
     """Load and preprocess images. Sub-folders of `folder` that hold images are classes (ImageNet layout)."""
     files = list_images(folder)
     root = Path(folder)
-    if limit is not None:
-        files = files[:limit]
+    if limit is not None and len(files) > limit:
+        # Spread over the whole (sorted) folder, so class sub-folders are all represented.
+        files = [files[(i * len(files)) // limit] for i in range(limit)]
     classes = sorted({f.parent.name for f in files if f.parent != root})
     labelled = bool(classes) and all(f.parent != root for f in files)
     arrays = [pre(load_image(f)) for f in files]
