@@ -44,8 +44,8 @@ def build_graphs(name: str, calib: np.ndarray) -> dict[str, bytes]:
     v2 = name.startswith("shufflenet_v2")
     forms = {
         "reference": _nhwc(ref),
-        "folded": _nhwc(fold(ref, "transpose", slice_halves=v2)),
-        "bound": _nhwc(fold(ref, "noshuffle")),
+        "folded": _nhwc(fold(ref, "transpose", slice_halves=v2, avgpool_as_conv=not v2)),  # as the exporter
+        "bound": _nhwc(fold(ref, "noshuffle", avgpool_as_conv=not v2)),
     }
     graphs: dict[str, bytes] = {}
     for prec in ("fp32", "int8"):
