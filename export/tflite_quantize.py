@@ -122,4 +122,9 @@ def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_d
     with torch.no_grad():
         for i in range(len(calib)):
             prepared(torch.from_numpy(np.ascontiguousarray(calib[i : i + 1])))
-    return convert_pt2e(prepared, fold_quantize=False), quantizer
+    converted = convert_pt2e(prepared, fold_quantize=False)
+    # The graph was exported from an eval-mode model (BatchNorm uses running statistics); only the
+    # module flags still say "training", which makes litert-torch warn. Clear them.
+    for mod in converted.modules():
+        mod.training = False
+    return converted, quantizer
