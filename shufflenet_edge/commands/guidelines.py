@@ -78,7 +78,7 @@ def _add(p: argparse.ArgumentParser) -> None:
                         "default), all registered models (every V1 group count), or none")
     p.add_argument("--models", type=lambda s: [m.strip() for m in s.split(",") if m.strip()], metavar="M1,M2",
                    help="explicit zoo models (overrides --zoo)")
-    p.add_argument("--rounds", type=positive_int, default=9, help="interleaved timing rounds (default 9)")
+    p.add_argument("--rounds", type=positive_int, default=15, help="interleaved timing rounds (default 15)")
     p.add_argument("--round-ms", type=_positive_float, default=100.0,
                    help="time per row per round, sets the invokes per round (2-25; default 100)")
     p.add_argument("--tolerance", type=_fraction, default=0.03,

@@ -507,7 +507,7 @@ class Config:
     widths: tuple[str, ...] = ("x1", "x2", "x4")
     setup: str = "arm"
     g3_merge: str = "concat"
-    rounds: int = 9
+    rounds: int = 15
     round_ms: float = 100.0
     tolerance: float = 0.03
     jobs: int = 2
