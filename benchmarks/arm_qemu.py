@@ -3,7 +3,7 @@
 
     python benchmarks/arm_qemu.py [ARTIFACT ...] [--cache DIR] [--inputs N] [--json OUT]
 
-Builds (once, cached under ~/.cache/shufflenet-edge/arm64 or --cache) an arm64 Python from Debian
+Builds (once, cached under $SHUFFLENET_EDGE_CACHE/arm64, default ~/.cache/shufflenet-edge/arm64, or --cache) an arm64 Python from Debian
 bookworm's packages (no debootstrap: `apt-get download` + `dpkg -x`) and a site folder of the aarch64
 wheels of numpy, ai-edge-litert and onnxruntime from PyPI (the versions installed here), then runs the
 same runner.py that the SSH target copies to boards, under `qemu-aarch64-static`, on each artifact, and
@@ -40,7 +40,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "runtimes" / "runner.py"
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shufflenet-edge" / "arm64"
+sys.path.insert(0, str(REPO))  # run as a script from a checkout: the package's cache rule
+from shufflenet_edge.paths import cache_dir  # noqa: E402
+
+DEFAULT_CACHE = cache_dir("arm64")
 PYVER = "3.11"  # Debian bookworm's python3.11; the wheels are cp311
 DEBS = (
     "libc6 libgcc-s1 libstdc++6 libgomp1 zlib1g libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5 libsqlite3-0 "

@@ -38,10 +38,9 @@ RECIPE = "digits-v1"
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("SHUFFLENET_EDGE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "shufflenet-edge"
-    )
-    return Path(root) / "digits"
+    from shufflenet_edge.paths import cache_dir
+
+    return cache_dir("digits")
 
 
 def preprocess(input_size: int = DEFAULT_INPUT_SIZE) -> Preprocess:
@@ -354,7 +353,12 @@ def ensure_trained(
     info["preprocess"] = preprocess(input_size).to_dict()
     info["split"] = {"test_fraction": TEST_FRACTION, "seed": SPLIT_SEED, "stratified": True}
     save_checkpoint(model, info, path)
-    return path, info
+    # Both paths return what the JSON record holds (one serialization): a fresh training and a cache hit
+    # give equal dicts (lists, not the tuples the in-memory record had).
+    saved = read_checkpoint_info(path)
+    if saved is None:
+        raise EdgeError(f"cannot read back the training record {path}.json")
+    return path, saved
 
 
 def check_dataset_available() -> None:

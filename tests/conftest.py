@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import warnings
+from pathlib import Path
 
 import pytest
 
 warnings.filterwarnings("ignore", message=".*seeded random initialisation.*")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Tests never read or write the user's home or caches: the project cache, XDG caches, matplotlib's config and
+# HOME itself point into one temporary folder for the session (removed at the end), so a run on a fresh
+# machine and a run on a machine with an earlier cache see the same thing. pip's download cache is kept
+# (benchmarks/arm_qemu.py downloads aarch64 wheels with pip): PIP_CACHE_DIR keeps its old default.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="shufflenet-edge-tests-"))
+_user_xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+os.environ.setdefault("PIP_CACHE_DIR", os.path.join(_user_xdg, "pip"))
+for _var, _sub in (("SHUFFLENET_EDGE_CACHE", "cache/shufflenet-edge"), ("XDG_CACHE_HOME", "cache"),
+                   ("MPLCONFIGDIR", "mpl"), ("HOME", "home")):
+    (_SESSION_HOME / _sub).mkdir(parents=True, exist_ok=True)
+    os.environ[_var] = str(_SESSION_HOME / _sub)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

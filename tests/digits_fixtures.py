@@ -3,8 +3,8 @@ fp32 artifacts made by the project's exporters.
 
 Import the fixtures into a test module (`from digits_fixtures import *`). Expensive results are cached on
 disk, so modules that import the fixtures share them: trained checkpoints in the digits cache
-(`SHUFFLENET_EDGE_CACHE`, default ~/.cache/shufflenet-edge/digits; empty on a fresh CI clone, where the
-training runs once, about a minute on 2 cores), exports under pytest's session base temp folder.
+(`$SHUFFLENET_EDGE_CACHE/digits`, which conftest points at a fresh temporary folder for every session, so
+the training runs once per session, about a minute on 2 cores), exports under pytest's session base temp folder.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from fixtures.bench_artifacts import small_artifacts
 
+from shufflenet_edge.paths import cache_dir
+
 pytestmark = pytest.mark.qemu
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +34,7 @@ def _can_enable_arm64() -> str | None:
     if not shutil.which("dpkg") or not shutil.which("apt-get"):
         return f"needs Debian's dpkg and apt-get to build the arm64 sysroot; {HOWTO} on Debian"
     foreign = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True, text=True).stdout
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shufflenet-edge" / "arm64" / "sysroot"
+    cache = cache_dir("arm64", "sysroot")
     if os.geteuid() != 0 and "arm64" not in foreign.split() and not cache.is_dir():
         return f"arm64 packages are not enabled and this is not root: sudo python {SCRIPT.relative_to(REPO)} once"
     return None
