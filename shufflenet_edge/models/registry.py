@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,13 +18,16 @@ class ModelInfo:
     """What the rest of the toolkit needs to know about a registered model."""
 
     name: str
-    family: str  # "shufflenet_v1", "shufflenet_v2", "mobilenet_v2"
+    family: str  # "shufflenet_v1", "shufflenet_v2", "mobilenet_v2", "megvii_v1", "megvii_v2"
     builder: Callable[..., nn.Module]
     width: float
     groups: int | None = None  # V1 only
-    paper_mflops: float | None = None  # multiply-adds at 224x224 the papers list
+    paper_mflops: float | None = None  # multiply-adds at 224x224 the papers (megvii_*: megvii's README) list
     torchvision_params: int | None = None  # exact count for torchvision's model (1000 classes)
     torchvision_weights: str | None = None  # file name torchvision publishes, if any
+    # False: shufflenet_edge.fold has no module-level fold for this model's classes (megvii_*), so the
+    # exporters export its reference form.
+    foldable: bool = True
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -37,8 +41,9 @@ def register(info: ModelInfo) -> ModelInfo:
 
 
 def _ensure_loaded() -> None:
-    # Importing the family modules fills the registry.
+    # Importing the family modules fills the registry (megvii's last, so listings start with ours).
     from shufflenet_edge.models import mobilenet_v2, shufflenet_v1, shufflenet_v2  # noqa: F401
+    importlib.import_module("shufflenet_edge.models.megvii")
 
 
 def list_models(family: str | None = None) -> list[str]:
