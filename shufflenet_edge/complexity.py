@@ -9,7 +9,9 @@ tensor *elements* (multiply by the element size for bytes):
   Multiply-adds: ``h*w*k*k*c1*c2/g``.
 - fully connected, n_in -> n_out: ``MAC = n_in + n_out + n_in*n_out``; multiply-adds ``n_in*n_out``.
 - pooling (max, average, global mean): read input + write output.
-- concat and channel shuffle: read every element once and write it once, ``2*numel``.
+- concat and channel shuffle: read every element once and write it once, ``2*numel`` (a shuffle is a
+  ``contiguous()`` of a transposed view, torchvision's form, or a ``reshape`` that copies or returns a
+  permuted view, megvii's V1 and V2 forms).
 - residual add: read two, write one, ``3*numel``.
 - BatchNorm and ReLU: 0, since every runtime we target folds BN into the conv and fuses the ReLU.
 - split/chunk into channel halves: 0 in PyTorch (a view); exporters may turn it into copies, which
@@ -61,6 +63,10 @@ class _FunctionalCounter(TorchFunctionMode):
         if func is torch.cat:
             self.sink.append(("concat", 2 * _numel(out)))
         elif name == "contiguous" and isinstance(args[0], torch.Tensor) and not args[0].is_contiguous():
+            self.sink.append(("shuffle", 2 * _numel(out)))
+        elif name == "reshape" and isinstance(out, torch.Tensor) and (not out._is_view() or not out.is_contiguous()):
+            # megvii's shuffles, reshape -> permute -> reshape: V1's last reshape copies; V2's returns a
+            # permuted (strided) view whose halves the next convolutions read, a copy in effect.
             self.sink.append(("shuffle", 2 * _numel(out)))
         elif func in (torch.add, torch.Tensor.add, torch.Tensor.__add__) and all(
             isinstance(a, torch.Tensor) for a in args[:2]

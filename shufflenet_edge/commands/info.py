@@ -12,7 +12,7 @@ from shufflenet_edge.models.registry import build_model
 
 def _add_models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--family", choices=["shufflenet_v1", "shufflenet_v2", "mobilenet_v2"])
+    p.add_argument("--family", choices=["shufflenet_v1", "shufflenet_v2", "mobilenet_v2", "megvii_v1", "megvii_v2"])
 
 
 @command("models", "list the registered models")(_add_models)
@@ -25,11 +25,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'model':<24} {'family':<14} {'width':>5} {'g':>2} {'paper MFLOPs':>12}")
+    nw = max([24, *(len(r["name"]) for r in rows)])
+    print(f"{'model':<{nw}} {'family':<14} {'width':>5} {'g':>2} {'paper MFLOPs':>12}")
     for r in rows:
         g = r["groups"] or "-"
         mf = f"{r['paper_mflops']:.0f}" if r["paper_mflops"] else "-"
-        print(f"{r['name']:<24} {r['family']:<14} {r['width']:>5} {g:>2} {mf:>12}")
+        print(f"{r['name']:<{nw}} {r['family']:<14} {r['width']:>5} {g:>2} {mf:>12}")
     return 0
 
 
@@ -63,6 +64,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{r['name']:<12} {shape:<18} {_fmt(r['params']):>9} {_fmt(r['madds']):>10} {_fmt(r['mac']):>11} {ratio:>9}")
     print(f"{'total':<12} {'':<18} {t['params']:>9,} {_fmt(t['madds']):>10} {_fmt(t['mac']):>11}")
     if info.paper_mflops and args.input_size == 224:
-        print(f"paper: {info.paper_mflops:.0f}M multiply-adds at 224x224; ours {t['madds'] / 1e6:.1f}M")
+        source = "megvii README" if info.family.startswith("megvii") else "paper"
+        print(f"{source}: {info.paper_mflops:.0f}M multiply-adds at 224x224; ours {t['madds'] / 1e6:.1f}M")
     print("MAC counts elements read and written (x4 for fp32 bytes); formulas: docs in shufflenet_edge/complexity.py")
     return 0
