@@ -4,7 +4,9 @@
 - ``reference``: the unfolded torchvision graph (for comparisons);
 - ``gather`` / ``transpose``: the two folded forms (shufflenet_edge.fold);
 - ``auto``: export both folded forms, time them interleaved on onnxruntime (CPU, the given threads) and
-  keep the faster, recording the timings in the sidecar.
+  keep the faster, recording the timings in the sidecar. For models the fold does not know
+  (``ModelInfo.foldable`` False: megvii_*) and MobileNetV2, ``auto`` exports the reference form and the
+  folded forms are refused with a usage error.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def export_onnx(
         raise UsageError(f"unknown ONNX form {form!r}; valid: {', '.join(ONNX_FORMS)}")
     if info.family == "mobilenet_v2" and form not in ("auto", "reference"):
         raise UsageError(f"{model_name} has no channel shuffle; use --form reference")
+    if not info.foldable and form not in ("auto", "reference"):
+        raise UsageError(f"{model_name} has no folded ONNX form yet (the fold knows only the torchvision-style "
+                         f"ShuffleNets); use --form reference (or auto, which exports the reference form for it)")
     if (batch != 1 or dynamic_batch) and form == "transpose":
         raise UsageError("the transpose form is rank 4 only for batch 1; use --form gather for --batch > 1 or --dynamic-batch")
     out_path = Path(out)
@@ -106,6 +111,9 @@ def export_onnx(
     ref = load_model(model_name, weights, seed=seed, warn=weights is None)
     x = torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
     if info.family == "mobilenet_v2":
+        form = "reference"
+    elif not info.foldable and form == "auto":
+        p.log(f"note: {model_name} has no folded form yet; exporting the reference form")
         form = "reference"
     candidates = ["gather", "transpose"] if form == "auto" else [form]
     if form == "auto" and (batch != 1 or dynamic_batch):

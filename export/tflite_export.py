@@ -11,7 +11,9 @@ Stages (each a named step; graph passes live one per file in export/passes/):
 
 Forms: ``reference`` converts the torchvision form as litert-torch does by default; ``delegate`` is
 the fewest-ops rank-4 path (GPU/NPU/NNAPI); ``cpu`` is the fastest XNNPACK recipe found by timing the
-cpu recipes here; ``auto`` times delegate and the cpu recipes and keeps the fastest.
+cpu recipes here; ``auto`` times delegate and the cpu recipes and keeps the fastest. Models the fold does
+not know (``ModelInfo.foldable`` False: megvii_*) and MobileNetV2 export the reference form under
+``auto``; the folded forms are refused for them with a usage error.
 """
 
 from __future__ import annotations
@@ -156,7 +158,15 @@ def export_tflite(
         raise UsageError(f"--io must be float, int8 or uint8, got {io!r}")
     if layout not in ("nhwc", "nchw"):
         raise UsageError(f"--layout must be nhwc or nchw, got {layout!r}")
+    note = None
     if info.family == "mobilenet_v2":
+        form = "reference"
+    elif not info.foldable:
+        if form not in ("auto", "reference"):
+            raise UsageError(f"{model_name} has no folded TFLite form yet (the fold knows only the torchvision-style "
+                             f"ShuffleNets); use --form reference (or auto, which exports the reference form for it)")
+        if form == "auto":
+            note = f"note: {model_name} has no folded form yet; exporting the reference form"
         form = "reference"
     if batch != 1 and form != "reference":
         raise UsageError("the folded TFLite forms are built for batch 1; use --form reference for --batch > 1")
@@ -166,6 +176,8 @@ def export_tflite(
     check_writable(out_path)
     pre = Preprocess.for_size(input_size)
     p = progress(show_progress)
+    if note:
+        p.log(note)
     images = None
     if precision == "int8":
         with p.step("loading calibration images"):

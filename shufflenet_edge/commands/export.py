@@ -11,7 +11,8 @@ from shufflenet_edge.errors import UsageError
 
 def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
-    p.add_argument("--weights", help="torchvision-format state dict (.pth); without it: seeded random weights")
+    p.add_argument("--weights", help="state dict (.pth): torchvision's layout, or megvii's checkpoints ({'state_dict': "
+                   "{'module.*': ...}}) for the megvii_* models; without it: seeded random weights")
     p.add_argument("--target", choices=["onnx", "tflite"], default="tflite", help="artifact format (default tflite)")
     prec = p.add_mutually_exclusive_group()
     prec.add_argument("--int8", action="store_true", help="full-integer int8 (TFLite PT2E; ONNX QDQ)")
@@ -19,7 +20,8 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib", metavar="DIR", help="calibration image folder (default: stated synthetic images)")
     p.add_argument("--out", help="output path (default out/<model>_<precision>.<ext>)")
     p.add_argument("--form", default="auto",
-                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate (default auto: time the folded forms, keep the fastest)")
+                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate (default auto: time the folded forms, "
+                        "keep the fastest; megvii_* and mobilenet models have no folded form, auto exports their reference form)")
     b = p.add_mutually_exclusive_group()
     b.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
     b.add_argument("--dynamic-batch", action="store_true", help="ONNX: symbolic batch dimension")
