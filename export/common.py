@@ -68,6 +68,102 @@ def sidecar_path(artifact: str | os.PathLike[str]) -> Path:
     return Path(str(artifact) + ".json")
 
 
+def sidecar_candidates(artifact: str | os.PathLike[str]) -> list[Path]:
+    """Where a sidecar may sit: `model.tflite.json` (ours), `model.json` and `model.sidecar.json` (other tools)."""
+    p = Path(artifact)
+    return [c for c in (sidecar_path(p), p.with_suffix(".json"), p.with_name(p.stem + ".sidecar.json")) if c != p]
+
+
+# The part of the sidecar that travels inside the artifact (TFLite metadata entry, ONNX metadata_props), so a
+# bare .tflite/.onnx whose sidecar was lost still says what it is and how to feed it.
+IDENTITY_KEYS = ("format", "model", "num_classes", "weights", "random_weights", "seed", "precision", "form",
+                 "input", "output", "outputs", "preprocess", "labels", "layout_out")
+METADATA_KEY = "shufflenet_edge"
+
+
+def identity(sidecar: dict[str, Any]) -> dict[str, Any]:
+    return {k: sidecar[k] for k in IDENTITY_KEYS if k in sidecar}
+
+
+def embed_identity(artifact: Path, info: dict[str, Any]) -> None:
+    """Rewrite the artifact (atomically) with `identity(info)` embedded; tensors and ops are untouched."""
+    ident = identity(info)
+    payload = json.dumps(ident, sort_keys=True, default=str)
+    fmt = Path(artifact).suffix.lower()
+    if fmt == ".tflite":
+        from shufflenet_edge.export.passes import metadata
+        from shufflenet_edge.export.passes.graph import Graph
+
+        g = Graph(Path(artifact).read_bytes())
+        metadata.run(g, json.loads(payload))
+        data = g.finish()
+        with atomic_path(Path(artifact)) as tmp:
+            tmp.write_bytes(data)
+    elif fmt == ".onnx":
+        import onnx
+
+        m = onnx.load(str(artifact), load_external_data=False)
+        props = [p for p in m.metadata_props if p.key != METADATA_KEY]
+        del m.metadata_props[:]
+        m.metadata_props.extend(props)
+        m.metadata_props.add(key=METADATA_KEY, value=payload)
+        with atomic_path(Path(artifact)) as tmp:
+            onnx.save(m, str(tmp))
+    else:
+        raise EdgeError(f"cannot embed metadata in {artifact}: not a .tflite or .onnx file")
+
+
+def read_embedded(artifact: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The identity embedded in a .tflite / .onnx by `embed_identity`, None if there is none."""
+    p = Path(artifact)
+    try:
+        if p.suffix.lower() == ".tflite":
+            from shufflenet_edge.export.passes import metadata
+
+            return metadata.read(p.read_bytes())
+        if p.suffix.lower() == ".onnx":
+            import onnx
+
+            m = onnx.load(str(p), load_external_data=False)
+            for prop in m.metadata_props:
+                if prop.key == METADATA_KEY:
+                    data = json.loads(prop.value)
+                    return data if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001  (a corrupt file: the caller's own loading names the problem)
+        return None
+    return None
+
+
+def artifact_info(artifact: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """What an artifact is: (info, where it came from). The sidecar wins; else the embedded metadata; else None.
+
+    `where` is the sidecar's path, or "embedded metadata of <file>".
+    """
+    for c in sidecar_candidates(artifact):
+        if c.is_file():
+            return _read_json_object(c), str(c)
+    emb = read_embedded(artifact)
+    if emb is not None:
+        return emb, f"embedded metadata of {Path(artifact).name}"
+    return None, None
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EdgeError(f"cannot read sidecar {path}: {msg}") from e
+    if not isinstance(data, dict):
+        raise EdgeError(f"sidecar {path} is not a JSON object")
+    return data
+
+
+def missing_identity_hint(artifact: str | os.PathLike[str]) -> str:
+    return (f"{artifact} has no sidecar ({sidecar_path(artifact).name}) and no embedded shufflenet-edge metadata: "
+            "pass --model (and --weights, --input-size if not the defaults), or re-export it with shufflenet-edge")
+
+
 def write_sidecar(artifact: Path, info: dict[str, Any]) -> Path:
     path = sidecar_path(artifact)
     with atomic_path(path) as tmp:
@@ -76,23 +172,20 @@ def write_sidecar(artifact: Path, info: dict[str, Any]) -> Path:
 
 
 def read_sidecar(artifact: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The sidecar JSON only (None if there is none); `artifact_info` also reads the embedded metadata."""
     path = sidecar_path(artifact)
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise EdgeError(f"cannot read sidecar {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise EdgeError(f"sidecar {path} is not a JSON object")
-    return data
+    return _read_json_object(path)
 
 
 def progress(enabled: bool = True) -> Any:
     """A rich status spinner on stderr (silent when not a terminal or disabled)."""
     from rich.console import Console
 
-    console = Console(stderr=True, quiet=not enabled)
+    from shufflenet_edge.console import err
+
+    console = Console(file=err(), quiet=not enabled)
 
     class _P:
         def step(self, text: str) -> Any:

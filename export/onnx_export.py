@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from shufflenet_edge.export.common import atomic_path, check_writable, progress, tool_versions, write_sidecar
+from shufflenet_edge.export.common import (
+    atomic_path,
+    check_writable,
+    embed_identity,
+    progress,
+    tool_versions,
+    write_sidecar,
+)
 from torch import nn
 
 from shufflenet_edge.data import Preprocess
@@ -185,7 +192,9 @@ def export_onnx(
         "form_timings": timings,
         "opset": OPSET,
         "tools": tool_versions("onnx", "onnxruntime", "onnxslim", "onnxscript"),
-        "graph": graph_stats(out_path),
+        "graph": None,
     }
+    embed_identity(out_path, sidecar)  # the artifact says what it is even without its sidecar
+    sidecar["graph"] = graph_stats(out_path)
     write_sidecar(out_path, sidecar)
     return sidecar

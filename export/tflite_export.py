@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 from shufflenet_edge.export.calibration import calibration_set
-from shufflenet_edge.export.common import atomic_path, check_writable, progress, tool_versions, write_sidecar
+from shufflenet_edge.export.common import (
+    atomic_path,
+    check_writable,
+    embed_identity,
+    progress,
+    tool_versions,
+    write_sidecar,
+)
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize
 from shufflenet_edge.export.timing import interleaved_medians
 from torch import nn
@@ -218,7 +225,7 @@ def export_tflite(
             timings = time_tflite(candidates, to_layout(x_nchw.numpy()[:1]), threads)
         chosen = min(timings["median_ms"], key=timings["median_ms"].get)
         timings["chosen"] = chosen
-    final = _with_metadata(candidates[chosen], pre, layout)
+    final = candidates[chosen]
     if keep_candidates is not None:
         kd = Path(keep_candidates)
         kd.mkdir(parents=True, exist_ok=True)
@@ -255,20 +262,10 @@ def export_tflite(
         "tools": tool_versions("litert-torch", "ai-edge-litert", "torchao"),
         "graph": {k: g[k] for k in ("ops", "op_histogram", "data_movement_ops", "max_rank", "xnnpack_partitions", "quantize_ops", "size_bytes", "gpu_compatibility")},
     }
+    embed_identity(out_path, sidecar)  # the artifact says what it is even without its sidecar
+    sidecar["graph"]["size_bytes"] = out_path.stat().st_size
     write_sidecar(out_path, sidecar)
     return sidecar
-
-
-def _with_metadata(buf: bytes, pre: Preprocess, layout: str) -> bytes:
-    from shufflenet_edge.export.passes import metadata
-    from shufflenet_edge.export.passes.graph import Graph
-
-    g = Graph(buf)
-    i = int(g.sg.inputs[0])
-    q = g.quant(i)
-    metadata.run(g, {"preprocess": pre.to_dict(), "layout": layout, "input_dtype": np.dtype(g.dtype(i)).name,
-                     "input_quantization": {"scale": q[0], "zero_point": q[1]} if q else None, "labels": None})
-    return g.finish()
 
 
 def _check(final: bytes, base: bytes, ref: nn.Module, sim: Any, chk: np.ndarray | None, to_layout: Any,

@@ -137,17 +137,14 @@ def sidecar_path(artifact: str | os.PathLike[str]) -> Path:
 
 
 def read_sidecar(artifact: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The exporter's sidecar (`model.tflite.json`; also `model.json` as written by other tools), or None."""
-    p = Path(artifact)
-    for c in (sidecar_path(p), p.with_suffix(".json")):
-        if c.is_file() and c != p:
-            try:
-                data = json.loads(c.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict):
-                return data
-    return None
+    """What the artifact is: its sidecar, else the metadata embedded in it (export.common.artifact_info), or None."""
+    from shufflenet_edge.errors import EdgeError
+    from shufflenet_edge.export.common import artifact_info
+
+    try:
+        return artifact_info(artifact)[0]
+    except EdgeError:  # an unreadable sidecar: bench still runs the file, without the description
+        return None
 
 
 def _input_size_from_shape(shape: Sequence[Any] | None) -> int | None:
@@ -345,11 +342,140 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     out = [line(head), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
+    for rec, cells in zip(records, rows, strict=True):
+        out.append(line(cells) + ("  (!)" if record_cpu_changes(rec) else ""))
     out.append("times in ms; warm-up excluded; parts = XNNPACK partitions (TFLite)")
     out += [f"[{i + 1}] {n}" for i, n in enumerate(notes)]
+    out += cpu_state_lines(records)
     out += [f"{t}: {environment_line(env)}" for t, env in target_environments(records).items()]
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# CPU state (governor, frequencies, temperatures) before and after each measurement
+
+FIXED_FREQUENCY_GOVERNORS = ("performance", "userspace")
+
+
+def _cpu_ranges(cpus: Sequence[str]) -> str:
+    nums = sorted(int(c[3:]) for c in cpus if c.startswith("cpu") and c[3:].isdigit())
+    out: list[str] = []
+    for n in nums:
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))  # type: ignore[arg-type]
+    return "cpu" + ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out) if out else "?"
+
+
+def _ghz(khz: Any) -> str:
+    return "?" if khz is None else f"{float(khz) / 1e6:.2f}"
+
+
+def cpu_state_changes(before: dict[str, Any] | None, after: dict[str, Any] | None, *, freq_tolerance: float = 0.10,
+                      temp_rise_c: float = 5.0) -> list[str]:
+    """What changed between two CPU-state readings (runner.cpu_state / parse_cpu_state_listing), worded for a
+    warning; [] when nothing that matters did. Counted: a governor switched, a core's maximum frequency capped
+    or raised (thermal throttling caps it), cpufreq appearing or vanishing, a thermal zone warming by
+    `temp_rise_c` or more, and, under a fixed-frequency governor (performance, userspace), a current
+    frequency moving by more than `freq_tolerance`. Under schedutil/ondemand the current frequency follows
+    the load by design, so it is recorded but not warned about."""
+    if not before or not after:
+        return []
+    out: list[str] = []
+    if before.get("cpufreq") != after.get("cpufreq"):
+        out.append(f"cpufreq {before.get('cpufreq')} -> {after.get('cpufreq')}")
+    gb, ga = before.get("governor") or {}, after.get("governor") or {}
+    changed: dict[tuple[Any, Any], list[str]] = {}
+    for cpu in sorted(set(gb) | set(ga)):
+        if gb.get(cpu) != ga.get(cpu):
+            changed.setdefault((gb.get(cpu), ga.get(cpu)), []).append(cpu)
+    for (a, b), cpus in changed.items():
+        out.append(f"governor {a} -> {b} on {_cpu_ranges(cpus)}")
+    mb, ma = before.get("max_freq_khz") or {}, after.get("max_freq_khz") or {}
+    caps: dict[tuple[Any, Any], list[str]] = {}
+    for cpu in sorted(set(mb) & set(ma)):
+        if mb[cpu] != ma[cpu]:
+            caps.setdefault((mb[cpu], ma[cpu]), []).append(cpu)
+    for (a, b), cpus in caps.items():
+        word = "capped" if b < a else "raised"
+        out.append(f"max frequency {word} {_ghz(a)} -> {_ghz(b)} GHz on {_cpu_ranges(cpus)}")
+    cb, ca = before.get("cur_freq_khz") or {}, after.get("cur_freq_khz") or {}
+    moved: dict[tuple[Any, Any], list[str]] = {}
+    for cpu in sorted(set(cb) & set(ca)):
+        if ga.get(cpu) in FIXED_FREQUENCY_GOVERNORS and cb[cpu] and abs(ca[cpu] - cb[cpu]) > freq_tolerance * cb[cpu]:
+            moved.setdefault((cb[cpu], ca[cpu]), []).append(cpu)
+    for (a, b), cpus in moved.items():
+        out.append(f"frequency {_ghz(a)} -> {_ghz(b)} GHz on {_cpu_ranges(cpus)} under a fixed-frequency governor")
+    tb, ta = before.get("thermal") or {}, after.get("thermal") or {}
+    for zone in sorted(set(tb) & set(ta), key=lambda z: (len(z), z)):
+        t0, t1 = (tb[zone] or {}).get("temp_c"), (ta[zone] or {}).get("temp_c")
+        if t0 is not None and t1 is not None and t1 - t0 >= temp_rise_c:
+            kind = (ta[zone] or {}).get("type") or zone
+            out.append(f"{kind} ({zone}) warmed {t0:.1f} -> {t1:.1f} C")
+    return out
+
+
+def record_cpu_changes(rec: dict[str, Any]) -> list[str]:
+    st = (rec.get("extra") or {}).get("cpu_state") or {}
+    return cpu_state_changes(st.get("before"), st.get("after"))
+
+
+def cpu_state_summary(state: dict[str, Any] | None) -> str:
+    """One line: governors, current frequency range, hottest zone; or why it is unavailable."""
+    if not state:
+        return "not recorded"
+    parts: list[str] = []
+    if state.get("cpufreq") == "available":
+        govs = sorted(set((state.get("governor") or {}).values()))
+        if govs:
+            parts.append(f"governor {'/'.join(govs)}")
+        cur = [v for v in (state.get("cur_freq_khz") or {}).values() if v]
+        if cur:
+            parts.append(f"{_ghz(min(cur))}-{_ghz(max(cur))} GHz now" if min(cur) != max(cur) else f"{_ghz(cur[0])} GHz now")
+        mx = [v for v in (state.get("max_freq_khz") or {}).values() if v]
+        if mx:
+            parts.append(f"max {_ghz(max(mx))} GHz")
+    else:
+        why = state.get("cpufreq_reason") or "unavailable"
+        mhz = list((state.get("proc_cpuinfo_mhz") or {}).values())
+        parts.append(f"governor/frequency unavailable ({why})" +
+                     (f"; /proc/cpuinfo says {min(mhz):.0f}-{max(mhz):.0f} MHz" if mhz and min(mhz) != max(mhz)
+                      else f"; /proc/cpuinfo says {mhz[0]:.0f} MHz" if mhz else ""))
+    zones = [z for z in (state.get("thermal") or {}).values() if z and z.get("temp_c") is not None]
+    if zones:
+        hot = max(zones, key=lambda z: z["temp_c"])
+        parts.append(f"hottest zone {hot.get('type')} {hot['temp_c']:.1f} C")
+    return "; ".join(parts)
+
+
+def cpu_state_lines(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Per target: the CPU state at its first and last measurement; then a WARNING line for every
+    measurement during which the state changed (the (!) rows of the table)."""
+    out: list[str] = []
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if (r.get("extra") or {}).get("cpu_state"):
+            by_target.setdefault(str(r.get("target")), []).append(r)
+    for t, recs in by_target.items():
+        first = recs[0]["extra"]["cpu_state"].get("before")
+        last = recs[-1]["extra"]["cpu_state"].get("after")
+        out.append(f"{t}: cpu before: {cpu_state_summary(first)}")
+        if cpu_state_summary(last) != cpu_state_summary(first):
+            out.append(f"{t}: cpu after:  {cpu_state_summary(last)}")
+        run_changes = cpu_state_changes(first, last)
+        if run_changes and len(recs) > 1:
+            out.append(f"WARNING: {t}: the CPU state changed over the run: {'; '.join(run_changes)}")
+        cool = [(r.get("extra") or {}).get("cooldown_s") for r in recs]
+        if any(cool):
+            out.append(f"{t}: cool-down between measurements: {max(c or 0 for c in cool):g} s")
+    for r in records:
+        changes = record_cpu_changes(r)
+        if changes:
+            name = os.path.basename(str(r["artifact"]))
+            out.append(f"WARNING (!): {r.get('target')}: {name} ({_runtime_label(r)}, {r.get('threads')} thr): the CPU "
+                       f"state changed during the measurement: {'; '.join(changes)}")
+    return out
 
 
 def target_environments(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -392,8 +518,9 @@ def environment_line(env: dict[str, Any]) -> str:
     v = ", ".join(f"{k} {val}" for k, val in vers.items())
     cores = env.get("cores")
     extra = f" ({env['device']})" if env.get("device") else ""
+    pin = f"; pinning: {env['pinning']}" if env.get("pinning") else ""
     return (f"{env.get('cpu_model', '?')}{extra}, {cores} cores, {env.get('machine', '?')}, "
-            f"{env.get('os', '?')}, Python {env.get('python', '?')}" + (f"; {v}" if v else ""))
+            f"{env.get('os', '?')}, Python {env.get('python', '?')}" + (f"; {v}" if v else "") + pin)
 
 
 def _atomic_write(path: Path, write: Any, suffix: str) -> None:

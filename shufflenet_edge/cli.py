@@ -81,6 +81,7 @@ def _load_commands() -> None:
     if _COMMANDS:
         return
     from shufflenet_edge import commands  # noqa: F401  (fills _COMMANDS)
+    from shufflenet_edge.commands import profile  # noqa: F401  (profile-report)
 
 
 def _quiet_native_logs() -> None:
@@ -94,33 +95,40 @@ def _quiet_native_logs() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from shufflenet_edge.console import capture_native
+
     _quiet_native_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     if not debug:
         warnings.simplefilter("ignore")
-    try:
-        return int(args._handler(args) or 0)
-    except UsageError as e:
-        print(f"shufflenet-edge: error: {e}", file=sys.stderr)
-        if debug:
+    rc, message, native = 0, None, None
+    # Native libraries' stderr goes to a capture file unless --debug (shufflenet_edge/console.py).
+    with capture_native(enabled=not debug) as cap:
+        try:
+            rc = int(args._handler(args) or 0)
+        except UsageError as e:
+            rc, message = 2, f"shufflenet-edge: error: {e}"
+        except EdgeError as e:
+            rc, message = 1, f"shufflenet-edge: error: {e}"
+            log = cap.keep()
+            if log:
+                message += f" (native library output: {log})"
+        except KeyboardInterrupt:
+            rc, message = 130, "shufflenet-edge: interrupted"
+        except Exception as e:  # noqa: BLE001  (unexpected: still one line unless --debug)
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            rc, message = 1, f"shufflenet-edge: error: {type(e).__name__}: {msg} (run with --debug for the traceback)"
+            native = cap.text()
+        if debug and message and rc not in (0, 130):
             traceback.print_exc()
-        return 2
-    except EdgeError as e:
-        print(f"shufflenet-edge: error: {e}", file=sys.stderr)
-        if debug:
-            traceback.print_exc()
-        return 1
-    except KeyboardInterrupt:
-        print("shufflenet-edge: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001  (unexpected: still one line unless --debug)
-        if debug:
-            traceback.print_exc()
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"shufflenet-edge: error: {type(e).__name__}: {msg} (run with --debug for the traceback)", file=sys.stderr)
-        return 1
+    if native and native.strip():
+        print("shufflenet-edge: what the native libraries printed before the failure:", file=sys.stderr)
+        print("\n".join(native.rstrip().splitlines()[-40:]), file=sys.stderr)
+    if message:
+        print(message, file=sys.stderr)
+    return rc
 
 
 def print_json(obj: Any) -> None:

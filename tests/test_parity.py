@@ -210,8 +210,12 @@ def test_unreadable_image_and_missing_model(capfd, digits_artifacts, digits_fold
     (folder / "3" / "broken.png").write_bytes(b"not a png")
     r = cli(capfd, "parity", str(digits_artifacts["onnx_fp32"]), "--images", str(folder))
     assert r.returncode == 1 and "cannot read image" in one_line_error(r) and "broken.png" in r.stderr
+    import onnx
+
     bare = tmp_path / "bare.onnx"
-    shutil.copy(digits_artifacts["onnx_fp32"], bare)  # no sidecar: needs --model
+    m = onnx.load(str(digits_artifacts["onnx_fp32"]))
+    del m.metadata_props[:]  # neither sidecar nor embedded identity (another tool's file): needs --model
+    onnx.save(m, str(bare))
     r = cli(capfd, "parity", str(bare), "--synthetic", "2")
     assert r.returncode == 2 and "--model" in one_line_error(r)
     r = cli(capfd, "parity", str(digits_artifacts["onnx_fp32"]), "--min-top1-agreement", "1.5")

@@ -12,7 +12,8 @@ writes into `<app>/app/src/main/assets/`:
 The app reads only these (`dev.shufflenetedge.core.ModelConstants`); no constant is typed by hand.
 Each file is written to a temporary name in the assets folder and renamed into place, the config last.
 
-The constants come from the artifact's sidecar JSON (`<artifact>.json` or `<stem>.json`), which the
+The constants come from the artifact's sidecar JSON (`<artifact>.json` or `<stem>.json`; without one, from the
+metadata the exporters embed in the .tflite), which the
 exporters write. Keys read: `preprocess` (required: `Preprocess.to_dict()`), `model`, `precision`,
 `labels` or `labels_file`, and `input` / `output` (`dtype`, `shape`, `layout`, `scale`, `zero_point`,
 or `quantization: [scale, zero_point]`). Where the sidecar lacks the input or output tensor description,
@@ -94,16 +95,6 @@ def model_config(pre: Preprocess, *, input_dtype: str, input_scale: float | None
 # ---------------------------------------------------------------------------------------------- sidecar
 
 
-def find_sidecar(artifact: Path) -> Path:
-    candidates = [artifact.with_name(artifact.name + ".json"), artifact.with_suffix(".json"),
-                  artifact.with_name(artifact.stem + ".sidecar.json")]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise EdgeError(f"no sidecar JSON for {artifact}: looked for {', '.join(str(c) for c in candidates)} "
-                    "(the exporters write it next to the model)")
-
-
 def _tensor_from_sidecar(d: Any) -> dict[str, Any] | None:
     """Normalize an `input`/`output` sidecar entry to {dtype, shape, scale, zero_point} (None if absent)."""
     if not isinstance(d, dict) or "dtype" not in d:
@@ -170,13 +161,12 @@ def read_artifact_constants(artifact: Path, labels_file: Path | None = None) -> 
     if artifact.suffix.lower() != ".tflite":
         raise EdgeError(f"the Android demo runs TFLite models; {artifact} is not a .tflite "
                         "(export one with `shufflenet-edge export --target tflite`)")
-    sc_path = find_sidecar(artifact)
-    try:
-        side = json.loads(sc_path.read_text())
-    except (OSError, ValueError) as e:
-        raise EdgeError(f"cannot read sidecar {sc_path}: {e}") from e
-    if not isinstance(side, dict):
-        raise EdgeError(f"sidecar {sc_path} is not a JSON object")
+    from shufflenet_edge.export.common import artifact_info, sidecar_candidates
+
+    side, sc_path = artifact_info(artifact)
+    if side is None:
+        raise EdgeError(f"no sidecar JSON for {artifact} (looked for {', '.join(str(c) for c in sidecar_candidates(artifact))}) "
+                        "and no shufflenet-edge metadata embedded in it: re-export it with `shufflenet-edge export`")
     if not isinstance(side.get("preprocess"), dict):
         raise EdgeError(f"sidecar {sc_path} has no 'preprocess' object (input_size, resize_size, mean, std)")
     try:
@@ -206,7 +196,7 @@ def read_artifact_constants(artifact: Path, labels_file: Path | None = None) -> 
     if num_classes < 1:
         raise EdgeError(f"{artifact}: cannot tell the number of classes (no output shape, no num_classes)")
 
-    labels = _labels(side, sc_path, labels_file, num_classes)
+    labels = _labels(side, Path(sc_path) if sc_path and Path(sc_path).is_file() else artifact, labels_file, num_classes)
     cfg = model_config(pre, input_dtype=inp["dtype"], input_scale=inp["scale"], input_zero_point=inp["zero_point"],
                        output_dtype=out["dtype"], output_scale=out["scale"], output_zero_point=out["zero_point"],
                        num_classes=num_classes, layout=layout, model=str(side.get("model", artifact.stem)),

@@ -107,9 +107,11 @@ class _RichProgress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        from shufflenet_edge.console import err
+
         self.p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), TextColumn("{task.fields[last]}", style="dim"),
-                          console=Console(stderr=True, quiet=quiet), transient=False)
+                          console=Console(file=err(), quiet=quiet), transient=False)
 
     def __enter__(self) -> _RichProgress:
         self.p.start()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from shufflenet_edge.cli import command, positive_int
+from shufflenet_edge.console import err
 from shufflenet_edge.errors import UsageError
 
 
@@ -50,6 +50,9 @@ def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-cosine", type=fraction, metavar="X", help="minimum per-sample cosine similarity")
     p.add_argument("--max-accuracy-drop", type=non_negative, metavar="POINTS",
                    help="top-1 accuracy may fall at most this many percentage points (needs labelled --images)")
+    p.add_argument("--report-only", action="store_true",
+                   help="report the statistics without a gate (by default each artifact must pass its precision's "
+                        "default gate, or the thresholds given above)")
     p.add_argument("--per-layer", action="store_true",
                    help="compare the stem, every unit and the head with PyTorch and show where error first grows")
     p.add_argument("--per-layer-samples", type=positive_int, default=4, metavar="N", help="inputs used by --per-layer (default 4)")
@@ -89,8 +92,11 @@ def cmd_parity(args: argparse.Namespace) -> int:
         min_cosine=args.min_cosine,
         max_accuracy_drop=args.max_accuracy_drop,
     )
+    if args.report_only and thresholds.any():
+        raise UsageError("--report-only turns the gate off; drop it or the threshold options")
     report = run_parity(
         args.artifacts, inputs, model=args.model, weights=args.weights, thresholds=thresholds,
+        report_only=args.report_only,
         per_layer=args.per_layer, per_layer_samples=args.per_layer_samples, threads=args.threads,
     )
     if args.json:
@@ -100,10 +106,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     if not report["passed"]:
         for r in report["artifacts"]:
             if not r["passed"]:
-                msg = f"parity failed for {r['artifact']}: {'; '.join(r['failures'])} ({r['summary']})"
+                msg = f"parity failed for {r['artifact']}: {'; '.join(r['failures'])} ({r['gate']['source']} gate; {r['summary']})"
                 pl = r.get("per_layer")
                 if pl and pl.get("first_divergence"):
                     msg += f" (per-layer: error first grows at {pl['first_divergence']})"
-                print(f"shufflenet-edge: {msg}", file=sys.stderr)
+                print(f"shufflenet-edge: {msg}", file=err())
         return 1
     return 0
