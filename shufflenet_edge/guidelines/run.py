@@ -107,7 +107,8 @@ def zoo_task(model: str, runtime: str, precision: str, cache: Path, fresh: bool,
 def zoo_form(model: str, runtime: str) -> str:
     from shufflenet_edge.models import get_info
 
-    return "reference" if get_info(model).family == "mobilenet_v2" else ZOO_FORMS[runtime]
+    info = get_info(model)
+    return "reference" if info.family == "mobilenet_v2" or not info.foldable else ZOO_FORMS[runtime]
 
 
 def _cached(task: Task) -> dict[str, Any] | None:
