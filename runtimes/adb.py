@@ -44,6 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shufflenet_edge.runtimes.local import Cooldown
+from shufflenet_edge.runtimes.runner import CPU_STATE_SCRIPT, parse_cpu_state_listing, summarize_ort_trace
+
 from shufflenet_edge.errors import EdgeError
 
 try:  # the shared record helpers (runtimes/results.py); the adb target works without them too
@@ -293,8 +296,11 @@ def device_environment(props: dict[str, str]) -> dict[str, Any]:
     }
 
 
+# One shell call reads the cores' maximum frequencies (to find the big cores) and the whole CPU state:
+# governors, current and capped frequencies, thermal zones (runner.CPU_STATE_SCRIPT's "PATH<TAB>VALUE" lines).
+# It runs once before the first measurement and after each one.
 CPUFREQ_SCRIPT = ("for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do "
-                  'echo "$f $(cat "$f" 2>/dev/null)"; done')
+                  'echo "$f $(cat "$f" 2>/dev/null)"; done; ' + CPU_STATE_SCRIPT)
 
 
 def parse_cpufreq(text: str) -> dict[int, int]:
@@ -574,6 +580,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU (XNNPACK, default) or the GPU delegate, for .tflite on the phone")
     g.add_argument("--adb-provider", default="cpu", metavar="EP",
                    help="onnxruntime_perf_test execution provider on the phone (-e; default cpu)")
+    # --profile and --cooldown are bench's own options; this target reads them from `options`.
 
 
 def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: int, runs: int, warmup: int,
@@ -599,7 +606,11 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
 
     adb = connect(target, options, runner)
     env = device_environment(parse_getprop(adb.shell("getprop").stdout))
-    freqs = parse_cpufreq(adb.shell(CPUFREQ_SCRIPT, check=False).stdout)
+    state_text = adb.shell(CPUFREQ_SCRIPT, check=False).stdout or ""
+    freqs = parse_cpufreq(state_text)
+    last_state = parse_cpu_state_listing(state_text)
+    profile = bool(options.get("profile"))
+    pause = Cooldown(float(options.get("cooldown") or 0.0), time.sleep)
     env["cores"] = len(freqs) or None
     env["cpu_max_freq_khz"] = {str(c): f for c, f in sorted(freqs.items())} or None
     pin_note = None
@@ -616,6 +627,12 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
     if mask and "taskset" not in adb.shell("command -v taskset || which taskset", check=False).stdout:
         pin_note, mask = "not pinned: the phone has no taskset", None
     env["cpu_mask"] = mask
+    if use_app:
+        env["pinning"] = "none: the demo app runs in its own process (taskset does not apply)"
+    elif mask:
+        env["pinning"] = f"taskset {mask} ({env.get('cpu_mask_source')})"
+    else:
+        env["pinning"] = pin_note or "none"
     if use_app:
         env["tool"] = f"{APP_PACKAGE}/{APP_ACTIVITY}"
 
@@ -643,8 +660,13 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
                     records.append(_record(runtime=rt, status="skipped",
                                            reason="the demo app runs .tflite models only", **base))
                     continue
-                records.append(_run_app(adb, art, workdir, base, threads=threads, runs=runs, warmup=warmup,
-                                        gpu=gpu, timeout=timeout, pin_note=pin_note))
+                slept = pause.before_round()
+                started = time.time()
+                rec = _run_app(adb, art, workdir, base, threads=threads, runs=runs, warmup=warmup, gpu=gpu,
+                               timeout=timeout, pin_note=pin_note)
+                rec.setdefault("extra", {}).update(started_at=round(started, 3), ended_at=round(time.time(), 3),
+                                                   cooldown_s=round(slept, 3))
+                records.append(rec)
                 continue
             local_tool = tools.benchmark_model if tool == "benchmark_model" else tools.ort_perf_test
             if not local_tool:
@@ -660,21 +682,42 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
                 pushed_tools[local_tool] = remote_tool
             remote_model = f"{workdir}/{_remote_name(art)}"
             adb.push(art, remote_model, timeout=timeout)
+            prof_args: list[str] = []
+            if profile:
+                prof_args = (["--enable_op_profiling=true"] if tool == "benchmark_model"
+                             else ["-p", f"{workdir}/{ORT_PROFILE_PREFIX}"])
             if tool == "benchmark_model":
                 words = benchmark_model_words(pushed_tools[local_tool], remote_model, threads=threads, runs=runs,
-                                              warmup=warmup, gpu=gpu, max_secs=max(150.0, timeout), extra=extra_args)
+                                              warmup=warmup, gpu=gpu, max_secs=max(150.0, timeout),
+                                              extra=[*extra_args, *prof_args])
             else:
                 words = ort_perf_test_words(pushed_tools[local_tool], remote_model, threads=threads, runs=runs,
-                                            provider=ort_ep, extra=extra_args)
+                                            provider=ort_ep, extra=[*extra_args, *prof_args])
+            slept = pause.before_round()
+            if slept:  # the state after the pause, not the one before it
+                last_state = parse_cpu_state_listing(adb.shell(CPUFREQ_SCRIPT, check=False).stdout or "")
+            started = time.time()
             r = adb.shell(pinned_command(workdir, words, mask), timeout=timeout, check=False)
+            ended = time.time()
             output, rc = _split_rc(r.stdout or "")
             if rc is None:
                 # The marker never came back: adb lost the device while the tool ran.
                 raise AdbError(f"{target}: {_adb_message(r)}")
+            after = parse_cpu_state_listing(adb.shell(CPUFREQ_SCRIPT, check=False).stdout or "")
             tool_env = {**env, "tool": tool, "tool_path": local_tool, "tool_sha256": _sha256(local_tool),
                         "tool_args": words[1:]}
-            records.append(_tool_record(tool, rt, output, rc, base, tool_env, gpu=gpu, ort_ep=ort_ep,
-                                        warmup=warmup, pin_note=pin_note))
+            rec = _tool_record(tool, rt, output, rc, base, tool_env, gpu=gpu, ort_ep=ort_ep, warmup=warmup,
+                               pin_note=pin_note)
+            extra = rec.setdefault("extra", {})
+            extra.update(cpu_state={"before": last_state, "after": after}, started_at=round(started, 3),
+                         ended_at=round(ended, 3), cooldown_s=round(slept, 3))
+            last_state = after
+            if profile:
+                extra["op_profile"] = _device_profile(adb, tool, output, workdir)
+                if rec["status"] == "ok":
+                    rec["reason"] = (rec.get("reason") or "") + "; op profiling was on during these runs (its " \
+                        "overhead is in the latency figures)"
+            records.append(rec)
             adb.shell(remote("rm", "-f", remote_model), check=False)
         current = None
     except AdbError as e:
@@ -690,6 +733,42 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
         raise
     _cleanup(adb, workdir)
     return records
+
+
+ORT_PROFILE_PREFIX = "ort_profile"
+
+
+def _device_profile(adb: Adb, tool: str, output: str, workdir: str) -> dict[str, Any]:
+    """The per-op profile of one measurement: benchmark_model's tables from its output, or the trace
+    onnxruntime_perf_test wrote with -p (pulled back and reduced like the runner's)."""
+    from shufflenet_edge.runtimes.profile import profile_from_benchmark_model, profile_from_runner
+
+    if tool == "benchmark_model":
+        try:
+            return profile_from_benchmark_model(output)
+        except ValueError as e:
+            return {"source": "benchmark_model", "timing": False, "reason": str(e), "summary_by_node_type": [],
+                    "notes": []}
+    listing = adb.shell(f"ls {shlex.quote(workdir)}/{ORT_PROFILE_PREFIX}*.json", check=False).stdout or ""
+    files = [ln.strip() for ln in listing.splitlines() if ln.strip().endswith(".json")]
+    if not files:
+        return {"source": "onnxruntime", "timing": False, "summary_by_node_type": [], "notes": [],
+                "reason": "onnxruntime_perf_test -p wrote no profile file on the phone"}
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="shufflenet-edge-adbprof-") as tmp:
+        local = os.path.join(tmp, "profile.json")
+        try:
+            adb.pull(files[-1], local, timeout=DEFAULT_TIMEOUT)
+            with open(local) as f:
+                events = json.load(f)
+        except (AdbError, OSError, ValueError) as e:
+            return {"source": "onnxruntime", "timing": False, "summary_by_node_type": [], "notes": [],
+                    "reason": f"could not read the profile onnxruntime_perf_test wrote: {e}"}
+    adb.shell(remote("rm", "-f", *files), check=False)
+    op = summarize_ort_trace(events, skip_runs=1)  # perf_test runs one untimed warm-up
+    op.update(source="onnxruntime", timing=True, note="onnxruntime_perf_test -p trace from the phone")
+    return profile_from_runner(op)
 
 
 def _strip_target(msg: str, target: str) -> str:

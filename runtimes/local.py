@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,36 @@ PROVIDER_CHOICES = ("auto", "cpu", "xnnpack", "cuda", "tensorrt", "gpu")
 FORMAT_RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite-runtime"), "torch": ("torch",)}
 
 OnRecord = Callable[[dict[str, Any]], None]
+PROFILE_RUNS = 50  # runs of a per-op profile (after the timed runs): averages settle well before that
+TORCH_NO_PROFILE = "no per-op profile for torch eager here (torch.profiler is the tool for it)"
+
+
+class Cooldown:
+    """`--cooldown SECONDS`: a pause before every measurement but the first, so the CPU cools down between
+    rounds. The time of each pause and of each measurement goes into the record (extra.started_at,
+    extra.ended_at, extra.cooldown_s: Unix seconds), so the pauses can be checked after the fact."""
+
+    def __init__(self, seconds: float = 0.0, sleep: Callable[[float], None] | None = None) -> None:
+        self.seconds = max(0.0, float(seconds or 0.0))
+        self.sleep = sleep or time.sleep
+        self.rounds = 0
+
+    def before_round(self) -> float:
+        """Sleep (unless first); return the seconds slept."""
+        slept = 0.0
+        if self.rounds and self.seconds:
+            t0 = time.monotonic()
+            self.sleep(self.seconds)
+            slept = time.monotonic() - t0
+        self.rounds += 1
+        return slept
+
+
+def stamp(rec: dict[str, Any], started: float, ended: float, cooldown_s: float) -> dict[str, Any]:
+    """Record when the measurement ran and the pause before it."""
+    extra = rec.setdefault("extra", {})
+    extra.update(started_at=round(started, 3), ended_at=round(ended, 3), cooldown_s=round(cooldown_s, 3))
+    return rec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +217,11 @@ def record_from_runner(res: dict[str, Any], job: Job, target: str, info: dict[st
     if common["model_size_bytes"] is None:
         common["model_size_bytes"] = res.get("model_size_bytes")
     extra = {k: res.get(k) for k in ("input", "output_shape", "runtime_options", "transfers_timed",
-                                     "rss_before_load_mb") if res.get(k) is not None}
+                                     "rss_before_load_mb", "cpu_state") if res.get(k) is not None}
+    if res.get("op_profile") is not None:
+        from shufflenet_edge.runtimes.profile import profile_from_runner
+
+        extra["op_profile"] = profile_from_runner(res["op_profile"])
     return new_record(artifact=job.artifact, runtime=runtime, provider=provider, target=target,
                       threads=res.get("threads", job.threads), runs=len(times), warmup=res.get("warmup"),
                       runtime_version=res.get("runtime_version"), latency_ms=latency_stats(times),
@@ -196,8 +231,9 @@ def record_from_runner(res: dict[str, Any], job: Job, target: str, info: dict[st
 
 
 def child_argv(job: Job, runs: int, warmup: int, *, python: str, runner: str, time_limit: float | None,
-               include_transfers: bool, artifact_path: str | None = None) -> list[str]:
-    """argv of one measurement (runner.py, or torch_runtime.py for torch:MODEL)."""
+               include_transfers: bool, artifact_path: str | None = None, profile: bool = False) -> list[str]:
+    """argv of one measurement (runner.py, or torch_runtime.py for torch:MODEL). `profile`: the runner adds a
+    per-op profile after the timed runs (at most PROFILE_RUNS runs)."""
     path = artifact_path or job.artifact
     if job.runtime == "torch":
         argv = [python, "-m", "shufflenet_edge.runtimes.torch_runtime", path, "--device", job.provider or "cpu"]
@@ -205,6 +241,8 @@ def child_argv(job: Job, runs: int, warmup: int, *, python: str, runner: str, ti
         argv = [python, runner, path, "--bench", "--runtime", job.runtime]
         if job.provider:
             argv += ["--provider", job.provider]
+        if profile:
+            argv += ["--profile", "--profile-runs", str(min(runs, PROFILE_RUNS))]
     argv += ["--threads", str(job.threads), "--runs", str(runs), "--warmup", str(warmup)]
     if time_limit:
         argv += ["--time-limit", f"{time_limit:g}"]
@@ -230,10 +268,13 @@ def gpu_absent_reason(job: Job) -> str | None:
 
 def run_local(jobs: Sequence[Job], *, runs: int, warmup: int, timeout: float = 600.0,
               include_transfers: bool = False, on_record: OnRecord | None = None,
-              infos: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Run each job in a fresh child process of this Python, one after the other; one record per job."""
+              infos: dict[str, dict[str, Any]] | None = None, cooldown: float = 0.0, profile: bool = False,
+              sleep: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """Run each job in a fresh child process of this Python, one after the other; one record per job.
+    `cooldown`: seconds of pause between measurements; `profile`: a per-op profile with each (runner jobs)."""
     infos = dict(infos or {})
     records: list[dict[str, Any]] = []
+    pause = Cooldown(cooldown, sleep)
     env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
     for job in jobs:
         info = infos.get(job.artifact)
@@ -241,11 +282,14 @@ def run_local(jobs: Sequence[Job], *, runs: int, warmup: int, timeout: float = 6
             info = infos[job.artifact] = describe_artifact(job.artifact, madds=False)
         absent = gpu_absent_reason(job) if gpu_mod.is_gpu(job.runtime, job.provider) else None
         argv = child_argv(job, runs, warmup, python=sys.executable, runner=str(RUNNER_PATH),
-                          time_limit=timeout, include_transfers=include_transfers)
+                          time_limit=timeout, include_transfers=include_transfers, profile=profile)
+        slept, started = 0.0, time.time()
         try:
             if absent:
                 # The same check the child would make first; no process needed to say "skipped".
                 raise _Absent(absent)
+            slept = pause.before_round()
+            started = time.time()
             p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30, env=env)
             res = parse_runner_output(p.stdout)
             if res is None:
@@ -257,7 +301,10 @@ def run_local(jobs: Sequence[Job], *, runs: int, warmup: int, timeout: float = 6
             from shufflenet_edge.runtimes.runner import environment
 
             res = {"status": "skipped", "reason": str(e), "environment": environment()}
-        rec = record_from_runner(res, job, "local", info)
+        rec = stamp(record_from_runner(res, job, "local", info), started, time.time(), slept)
+        if profile and job.runtime == "torch" and rec["status"] == "ok":
+            rec["extra"]["op_profile"] = {"source": "torch", "timing": False, "reason": TORCH_NO_PROFILE,
+                                          "summary_by_node_type": [], "notes": []}
         records.append(rec)
         if on_record:
             on_record(rec)

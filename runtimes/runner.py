@@ -324,7 +324,34 @@ def environment(runtime_versions: dict[str, str] | None = None) -> dict[str, Any
         "hostname": platform.node(),
         "python": platform.python_version(),
         "runtime_versions": versions,
+        "pinning": pinning(),
     }
+
+
+def _cpu_list(cpus: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2,5"."""
+    out: list[str] = []
+    for c in sorted(cpus):
+        if out and "-" in out[-1] and int(out[-1].split("-")[1]) == c - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{c}"
+        elif out and "-" not in out[-1] and int(out[-1]) == c - 1:
+            out[-1] = f"{out[-1]}-{c}"
+        else:
+            out.append(str(c))
+    return ",".join(out)
+
+
+def pinning() -> str:
+    """Which cores this process may run on. We never pin on the local and SSH targets; an affinity smaller
+    than the machine was set outside (taskset, cgroups, a container's cpuset) and is said so."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return "none (the OS schedules threads; affinity not readable here)"
+    total = os.cpu_count() or len(allowed)
+    if len(allowed) >= total:
+        return f"none (the OS schedules threads over CPUs {_cpu_list(allowed)})"
+    return f"affinity CPUs {_cpu_list(allowed)} of {total}, set outside shufflenet-edge (taskset/cgroup/cpuset)"
 
 
 def _peak_rss_mb() -> float | None:
@@ -346,6 +373,111 @@ def _current_rss_mb() -> float | None:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024.0, 1)
     return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# CPU governor, frequencies and temperatures: read before and after each measurement, so a table can say
+# when they changed under it (thermal throttling, a governor switched by the system, a core capped).
+
+CPUFREQ_FILES = ("scaling_governor", "scaling_cur_freq", "scaling_max_freq", "cpuinfo_max_freq")
+# The same reading as one shell command, for targets reached through a shell (adb shell, ssh): one
+# "PATH<TAB>VALUE" line per file, parsed by parse_cpu_state_listing().
+CPU_STATE_SCRIPT = (
+    "for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor "
+    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq "
+    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_max_freq "
+    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq "
+    "/sys/class/thermal/thermal_zone[0-9]*/type /sys/class/thermal/thermal_zone[0-9]*/temp; do "
+    '[ -r "$f" ] && printf \'%s\\t%s\\n\' "$f" "$(cat "$f" 2>/dev/null)"; done; '
+    "ls -d /sys/devices/system/cpu/cpu[0-9]* 2>/dev/null"
+)
+_NO_CPUFREQ = ("no cpufreq driver: /sys/devices/system/cpu/cpu*/cpufreq is absent (usual in virtual machines "
+               "and containers, where the host sets the frequencies)")
+
+
+def parse_cpu_state_listing(text: str, when: float | None = None) -> dict[str, Any]:
+    """The state from "PATH<TAB>VALUE" lines (CPU_STATE_SCRIPT's output, or the files read here)."""
+    gov: dict[str, str] = {}
+    freqs: dict[str, dict[str, int]] = {"scaling_cur_freq": {}, "scaling_max_freq": {}, "cpuinfo_max_freq": {}}
+    zones: dict[str, dict[str, Any]] = {}
+    cpus: set[str] = set()
+    import re
+
+    for line in text.splitlines():
+        path, _, value = line.strip().partition("\t")
+        value = value.strip()
+        m = re.match(r"^/sys/devices/system/cpu/(cpu\d+)(?:/cpufreq/(\w+))?$", path)
+        if m:
+            cpus.add(m[1])
+            if m[2] == "scaling_governor" and value:
+                gov[m[1]] = value
+            elif m[2] in freqs and value.isdigit():
+                freqs[m[2]][m[1]] = int(value)
+            continue
+        m = re.match(r"^/sys/class/thermal/(thermal_zone\d+)/(type|temp)$", path)
+        if m and value:
+            z = zones.setdefault(m[1], {"type": None, "temp_c": None})
+            if m[2] == "type":
+                z["type"] = value
+            else:
+                try:  # millidegrees on almost every kernel; a few drivers print degrees
+                    t = float(value)
+                    z["temp_c"] = round(t / 1000.0 if abs(t) > 500 else t, 1)
+                except ValueError:
+                    pass
+    def key(c: str) -> int:
+        return int(c[3:])
+
+    state: dict[str, Any] = {
+        "time": round(time.time() if when is None else when, 3),
+        "governor": dict(sorted(gov.items(), key=lambda kv: key(kv[0]))) or None,
+        "cur_freq_khz": dict(sorted(freqs["scaling_cur_freq"].items(), key=lambda kv: key(kv[0]))) or None,
+        "max_freq_khz": dict(sorted(freqs["scaling_max_freq"].items(), key=lambda kv: key(kv[0]))) or None,
+        "cpuinfo_max_freq_khz": dict(sorted(freqs["cpuinfo_max_freq"].items(), key=lambda kv: key(kv[0]))) or None,
+        "thermal": {k: zones[k] for k in sorted(zones, key=lambda z: int(z[12:]))} or None,
+    }
+    if state["governor"] is None and state["cur_freq_khz"] is None:
+        state["cpufreq"] = "unavailable"
+        state["cpufreq_reason"] = _NO_CPUFREQ if cpus or not text.strip() else "cpufreq files not readable"
+    else:
+        state["cpufreq"] = "available"
+    if state["thermal"] is None:
+        state["thermal_reason"] = "no /sys/class/thermal/thermal_zone* here"
+    return state
+
+
+def cpu_state() -> dict[str, Any]:
+    """This machine's governor, current/max frequency per core and thermal zones (sysfs, read-only, no
+    privileges). Where cpufreq is absent the reason is recorded, with /proc/cpuinfo's "cpu MHz" if it has one."""
+    import glob
+
+    lines = []
+    for name in CPUFREQ_FILES:
+        for f in sorted(glob.glob(f"/sys/devices/system/cpu/cpu[0-9]*/cpufreq/{name}")):
+            v = _read(f)
+            if v:
+                lines.append(f"{f}\t{v}")
+    for f in sorted(glob.glob("/sys/class/thermal/thermal_zone[0-9]*/type")) + sorted(
+            glob.glob("/sys/class/thermal/thermal_zone[0-9]*/temp")):
+        v = _read(f)
+        if v:
+            lines.append(f"{f}\t{v}")
+    lines += sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*"))
+    state = parse_cpu_state_listing("\n".join(lines))
+    if state["cpufreq"] == "unavailable":
+        mhz = [ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
+               if ln.lower().startswith("cpu mhz") and ":" in ln]
+        if mhz:
+            state["proc_cpuinfo_mhz"] = {f"cpu{i}": float(v) for i, v in enumerate(mhz) if _is_float(v)}
+    return state
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
 
 
 def probe(runtimes: list[str]) -> dict[str, Any]:
@@ -429,8 +561,9 @@ def provider_absent_reason(runtime: str, provider: str | None) -> str | None:
     return None
 
 
-def _ort_session(path: str, threads: int, provider: str) -> tuple[Any, Any, str]:
-    """An onnxruntime session on `provider`; Skipped when the provider is not in this build or fails to start."""
+def _ort_session(path: str, threads: int, provider: str, profile_prefix: str | None = None) -> tuple[Any, Any, str]:
+    """An onnxruntime session on `provider`; Skipped when the provider is not in this build or fails to start.
+    `profile_prefix`: turn on onnxruntime's per-node profiling, writing its JSON trace under that prefix."""
     try:
         import onnxruntime as ort  # type: ignore[import-not-found]
     except ImportError as e:
@@ -444,6 +577,9 @@ def _ort_session(path: str, threads: int, provider: str) -> tuple[Any, Any, str]
     so = ort.SessionOptions()
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.inter_op_num_threads = 1
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     if provider == "xnnpack":
         # ORT's advice for the XNNPACK EP: its own thread pool does the work, ORT's intra-op pool stays at 1.
         so.intra_op_num_threads = 1
@@ -574,6 +710,121 @@ def _bench_litert_gpu(path: str, runs: int, warmup: int, seed: int, include_tran
     return res
 
 
+# ----------------------------------------------------------------------------------------------------
+# Per-op profiles (bench --profile). Measured in a second session after the timed runs, so profiling's own
+# overhead never reaches the latency figures.
+
+LITERT_NO_OP_TIMING = ("LiteRT's Python Interpreter ({version}) exposes no per-op timing (no profiler hook in "
+                       "ai_edge_litert.interpreter.Interpreter or CompiledModel), so ops are counted, not timed; "
+                       "per-op times come from benchmark_model --enable_op_profiling=true (bench --target adb "
+                       "--profile, or shufflenet-edge profile-report on its saved output)")
+
+
+def summarize_ort_trace(events: list[dict[str, Any]], skip_runs: int = 0) -> dict[str, Any]:
+    """onnxruntime's profiling trace (the JSON list that `end_profiling()` writes) to per-node times per run.
+
+    Runs are the "model_run" session events in time order; the first `skip_runs` are dropped (warm-up) and a
+    node's time is the sum of its "*_kernel_time" events that fall inside the kept runs, divided by their
+    number. Nodes come in run order (first execution)."""
+    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
+                  key=lambda e: float(e.get("ts", 0)))
+    kept = runs[skip_runs:]
+    spans = [(float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0))) for e in kept]
+    nodes: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    import bisect
+
+    starts = [a for a, _ in spans]
+    for e in events:
+        if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time"):
+            continue
+        ts = float(e.get("ts", 0))
+        i = bisect.bisect_right(starts, ts) - 1
+        if i < 0 or ts > spans[i][1]:
+            continue  # outside the kept runs (warm-up, or session set-up)
+        name = str(e["name"])[: -len("_kernel_time")]
+        args = e.get("args") or {}
+        n = nodes.get(name)
+        if n is None:
+            n = nodes[name] = {"name": name, "op_type": str(args.get("op_name") or "?"),
+                               "provider": str(args.get("provider") or "") or None, "total_us": 0.0, "calls": 0,
+                               "_first_ts": ts}
+            order.append(name)
+        n["total_us"] += float(e.get("dur", 0))
+        n["calls"] += 1
+    k = max(len(kept), 1)
+    out_nodes = []
+    for name in sorted(order, key=lambda n: nodes[n]["_first_ts"]):
+        n = nodes[name]
+        out_nodes.append({"name": n["name"], "op_type": n["op_type"], "provider": n["provider"],
+                          "avg_ms": round(n["total_us"] / k / 1000.0, 6), "times_called": round(n["calls"] / k, 3)})
+    return {"runs": len(kept), "skipped_runs": min(skip_runs, len(runs)),
+            "run_ms": [round(float(e.get("dur", 0)) / 1000.0, 4) for e in kept], "nodes": out_nodes}
+
+
+def _profile_onnx(path: str, threads: int, provider: str, runs: int, warmup: int, seed: int) -> dict[str, Any]:
+    import shutil
+    import tempfile
+
+    if provider in ("cuda", "tensorrt"):
+        return {"source": "onnxruntime", "timing": False,
+                "reason": "not profiled on a GPU provider: onnxruntime's per-node times there are host-side "
+                          "launch times, not kernel times"}
+    tmp = tempfile.mkdtemp(prefix="shufflenet-edge-ortprof-")
+    try:
+        ort, sess, _ = _ort_session(path, threads, provider, profile_prefix=os.path.join(tmp, "ort"))
+        inp = sess.get_inputs()[0]
+        shape = [s if isinstance(s, int) else 1 for s in inp.shape]
+        x = _random_input(shape, seed)
+        in_dtype: Any = {"tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+                         "tensor(float16)": np.float16}.get(inp.type, np.float32)
+        if np.dtype(in_dtype).kind in "iu":
+            x = np.clip(np.round(x * 32), np.iinfo(in_dtype).min, np.iinfo(in_dtype).max)
+        feed = {inp.name: np.ascontiguousarray(x.astype(in_dtype))}
+        for _ in range(warmup + runs):
+            sess.run(None, feed)
+        trace = sess.end_profiling()
+        with open(trace) as f:
+            events = json.load(f)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res = summarize_ort_trace(events, skip_runs=warmup)
+    res.update(source="onnxruntime", timing=True, runtime_version=ort.__version__, provider=provider,
+               threads=threads,
+               note="onnxruntime session profiling (SessionOptions.enable_profiling): each node's kernel time; "
+                    "the gap to the run time is the executor's own overhead")
+    return res
+
+
+def _profile_tflite(path: str, threads: int, runtime: str) -> dict[str, Any]:
+    """Op counts by type of the graph as the interpreter holds it (default delegates off, so every op is
+    listed, not one DELEGATE node per XNNPACK partition); no times: see LITERT_NO_OP_TIMING."""
+    if runtime == "tflite-runtime":
+        from tflite_runtime.interpreter import Interpreter, OpResolverType  # type: ignore[import-not-found]
+        version = _version("tflite-runtime", "tflite_runtime")
+    else:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # type: ignore[import-not-found]
+        version = _version("ai-edge-litert", "ai_edge_litert")
+    interp = Interpreter(model_path=path, num_threads=threads,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    nodes = [{"name": f"{op['op_name']}:{op['index']}", "op_type": op["op_name"], "provider": None, "avg_ms": None,
+              "times_called": 1} for op in interp._get_ops_details()]
+    return {"source": runtime, "timing": False, "runtime_version": version, "threads": threads, "nodes": nodes,
+            "reason": LITERT_NO_OP_TIMING.format(version=f"{runtime} {version}")}
+
+
+def op_profile(path: str, runtime: str, provider: str, threads: int, runs: int, warmup: int,
+               seed: int = 0) -> dict[str, Any]:
+    """The per-op profile of one artifact on one runtime (see summarize_ort_trace / _profile_tflite)."""
+    if runtime == "onnxruntime":
+        return _profile_onnx(path, threads, provider, runs, warmup, seed)
+    if provider == "gpu":
+        return {"source": runtime, "timing": False,
+                "reason": "LiteRT's GPU accelerator (CompiledModel) exposes no per-op timing in Python"}
+    return _profile_tflite(path, threads, runtime)
+
+
 def _time_loop(step: Any, runs: int, warmup: int) -> dict[str, Any]:
     """First inference timed alone, then `warmup` untimed-for-statistics runs, then `runs` timed runs."""
     t = _now_ms()
@@ -590,8 +841,12 @@ def _time_loop(step: Any, runs: int, warmup: int) -> dict[str, Any]:
 
 
 def bench(path: str, runtime: str = "auto", provider: str | None = None, threads: int = 1, runs: int = 100,
-          warmup: int = 10, seed: int = 0, include_transfers: bool = False) -> dict[str, Any]:
-    """Time one artifact on one runtime/provider; the result is what `--bench` prints (one JSON object)."""
+          warmup: int = 10, seed: int = 0, include_transfers: bool = False, profile: bool = False,
+          profile_runs: int | None = None) -> dict[str, Any]:
+    """Time one artifact on one runtime/provider; the result is what `--bench` prints (one JSON object).
+
+    The CPU state (governor, frequencies, temperatures) is read before loading and after timing. With
+    `profile`, a per-op profile follows the timed runs (`op_profile`, `profile_runs` runs, default `runs`)."""
     if not os.path.isfile(path):
         raise RunnerError(f"artifact not found: {path}")
     if runtime == "auto":
@@ -605,15 +860,25 @@ def bench(path: str, runtime: str = "auto", provider: str | None = None, threads
     if provider not in PROVIDERS[runtime]:
         raise RunnerError(f"provider {provider!r} is not one of {runtime}'s: {', '.join(PROVIDERS[runtime])}")
     rss0 = _current_rss_mb()
+    state0 = cpu_state()
     if runtime == "onnxruntime":
         res = _bench_onnx(path, threads, provider, runs, warmup, seed, include_transfers)
     elif provider == "gpu":
         res = _bench_litert_gpu(path, runs, warmup, seed, include_transfers)
     else:
         res = _bench_tflite(path, threads, runtime, runs, warmup, seed)
+    state1 = cpu_state()
     res.update(runner=RUNNER_VERSION, status="ok", reason=None, threads=threads, runs=runs, warmup=warmup,
                peak_rss_mb=_peak_rss_mb(), rss_before_load_mb=rss0, model_size_bytes=os.path.getsize(path),
-               environment=environment({res["runtime"]: res["runtime_version"]}))
+               environment=environment({res["runtime"]: res["runtime_version"]}),
+               cpu_state={"before": state0, "after": state1})
+    if profile:
+        try:
+            res["op_profile"] = op_profile(path, runtime, provider, threads, profile_runs or runs, min(warmup, 5) or 1,
+                                           seed)
+        except Exception as e:  # noqa: BLE001  (the timing stands; the profile says why it is missing)
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            res["op_profile"] = {"source": runtime, "timing": False, "reason": f"profiling failed: {msg}"}
     return res
 
 
@@ -668,7 +933,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--include-transfers", action="store_true", help="GPU: time host<->device copies too")
     p.add_argument("--time-limit", type=float, help="give up after this many seconds")
     p.add_argument("--probe", nargs="*", metavar="RUNTIME", help="report what this python has for these runtimes")
+    p.add_argument("--profile", action="store_true", help="--bench: add a per-op profile after the timed runs")
+    p.add_argument("--profile-runs", type=int, help="runs of the per-op profile (default: --runs)")
+    p.add_argument("--cpu-state", action="store_true", help="print the CPU governor/frequencies/thermal state")
     a = p.parse_args(argv)
+    if a.cpu_state:
+        _emit({"runner": RUNNER_VERSION, "status": "ok", "cpu_state": cpu_state(), "pinning": pinning()})
+        return 0
     if a.probe is not None:
         res = probe(a.probe)
         _emit(res)
@@ -683,7 +954,7 @@ def main(argv: list[str] | None = None) -> int:
         with _TimeLimit(a.time_limit):
             if a.bench:
                 _emit(bench(a.model, a.runtime, a.provider, a.threads, a.runs, a.warmup, a.seed,
-                            a.include_transfers))
+                            a.include_transfers, a.profile, a.profile_runs))
                 return 0
             r = open_artifact(a.model, a.runtime, a.threads)
             x = np.load(a.input_npy) if a.input_npy else np.zeros(r.input_shape, np.float32)

@@ -29,12 +29,14 @@ from urllib.parse import urlsplit
 
 from shufflenet_edge.runtimes.local import (
     RUNNER_PATH,
+    Cooldown,
     Job,
     OnRecord,
     child_argv,
     last_line,
     parse_runner_output,
     record_from_runner,
+    stamp,
 )
 from shufflenet_edge.runtimes.results import TargetError, describe_artifact, new_record
 
@@ -170,10 +172,14 @@ def _missing_for(job: Job, fmt: str | None, probe: dict[str, Any]) -> list[str]:
 
 def run_ssh_target(target: str, jobs: Sequence[Job], *, runs: int, warmup: int, opts: SshOptions,
                    include_transfers: bool = False, on_record: OnRecord | None = None,
-                   infos: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                   infos: dict[str, dict[str, Any]] | None = None, cooldown: float = 0.0, profile: bool = False,
+                   sleep: Any = None) -> list[dict[str, Any]]:
     """Measure every job on one board. Returns the records; raises TargetError (carrying the records
-    measured so far plus an error row) when the connection fails, drops, or a run times out."""
+    measured so far plus an error row) when the connection fails, drops, or a run times out.
+    `cooldown`: seconds of pause between measurements; `profile`: the runner adds a per-op profile. The
+    board's runner records its CPU governor/frequencies/temperatures before and after each measurement."""
     t = parse_ssh_target(target)
+    pause = Cooldown(cooldown, sleep)
     s = _Session(t, opts)
     infos = dict(infos or {})
     records: list[dict[str, Any]] = []
@@ -264,8 +270,10 @@ def run_ssh_target(target: str, jobs: Sequence[Job], *, runs: int, warmup: int, 
                 continue
             remote_art = f"{subdirs[job.artifact]}/{Path(job.artifact).name}"
             argv = child_argv(job, runs, warmup, python=py, runner="runner.py", time_limit=opts.timeout,
-                              include_transfers=include_transfers, artifact_path=remote_art)
+                              include_transfers=include_transfers, artifact_path=remote_art, profile=profile)
             cmd = f"cd {shlex.quote(tmp)} && exec {_remote(*argv)}"
+            slept = pause.before_round()
+            wall0 = time.time()
             started = time.monotonic()
             try:
                 p = s.run(cmd, opts.timeout + opts.connect_timeout + 15)
@@ -284,7 +292,7 @@ def run_ssh_target(target: str, jobs: Sequence[Job], *, runs: int, warmup: int, 
                 sig = f"exit code {p.returncode}"
                 res = {"status": "error", "reason": f"runner crashed on the board ({sig}): "
                                                     f"{last_line(p.stderr) or 'no output'}"}
-            emit(record_from_runner(res, job, target, info))
+            emit(stamp(record_from_runner(res, job, target, info), wall0, time.time(), slept))
         if lacking:
             need = list(dict.fromkeys(n for v in lacking.values() for n in v))
             raise TargetError(target, f"{_board_python(py, probe)} lacks {', '.join(need)}: run "

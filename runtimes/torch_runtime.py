@@ -28,11 +28,13 @@ from shufflenet_edge.runtimes.runner import (
     _skip_or_error,
     _time_loop,
     _TimeLimit,
+    cpu_state,
     environment,
     no_gpu_reason,
 )
 
 DEVICES = ("cpu", "cuda")
+DTYPES = ("fp32", "fp16")  # fp16: the model and input in half precision (CUDA only; eager, no autocast)
 
 
 def parse_torch_artifact(spec: str) -> tuple[str, int]:
@@ -65,14 +67,21 @@ def cuda_absent_reason() -> str | None:
 
 
 def bench_torch(spec: str, device: str = "cpu", threads: int = 1, runs: int = 100, warmup: int = 10,
-                seed: int = 0, include_transfers: bool = False, weights: str | None = None) -> dict[str, Any]:
+                seed: int = 0, include_transfers: bool = False, weights: str | None = None,
+                dtype: str = "fp32") -> dict[str, Any]:
     try:
         name, size = parse_torch_artifact(spec)
     except ValueError as e:
         raise RunnerError(str(e)) from e
     if device not in DEVICES:
         raise RunnerError(f"unknown torch device {device!r}; valid: {', '.join(DEVICES)}")
+    if dtype not in DTYPES:
+        raise RunnerError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+    if dtype == "fp16" and device != "cuda":
+        raise RunnerError("--dtype fp16 is for --device cuda (half-precision convolutions on a CPU are not what "
+                          "a user would run)")
     rss0 = _current_rss_mb()
+    state0 = cpu_state()
     import torch
 
     from shufflenet_edge.errors import EdgeError
@@ -97,6 +106,8 @@ def bench_torch(spec: str, device: str = "cpu", threads: int = 1, runs: int = 10
     dev = torch.device(device)
     net = net.to(dev)
     x = x_host.to(dev)
+    if dtype == "fp16":
+        net, x_host, x = net.half(), x_host.half(), x.half()
     if device == "cuda":
         torch.cuda.synchronize()
     init_ms = _now_ms() - t0
@@ -122,8 +133,10 @@ def bench_torch(spec: str, device: str = "cpu", threads: int = 1, runs: int = 10
     size_bytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     version = torch.__version__
     res.update(runner=RUNNER_VERSION, status="ok", reason=None, runtime="torch", runtime_version=version,
-               provider=device, init_ms=init_ms, xnnpack_partitions=None, precision_guess="fp32",
-               input={"shape": [1, 3, size, size], "dtype": "float32", "layout": "nchw"},
+               provider=device, init_ms=init_ms, xnnpack_partitions=None, precision_guess=dtype,
+               input={"shape": [1, 3, size, size], "dtype": "float16" if dtype == "fp16" else "float32",
+                      "layout": "nchw"},
+               cpu_state={"before": state0, "after": cpu_state()},
                output_shape=list(y.shape), transfers_timed=bool(device == "cuda" and include_transfers),
                runtime_options={"num_threads": threads, "interop_threads": 1,
                                 "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu"},
@@ -145,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights")
     p.add_argument("--include-transfers", action="store_true")
     p.add_argument("--time-limit", type=float)
+    p.add_argument("--dtype", default="fp32", choices=DTYPES, help="fp16: half precision (CUDA only)")
     a = p.parse_args(argv)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     import warnings
@@ -153,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _TimeLimit(a.time_limit):
             _emit(bench_torch(a.artifact, a.device, a.threads, a.runs, a.warmup, a.seed, a.include_transfers,
-                              a.weights))
+                              a.weights, a.dtype))
     except Skipped as e:
         _emit(_skip_or_error("skipped", str(e)))
     except RunnerError as e:

@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 from shufflenet_edge.cli import command, positive_int
+from shufflenet_edge.console import err  # noqa: E402
 from shufflenet_edge.errors import EdgeError, UsageError
 
 DEFAULT_MODEL = "shufflenet_v2_x1_0"
@@ -50,6 +51,16 @@ def non_negative_int(s: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
     if v < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def non_negative_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {s!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {v}")
     return v
 
 
@@ -95,6 +106,13 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel", action="store_true",
                    help="run the remote targets (ssh, adb) at the same time (the local target runs first)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--profile", action="store_true",
+                   help="per-op profile of each measurement: onnxruntime session profiling (local, SSH), "
+                        "benchmark_model --enable_op_profiling / onnxruntime_perf_test -p (adb); LiteRT in Python "
+                        "counts ops but cannot time them (said in the output)")
+    p.add_argument("--cooldown", type=non_negative_float, default=0.0, metavar="SECONDS",
+                   help="pause between measurements so the CPU cools down (default 0); the CPU governor, "
+                        "frequencies and temperatures are recorded before and after each measurement")
     s = p.add_argument_group("SSH target (uses your OpenSSH client and ~/.ssh/config)")
     s.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
                    help="passed as `-o OPT` to ssh and scp, e.g. StrictHostKeyChecking=accept-new (repeatable)")
@@ -224,7 +242,7 @@ class _Collector:
             res = f"median {r['latency_ms']['median']:.3f} ms"
         else:
             res = f"{r['status']}: {r.get('reason')}"
-        print(f"[{n}/{self.total}] {r['target']} {name} {what} {r.get('threads')} thr: {res}", file=sys.stderr)
+        print(f"[{n}/{self.total}] {r['target']} {name} {what} {r.get('threads')} thr: {res}", file=err())
 
     def save(self) -> None:
         if self.json_path:
@@ -266,7 +284,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     gpu_info = gpu_mod.detect() if "local" in kinds.values() else None
     meta: dict[str, Any] = {"command": ["shufflenet-edge", "bench", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else None,
                             "runs": args.runs, "warmup": args.warmup, "threads": threads, "targets": targets,
-                            "gpu": gpu_info}
+                            "gpu": gpu_info, "cooldown_s": args.cooldown, "profile": bool(args.profile)}
     total = sum(len(v) for v in plans.values()) + sum(
         len(artifacts) * len(threads) for k in kinds.values() if k == "adb")
     col = _Collector(args.json, meta, args.quiet, total)
@@ -277,14 +295,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             if kind == "local":
                 run_local(plans[t], runs=args.runs, warmup=args.warmup, timeout=args.timeout,
-                          include_transfers=args.include_transfers, on_record=col.on_record(t), infos=infos)
+                          include_transfers=args.include_transfers, on_record=col.on_record(t), infos=infos,
+                          cooldown=args.cooldown, profile=args.profile)
             elif kind == "ssh":
                 from shufflenet_edge.runtimes.ssh import SshOptions, run_ssh_target
 
                 opts = SshOptions(options=list(args.ssh_option), jump=args.ssh_jump, config=args.ssh_config,
                                   identity=args.ssh_identity, remote_python=args.remote_python, timeout=args.timeout)
                 run_ssh_target(t, plans[t], runs=args.runs, warmup=args.warmup, opts=opts,
-                               include_transfers=args.include_transfers, on_record=col.on_record(t), infos=infos)
+                               include_transfers=args.include_transfers, on_record=col.on_record(t), infos=infos,
+                               cooldown=args.cooldown, profile=args.profile)
             else:
                 options = {k: v for k, v in vars(args).items() if not k.startswith("_")}
                 for rt in runtimes:
@@ -322,6 +342,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     records = col.all()
     print(format_table(records))
+    if args.profile:
+        print_profiles(records)
     if gpu_info is not None and not args.no_gpu:
         print(gpu_mod.summary_line(gpu_info))
     col.save()
@@ -337,6 +359,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if summary:
         raise EdgeError(summary)
     return 0
+
+
+def print_profiles(records: list[dict[str, Any]]) -> None:
+    """The per-op table of every measurement that has one (bench --profile), after the latency table."""
+    from shufflenet_edge.runtimes.profile import format_profile
+
+    for r in records:
+        prof = (r.get("extra") or {}).get("op_profile")
+        if r.get("status") != "ok" or not prof:
+            continue
+        prov = f"/{r['provider']}" if r.get("provider") else ""
+        title = f"{os.path.basename(str(r['artifact']))} {r['runtime']}{prov} {r.get('threads')} thr @ {r.get('target')}"
+        print()
+        print(format_profile(prof, title))
 
 
 def _fill(rec: dict[str, Any], infos: dict[str, dict[str, Any]]) -> dict[str, Any]:
