@@ -33,6 +33,7 @@ from shufflenet_edge.runtimes.results import (
 )
 from shufflenet_edge.runtimes.runner import parse_cpu_state_listing, summarize_ort_trace
 from test_adb import FakeDevice, private_adb  # noqa: F401  (the fixture: the real adb, a private server)
+from test_ssh import sshd  # noqa: F401  (the fixture: a private OpenSSH server on 127.0.0.1)
 
 FIX = Path(__file__).parent / "fixtures" / "profiles"
 REPO = Path(__file__).resolve().parents[1]
@@ -378,6 +379,23 @@ def test_bench_profile_cooldown_and_cpu_records_locally(arts, tmp_path):
 def test_bench_rejects_a_negative_cooldown(arts, tmp_path):
     r = cli("bench", str(arts["fp32.onnx"]), "--cooldown", "-1", "--json", str(tmp_path / "o.json"), "--no-plot")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and ">= 0" in r.stderr
+
+
+def test_bench_profile_and_cooldown_over_ssh(sshd, arts, tmp_path):  # noqa: F811
+    out = tmp_path / "s.json"
+    r = cli("bench", str(arts["fp32.onnx"]), str(arts["fp32.tflite"]), "--target", sshd.target, *sshd.client_args(),
+            "--remote-python", sys.executable, "--profile", "--cooldown", "0.5", "--runs", "8", "--warmup", "1",
+            "--json", str(out), "--no-plot", "--quiet")
+    assert r.returncode == 0, r.stderr
+    onnx, tfl = read_json(out)
+    assert onnx["target"] == sshd.target and onnx["extra"]["op_profile"]["timing"]
+    assert onnx["extra"]["op_profile"]["data_movement"]["count"] > 0
+    assert not tfl["extra"]["op_profile"]["timing"] and "no per-op timing" in tfl["extra"]["op_profile"]["reason"]
+    assert tfl["extra"]["started_at"] - onnx["extra"]["ended_at"] >= 0.5 and tfl["extra"]["cooldown_s"] >= 0.5
+    for x in (onnx, tfl):  # the board's runner reads its own CPU state
+        assert x["extra"]["cpu_state"]["before"]["cpufreq"] in ("available", "unavailable")
+        assert x["environment"]["pinning"]
+    assert f"{sshd.target}: cpu before:" in r.stdout and "per-op profile" in r.stdout
 
 
 # --------------------------------------------------------------------------------------- adb
