@@ -330,3 +330,34 @@ def test_android_assets_reads_the_tflite_exporters_sidecar_format(tmp_path: Path
     cfg = write_assets(art, app)
     assert cfg["input"]["zero_point"] == -14 and cfg["output"]["zero_point"] == 3 and cfg["num_classes"] == 3
     assert (app / "app/src/main/assets/labels.txt").read_text().splitlines() == ["class_0", "class_1", "class_2"]
+
+
+@needs_java
+def test_java_tensor_io_reads_and_writes_what_numpy_does(tmp_path: Path, core_classes: Path) -> None:
+    """The parity entry point's .npy I/O (android_demo/core Npy.java) against files numpy writes and reads."""
+    import numpy as np
+
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    dst.mkdir()
+    rng = np.random.default_rng(0)
+    arrays = {
+        "float_nhwc": rng.standard_normal((3, 8, 6, 3)).astype(np.float32),
+        "int8_input": rng.integers(-128, 128, (2, 4, 4, 3), dtype=np.int8),
+        "uint8_input": rng.integers(0, 256, (2, 5, 3), dtype=np.uint8),
+        "int32_ids": np.arange(7, dtype=np.int32).reshape(7, 1),
+        "logits_1d": rng.standard_normal((5,)).astype(np.float32),
+        "special": np.array([[np.inf, -np.inf, -0.0, 1e-45]], dtype=np.float32),
+    }
+    for k, a in arrays.items():
+        np.save(src / f"{k}.npy", a)
+    r = run_junit(core_classes, "dev.shufflenetedge.core.NpyTest",
+                  props={"npy.in.dir": str(src), "npy.out.dir": str(dst)})
+    assert r.returncode == 0, f"JUnit failed:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+    for k, a in arrays.items():
+        back = np.load(dst / f"{k}.npy")
+        assert back.dtype == a.dtype and back.shape == a.shape, k
+        assert back.tobytes() == a.tobytes(), k  # bit-exact, including inf and -0.0
+        rev = np.load(dst / f"{k}.reversed.npy")
+        assert rev.tobytes() == a[::-1].tobytes(), k
+    assert not list(dst.glob("*.partial")), "temporary files left behind"
