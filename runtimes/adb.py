@@ -666,6 +666,11 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
                                timeout=timeout, pin_note=pin_note)
                 rec.setdefault("extra", {}).update(started_at=round(started, 3), ended_at=round(time.time(), 3),
                                                    cooldown_s=round(slept, 3))
+                if profile:
+                    rec["extra"]["op_profile"] = {
+                        "source": "demo app", "timing": False, "summary_by_node_type": [], "notes": [],
+                        "reason": "the demo app times whole inferences only; per-op times come from benchmark_model "
+                                  "(--benchmark-binary) with --profile"}
                 records.append(rec)
                 continue
             local_tool = tools.benchmark_model if tool == "benchmark_model" else tools.ort_perf_test
