@@ -1,12 +1,15 @@
 """ONNX export: fold, torch's dynamo exporter, onnxslim, full checker, shape inference, sidecar.
 
 `form`:
-- ``reference``: the unfolded torchvision graph (for comparisons);
-- ``gather`` / ``transpose``: the two folded forms (shufflenet_edge.fold);
+- ``reference``: the model's graph as written (for comparisons);
+- ``gather`` / ``transpose``: the two folded forms of the graph-level fold (shufflenet_edge.graph_fold),
+  which finds the channel shuffles in any module's `torch.export` graph;
 - ``auto``: export both folded forms, time them interleaved on onnxruntime (CPU, the given threads) and
-  keep the faster, recording the timings in the sidecar. For models the fold does not know
-  (``ModelInfo.foldable`` False: megvii_*) and MobileNetV2, ``auto`` exports the reference form and the
-  folded forms are refused with a usage error.
+  keep the faster, recording the timings in the sidecar. A model without channel shuffles (MobileNetV2)
+  exports its graph as written.
+
+Registry names and user modules (`module=`, the Python API `shufflenet_edge.export`, `--model-file`) go
+through the same code: a name is only a way to build the module.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch import nn
 
 from shufflenet_edge.data import Preprocess
 from shufflenet_edge.errors import EdgeError, UsageError
-from shufflenet_edge.fold import fold
+from shufflenet_edge.graph_fold import fold_graph
 from shufflenet_edge.models import get_info
 from shufflenet_edge.models.weights import file_sha256, load_model
 
@@ -38,20 +41,30 @@ ONNX_FORMS = ("auto", "reference", "gather", "transpose")
 OPSET = 18
 
 
-def _torch_to_onnx(model: nn.Module, x: torch.Tensor, path: Path, dynamic_batch: bool) -> None:
+def _flat_outputs(y: Any) -> list[torch.Tensor]:
+    return [t for t in torch.utils._pytree.tree_leaves(y) if isinstance(t, torch.Tensor)]
+
+
+def output_names(n: int) -> list[str]:
+    return ["logits"] if n == 1 else [f"output_{i}" for i in range(n)]
+
+
+def _torch_to_onnx(model: nn.Module, x: Any, path: Path, dynamic_batch: bool, n_outputs: int = 1) -> None:
     import onnx
 
+    xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     kwargs: dict[str, Any] = {}
     if dynamic_batch:
-        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=1024)},)
+        kwargs["dynamic_shapes"] = tuple({0: torch.export.Dim("batch", min=1, max=1024)} for _ in xs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import logging
 
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         torch.onnx.export(
-            model, (x,), str(path), dynamo=True, opset_version=OPSET, input_names=["input"],
-            output_names=["logits"], external_data=False, verbose=False, **kwargs,
+            model, xs, str(path), dynamo=True, opset_version=OPSET,
+            input_names=["input"] if len(xs) == 1 else [f"input_{i}" for i in range(len(xs))],
+            output_names=output_names(n_outputs), external_data=False, verbose=False, **kwargs,
         )
     m = onnx.load(str(path))
     try:
@@ -81,6 +94,18 @@ def time_onnx(paths: dict[str, Path], x: np.ndarray, threads: int = 1, rounds: i
     return interleaved_medians({k: (lambda r=r: r.invoke(x)) for k, r in runners.items()}, "onnxruntime", threads, rounds, runs)
 
 
+def run_onnx_all(path: str | os.PathLike[str], xs: list[np.ndarray], threads: int = 1) -> list[np.ndarray]:
+    """Every output of an ONNX graph for the batch `xs` (one array per graph input), in graph order."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    return [np.asarray(y) for y in sess.run(None, dict(zip(names, xs)))]
+
+
 def export_onnx(
     model_name: str,
     out: str | os.PathLike[str],
@@ -95,32 +120,42 @@ def export_onnx(
     threads: int = 1,
     seed: int = 0,
     show_progress: bool = True,
+    module: nn.Module | None = None,
+    example_input: Any = None,
+    source: dict[str, Any] | None = None,
+    preprocess: Preprocess | None = None,
 ) -> dict[str, Any]:
-    """Export `model_name` to ONNX at `out` (+ sidecar). Returns the sidecar dict."""
-    info = get_info(model_name)
+    """Export `model_name` (a registry name) or `module` (any eval-mode nn.Module, `model_name` then only its
+    label; `example_input` a tensor or tuple of tensors, default (batch, 3, input_size, input_size)) to ONNX at
+    `out` (+ sidecar). `source`: how to rebuild the reference (recorded in the sidecar). Returns the sidecar."""
+    info = get_info(model_name) if module is None else None
     if form not in ONNX_FORMS:
         raise UsageError(f"unknown ONNX form {form!r}; valid: {', '.join(ONNX_FORMS)}")
-    if info.family == "mobilenet_v2" and form not in ("auto", "reference"):
+    if info is not None and info.family == "mobilenet_v2" and form not in ("auto", "reference"):
         raise UsageError(f"{model_name} has no channel shuffle; use --form reference")
-    if not info.foldable and form not in ("auto", "reference"):
-        raise UsageError(f"{model_name} has no folded ONNX form yet (the fold knows only the torchvision-style "
-                         f"ShuffleNets); use --form reference (or auto, which exports the reference form for it)")
     if (batch != 1 or dynamic_batch) and form == "transpose":
         raise UsageError("the transpose form is rank 4 only for batch 1; use --form gather for --batch > 1 or --dynamic-batch")
     out_path = Path(out)
     check_writable(out_path)
-    pre = Preprocess.for_size(input_size)
+    pre = preprocess or Preprocess.for_size(input_size)
     p = progress(show_progress)
     if calib is not None and int8:
         from shufflenet_edge.data import list_images
 
         list_images(calib)  # fail now, not after the export
-    ref = load_model(model_name, weights, seed=seed, warn=weights is None)
-    x = torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
-    if info.family == "mobilenet_v2":
-        form = "reference"
-    elif not info.foldable and form == "auto":
-        p.log(f"note: {model_name} has no folded form yet; exporting the reference form")
+    if module is None:
+        ref = load_model(model_name, weights, seed=seed, warn=weights is None)
+        x = torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    else:
+        ref = module.eval()
+        x = example_input if example_input is not None else torch.randn(batch, 3, input_size, input_size,
+                                                                          generator=torch.Generator().manual_seed(0))
+    xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    if len(xs) != 1 and int8:
+        raise UsageError("int8 ONNX export takes models with one input")
+    with torch.no_grad():
+        wants = [t.numpy() for t in _flat_outputs(ref(*xs))]
+    if info is not None and info.family == "mobilenet_v2":
         form = "reference"
     candidates = ["gather", "transpose"] if form == "auto" else [form]
     if form == "auto" and (batch != 1 or dynamic_batch):
@@ -128,28 +163,33 @@ def export_onnx(
     timings = None
     tmpdir = out_path.parent
     made: dict[str, Path] = {}
+    fold_reports: dict[str, Any] = {}
     try:
         for f in candidates:
             tmp = tmpdir / f".{out_path.stem}.{f}.candidate.onnx"
             with p.step(f"exporting {model_name} ({f} form) to ONNX"):
-                _torch_to_onnx(fold(ref, f), x, tmp, dynamic_batch)
+                gm, rep = fold_graph(ref, xs, form=f, split="split")
+                fold_reports[f] = rep
+                _torch_to_onnx(gm, xs, tmp, dynamic_batch, len(wants))
             made[f] = tmp
         chosen = candidates[0]
         if len(made) > 1:
             with p.step("timing the candidate forms on onnxruntime"):
-                timings = time_onnx(made, x.numpy()[:1] if not dynamic_batch else x.numpy(), threads=threads)
+                timings = time_onnx(made, xs[0].numpy()[:1] if not dynamic_batch else xs[0].numpy(), threads=threads)
             chosen = min(timings["median_ms"], key=timings["median_ms"].get)
             timings["chosen"] = chosen
-        # Check the float graph against PyTorch before claiming anything.
-        from shufflenet_edge.runtimes.runner import OnnxRunner
-
-        with torch.no_grad():
-            want = ref(x).numpy()
-        got = OnnxRunner(str(made[chosen]), threads=threads)(x.numpy())
-        err = float(np.abs(got - want).max())
-        tol = 1e-4 * max(1.0, float(np.abs(want).max()))
-        if err > tol:
-            raise EdgeError(f"ONNX export of {model_name} ({chosen}) disagrees with PyTorch: max abs error {err:.3g} > {tol:.3g}")
+        # Check the float graph against PyTorch before claiming anything: every output.
+        gots = run_onnx_all(made[chosen], [t.numpy() for t in xs], threads=threads)
+        errs = []
+        for k, (got, want) in enumerate(zip(gots, wants)):
+            e = float(np.abs(got - want).max())
+            t = 1e-4 * max(1.0, float(np.abs(want).max()))
+            errs.append({"output": k, "max_abs_error": e, "tolerance": t})
+            if not e <= t:
+                raise EdgeError(f"ONNX export of {model_name} ({chosen}) disagrees with PyTorch on output {k}: "
+                                f"max abs error {e:.3g} > {t:.3g}")
+        err = max(e["max_abs_error"] for e in errs)
+        tol = errs[int(np.argmax([e["max_abs_error"] for e in errs]))]["tolerance"]
         precision = "fp32"
         calibration = None
         with atomic_path(out_path) as final_tmp:
@@ -169,6 +209,7 @@ def export_onnx(
 
     m = onnx.load(str(out_path), load_external_data=False)
     i, o = m.graph.input[0], m.graph.output[0]
+    want = wants[0]
 
     def dims(v: Any) -> list[Any]:
         return [d.dim_value if d.HasField("dim_value") else (d.dim_param or -1) for d in v.type.tensor_type.shape.dim]
@@ -177,18 +218,22 @@ def export_onnx(
         "format": "onnx",
         "path": str(out_path),
         "model": model_name,
-        "num_classes": int(want.shape[1]),
+        "num_classes": int(want.shape[1]) if len(wants) == 1 and want.ndim == 2 else None,
         "weights": {"path": str(weights), "sha256": file_sha256(weights)} if weights else None,
-        "random_weights": weights is None,
-        "seed": seed if weights is None else None,
+        "random_weights": weights is None and module is None,
+        "seed": seed if weights is None and module is None else None,
+        "source": source or {"kind": "registry", "name": model_name},
         "precision": precision,
         "form": chosen,
         "input": {"name": i.name, "shape": dims(i), "layout": "nchw", "dtype": "float32", "quantization": None},
         "output": {"name": o.name, "shape": dims(o), "dtype": "float32", "quantization": None},
+        "outputs": [{"name": v.name, "shape": dims(v), "layout": "nchw" if len(dims(v)) == 4 else None,
+                     "dtype": "float32"} for v in m.graph.output],
         "preprocess": pre.to_dict(),
         "labels": None,
         "calibration": calibration,
-        "float_check": {"max_abs_error_vs_torch": err, "tolerance": tol},
+        "float_check": {"max_abs_error_vs_torch": err, "tolerance": tol, "per_output": errs},
+        "fold": fold_reports[chosen].to_dict(),
         "form_timings": timings,
         "opset": OPSET,
         "tools": tool_versions("onnx", "onnxruntime", "onnxslim", "onnxscript"),

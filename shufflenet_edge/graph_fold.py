@@ -1,0 +1,639 @@
+"""The fold at graph level: find channel shuffles in a `torch.export` graph however they are written.
+
+Why a graph pass: users' ShuffleNets are not our classes. A fine-tuned torchvision model, a NanoDet-style
+backbone, a model using ``nn.ChannelShuffle`` or megvii's ShuffleNet-Series all write the same thing in
+different ops: torchvision's ``view(b, g, c/g, h, w) -> transpose(1, 2) -> contiguous -> view``,
+``aten.channel_shuffle``, megvii V1's ``reshape(b, c/g, g, h, w) -> permute(0, 2, 1, 3, 4) -> reshape``, megvii
+V2's ``reshape(b*c/2, 2, h*w) -> permute(1, 0, 2) -> reshape(2, ...) -> [0], [1]``, each followed by
+``chunk`` / ``split`` / ``split_with_sizes`` / slicing. So the pass does not match op spellings. It finds
+*regions*: a tensor produced by a compute op (a ``cat``, a conv, an input) read only by data-movement ops,
+followed through those ops to the *endpoints*, the tensors that compute ops (or the graph output) read.
+It runs the region on an index tensor (``arange`` of the start's shape) with the graph's own aten ops;
+an endpoint whose values are ``start[:, sel]`` is a channel selection, proven by that run and nothing
+else. Then, per region:
+
+- endpoints that are a full channel permutation read only through convolutions (through per-channel ops
+  that commute with a channel permutation: depthwise conv, BatchNorm, ReLU, pooling) are **folded into
+  the weights**: the input channels of the dense conv / linear that ends each path, and the channels of
+  the depthwise convs and BatchNorms on the way. Exact, zero data movement;
+- the other endpoints become one rank-4 data path (``form="transpose"``): the concatenated selections are
+  a permutation ``P`` of the channels; we search a factorisation ``C = d1*d2[*d3]`` and an axis permutation
+  with ``arange(C).reshape(d).permute(p).flatten() == P`` (DESIGN.md section 3's ``(k, h, j) -> (h, j, k)``
+  for torchvision V2 halves, ``(g, C/g) -> (C/g, g)`` for a V1 shuffle, ``(C/2, 2) -> (2, C/2)`` for megvii
+  V2's even/odd split), then ``reshape -> permute -> reshape`` to ``(n_endpoints, C/n, H, W)`` and one slice
+  (or split) per endpoint on the outer axis. Batch 1, rank <= 4. Otherwise (``form="gather"``, batch > 1,
+  or no factorisation) one ``index_select`` per endpoint (rank 4, any batch);
+- a shuffle that is a graph output stays a data path (its channel order is part of the contract).
+
+Every region that moves channels is reported, folded or not, with the reason ("why not folded").
+The rewritten graph is checked against the original on a random input before it is returned.
+
+Two optional exact rewrites help int8 backends (``int8_friendly``): ``relu(cat(a, b))`` becomes
+``cat(relu(a), relu(b))`` with the ReLU dropped where its input is provably non-negative (a ReLU,
+max-pool or average-pool of one), and ``avg_pool2d(3, 2, 1)`` (count_include_pad) becomes a depthwise
+conv with weights 1/9 (XNNPACK has no int8 average pool; 1/9 is exact in per-channel int8). These are the
+properties the module-level fold gave ShuffleNet V1's int8 TFLite graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import operator
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+aten = torch.ops.aten
+
+FORMS = ("reference", "transpose", "gather")
+
+
+def _dm_ops() -> set[Any]:
+    names = [
+        ("view", "default"), ("reshape", "default"), ("_unsafe_view", "default"), ("permute", "default"),
+        ("transpose", "int"), ("clone", "default"), ("contiguous", "default"), ("alias", "default"),
+        ("channel_shuffle", "default"), ("native_channel_shuffle", "default"), ("slice", "Tensor"),
+        ("select", "int"), ("split", "Tensor"), ("split_with_sizes", "default"), ("chunk", "default"),
+        ("unbind", "int"), ("squeeze", "dim"), ("squeeze", "dims"), ("unsqueeze", "default"),
+        ("flatten", "using_ints"), ("narrow", "default"), ("view_copy", "default"), ("permute_copy", "default"),
+        ("slice_copy", "Tensor"), ("select_copy", "int"), ("split_copy", "Tensor"), ("unflatten", "int"),
+        ("movedim", "int"), ("swapaxes", "default"), ("t", "default"),
+    ]
+    out: set[Any] = {operator.getitem}
+    for op, ov in names:
+        packet = getattr(aten, op, None)
+        if packet is not None and hasattr(packet, ov):
+            out.add(getattr(packet, ov))
+    return out
+
+
+_DM: set[Any] | None = None
+
+
+def data_movement_ops() -> set[Any]:
+    global _DM
+    if _DM is None:
+        _DM = _dm_ops()
+    return _DM
+
+
+class NotFoldable(Exception):
+    """Why a permutation could not be folded into the weights of its readers."""
+
+
+@dataclasses.dataclass
+class Match:
+    start: str
+    start_op: str
+    shape: list[int]
+    ops: list[str]
+    endpoints: list[dict[str, Any]]
+    action: str = "left alone"
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class FoldReport:
+    form: str
+    matches: list[Match] = dataclasses.field(default_factory=list)
+    rewrites: list[str] = dataclasses.field(default_factory=list)
+    check_max_abs_error: float | None = None
+
+    def counts(self) -> dict[str, int]:
+        c = {"shuffles": len(self.matches), "folded_into_weights": 0, "data_path": 0, "left_alone": 0}
+        for m in self.matches:
+            if m.action == "folded into weights":
+                c["folded_into_weights"] += 1
+            elif m.action.startswith("data path"):
+                c["data_path"] += 1
+            else:
+                c["left_alone"] += 1
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"form": self.form, "counts": self.counts(), "matches": [m.to_dict() for m in self.matches],
+                "rewrites": self.rewrites, "check_max_abs_error": self.check_max_abs_error}
+
+    def lines(self) -> list[str]:
+        c = self.counts()
+        out = [f"fold ({self.form}): {c['shuffles']} channel shuffle(s): {c['folded_into_weights']} folded into weights, "
+               f"{c['data_path']} as a rank-4 data path, {c['left_alone']} left alone"]
+        for m in self.matches:
+            if m.action == "left alone" or m.reason:
+                out.append(f"  {m.start} ({'/'.join(m.ops[:4])}{'...' if len(m.ops) > 4 else ''}): {m.action}"
+                           + (f": {m.reason}" if m.reason else ""))
+        out += [f"  {r}" for r in self.rewrites]
+        return out
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _val(n: Any) -> Any:
+    return n.meta.get("val") if isinstance(n, fx.Node) else None
+
+
+def _shape(n: fx.Node) -> tuple[int, ...] | None:
+    v = _val(n)
+    return tuple(int(s) for s in v.shape) if isinstance(v, torch.Tensor) else None
+
+
+def _is_dm(n: fx.Node) -> bool:
+    return n.op == "call_function" and n.target in data_movement_ops()
+
+
+def _op_name(n: fx.Node) -> str:
+    t = n.target
+    if t is operator.getitem:
+        return "getitem"
+    return str(getattr(t, "__name__", t)).replace(".default", "")
+
+
+def _get_attr(gm: nn.Module, target: str) -> torch.Tensor:
+    obj: Any = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+class _Consts:
+    """New constant tensors (permuted weights, index vectors) as buffers of the root module."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        self.gm, self.k = gm, 0
+
+    def node(self, before: fx.Node, t: torch.Tensor, what: str) -> fx.Node:
+        name = f"_fold_{what}_{self.k}"
+        self.k += 1
+        self.gm.register_buffer(name, t.detach().clone())
+        with self.gm.graph.inserting_before(before):
+            n = self.gm.graph.get_attr(name)
+        n.meta["val"] = t
+        return n
+
+
+def _simulate(region: list[fx.Node], start: fx.Node, value: torch.Tensor) -> dict[fx.Node, Any]:
+    env: dict[fx.Node, Any] = {start: value}
+
+    def m(a: Any) -> Any:
+        return env[a] if isinstance(a, fx.Node) else a
+
+    for n in region:
+        args = fx.node.map_aggregate(n.args, m)
+        kwargs = fx.node.map_aggregate(n.kwargs, m)
+        env[n] = n.target(*args, **kwargs)  # type: ignore[operator]
+    return env
+
+
+def _channel_selection(s: torch.Tensor, e: Any) -> torch.Tensor | None:
+    """sel with e == s[:, sel], or None. s is the index tensor (N, C, H, W)."""
+    if not isinstance(e, torch.Tensor) or e.dim() != 4 or e.shape[0] != s.shape[0] or e.shape[2:] != s.shape[2:]:
+        return None
+    _, c, h, w = s.shape
+    sel = ((e[0, :, 0, 0] // (h * w)).long()) % c
+    if not torch.equal(s[:, sel], e):
+        return None
+    return sel
+
+
+def factorize(perm: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(dims, axes) with arange(C).reshape(dims).permute(axes).flatten() == perm, at most 3 dims."""
+    c = len(perm)
+    divs = [d for d in range(2, c) if c % d == 0]
+    target = perm.long()
+    for k in (2, 3):
+        for dims in itertools.product(divs, repeat=k - 1):
+            last = c
+            for d in dims:
+                last //= d
+            full = (*dims, last)
+            prod = 1
+            for d in full:
+                prod *= d
+            if prod != c or last < 2:
+                continue
+            base = torch.arange(c).reshape(full)
+            for axes in itertools.permutations(range(k)):
+                if axes == tuple(range(k)):
+                    continue
+                if torch.equal(base.permute(axes).reshape(-1), target):
+                    return full, axes
+    return None
+
+
+# ------------------------------------------------------------------------------------- weight fold
+
+_UNARY = None
+
+
+def _unary_ops() -> set[Any]:
+    global _UNARY
+    if _UNARY is None:
+        names = ["relu", "relu_", "relu6", "hardtanh", "hardtanh_", "sigmoid", "hardswish", "hardswish_", "silu",
+                 "silu_", "gelu", "leaky_relu", "leaky_relu_", "hardsigmoid", "tanh", "elu", "clamp", "dropout",
+                 "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "max_pool2d_with_indices"]
+        _UNARY = set()
+        for nm in names:
+            p = getattr(aten, nm, None)
+            if p is not None:
+                for ov in ("default", "Tensor"):
+                    if hasattr(p, ov):
+                        _UNARY.add(getattr(p, ov))
+    return _UNARY
+
+
+def _plan_absorb(t: fx.Node, sel: torch.Tensor, gm: fx.GraphModule, plan: list[tuple[str, fx.Node, torch.Tensor]],
+                 depth: int = 0) -> None:
+    """Every reader of `t` (channels = source[sel]) can read `source` instead with changed weights."""
+    if depth > 32:
+        raise NotFoldable("permutation path too long")
+    for u in t.users:
+        if u.op == "output":
+            raise NotFoldable("the permuted tensor is a graph output")
+        tgt = u.target
+        if tgt == aten.conv2d.default:
+            if u.args[0] is not t:
+                raise NotFoldable("the tensor is a conv's weight")
+            w = _val(u.args[1])
+            groups = int(u.args[6]) if len(u.args) > 6 else int(u.kwargs.get("groups", 1))
+            c = len(sel)
+            if groups == 1:
+                plan.append(("conv_in", u, sel))
+            elif groups == c and w.shape[0] == c:
+                plan.append(("depthwise", u, sel))
+                _plan_absorb(u, sel, gm, plan, depth + 1)
+            else:
+                raise NotFoldable(f"read by a grouped conv (groups {groups}) that a channel permutation does not commute with")
+        elif tgt in (aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default):
+            plan.append(("bn", u, sel))
+            if tgt == aten.batch_norm.default:
+                _plan_absorb(u, sel, gm, plan, depth + 1)
+            else:
+                for g in u.users:
+                    if g.target is operator.getitem and g.args[1] == 0:
+                        _plan_absorb(g, sel, gm, plan, depth + 1)
+        elif tgt in _unary_ops():
+            if any(isinstance(a, fx.Node) for a in list(u.args[1:]) + list(u.kwargs.values())):
+                raise NotFoldable(f"read by {_op_name(u)} with a second tensor input")
+            if tgt == aten.max_pool2d_with_indices.default:
+                raise NotFoldable("read by a max-pool that returns indices")
+            _plan_absorb(u, sel, gm, plan, depth + 1)
+        elif tgt == aten.mean.dim and sorted(int(d) % 4 for d in u.args[1]) == [2, 3]:
+            _plan_absorb(u, sel, gm, plan, depth + 1)
+        elif tgt == aten.flatten.using_ints and _shape(u) is not None and len(_shape(u)) == 2 \
+                and _shape(t)[2:] in ((1, 1), ()):  # type: ignore[index]
+            _plan_absorb(u, sel, gm, plan, depth + 1)
+        elif tgt in (aten.view.default, aten.reshape.default) and _shape(t) is not None and len(_shape(t)) == 4 \
+                and _shape(t)[2:] == (1, 1) and len(_shape(u) or ()) == 2:  # type: ignore[index]
+            _plan_absorb(u, sel, gm, plan, depth + 1)
+        elif tgt == aten.linear.default:
+            if u.args[0] is not t:
+                raise NotFoldable("the tensor is a linear layer's weight")
+            plan.append(("linear_in", u, sel))
+        else:
+            raise NotFoldable(f"read by {_op_name(u)}, which a channel permutation does not commute with")
+
+
+def _apply_absorb(gm: fx.GraphModule, plan: list[tuple[str, fx.Node, torch.Tensor]], consts: _Consts) -> None:
+    def replace_param(node: fx.Node, idx: int, fn: Any, what: str) -> None:
+        a = node.args[idx]
+        if not isinstance(a, fx.Node):
+            return
+        t = _get_attr(gm, str(a.target)) if a.op == "get_attr" else None
+        if t is None:
+            raise NotFoldable(f"{_op_name(node)} parameter {idx} is not a constant")
+        new = consts.node(node, fn(t.detach()), what)
+        args = list(node.args)
+        args[idx] = new
+        node.args = tuple(args)
+
+    for kind, node, sel in plan:
+        if kind in ("conv_in", "linear_in"):
+            def f(w: torch.Tensor, sel: torch.Tensor = sel) -> torch.Tensor:
+                new = torch.empty_like(w)
+                new[:, sel] = w
+                return new
+            replace_param(node, 1, f, "w")
+        else:  # depthwise / bn: channel sel[s] now carries what channel s carried
+            def g(p: torch.Tensor, sel: torch.Tensor = sel) -> torch.Tensor:
+                new = torch.empty_like(p)
+                new[sel] = p
+                return new
+            idxs = [1, 2] if kind == "depthwise" else [1, 2, 3, 4]
+            for i in idxs:
+                if i < len(node.args) and node.args[i] is not None:
+                    replace_param(node, i, g, "p")
+
+
+# ------------------------------------------------------------------------------------------- pass
+
+
+def _find_regions(graph: fx.Graph) -> list[tuple[fx.Node, list[fx.Node], list[fx.Node], str | None]]:
+    out = []
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    for s in graph.nodes:
+        if s.op not in ("call_function", "placeholder") or _is_dm(s):
+            continue
+        shp = _shape(s)
+        if shp is None or len(shp) != 4 or not s.users or not all(_is_dm(u) for u in s.users):
+            continue
+        region: set[fx.Node] = set()
+        endpoints: list[fx.Node] = []
+        frontier = [s]
+        problem = None
+        while frontier:
+            t = frontier.pop()
+            for u in t.users:
+                if u in region:
+                    continue
+                region.add(u)
+                us = list(u.users)
+                dm = [x for x in us if _is_dm(x)]
+                if isinstance(_val(u), torch.Tensor) and (len(dm) < len(us)):
+                    if dm:
+                        problem = f"{u.name} is read both by data movement and by {_op_name(next(x for x in us if not _is_dm(x)))}"
+                    endpoints.append(u)
+                elif dm:
+                    frontier.append(u)
+        # side inputs of region ops must not be other tensors
+        for u in region:
+            for a in u.all_input_nodes:
+                if a is not s and a not in region:
+                    problem = f"{u.name} reads another tensor ({a.name})"
+        out.append((s, sorted(region, key=order.__getitem__), sorted(set(endpoints), key=order.__getitem__), problem))
+    return out
+
+
+def fold_graph(
+    model: nn.Module,
+    example_inputs: tuple[Any, ...],
+    *,
+    form: str = "transpose",
+    split: str = "split",
+    fold_weights: bool = True,
+    int8_friendly: bool = False,
+) -> tuple[fx.GraphModule, FoldReport]:
+    """Export `model`, rewrite its channel shuffles, return (GraphModule, report).
+
+    `split`: how the transpose form hands out its endpoints: ``"split"`` (one split op: ONNX) or
+    ``"slice"`` (basic slicing: PT2E then shares one quantization scale through the data path, TFLite).
+    """
+    if form not in FORMS:
+        raise ValueError(f"unknown form {form!r}; valid: {', '.join(FORMS)}")
+    if split not in ("split", "slice"):
+        raise ValueError(f"split must be 'split' or 'slice', got {split!r}")
+    model = model.eval()
+    with torch.no_grad():
+        ep = torch.export.export(model, tuple(example_inputs))
+    gm = ep.module()
+    report = FoldReport(form=form)
+    graph = gm.graph
+    consts = _Consts(gm)
+    if int8_friendly:
+        _int8_friendly(gm, consts, report)
+    for s, region, endpoints, problem in _find_regions(graph):
+        shp = _shape(s)
+        assert shp is not None
+        n, c, h, w = shp
+        ops = [_op_name(u) for u in region]
+        idx = torch.arange(n * c * h * w, dtype=torch.float64).reshape(n, c, h, w)
+        try:
+            env = _simulate(region, s, idx)
+        except Exception as e:  # noqa: BLE001  (an op the simulation cannot run on index tensors)
+            if any(o in ("permute", "transpose", "channel_shuffle", "native_channel_shuffle") for o in ops):
+                report.matches.append(Match(s.name, _op_name(s), list(shp), ops, [], "left alone",
+                                            f"cannot simulate the region ({type(e).__name__}: {str(e)[:80]})"))
+            continue
+        sels = {e: _channel_selection(idx, env[e]) for e in endpoints}
+        moves = any(o in ("permute", "transpose", "channel_shuffle", "native_channel_shuffle", "t", "movedim", "swapaxes")
+                    for o in ops)
+        is_shuffle = moves or any(v is not None and not torch.equal(v, torch.arange(v[0].item(), v[0].item() + len(v)))
+                                  for v in sels.values())
+        if not is_shuffle:
+            continue  # plain chunks, flattens: nothing to fold
+        ends_info = [{"node": e.name, "shape": list(_shape(e) or ()), "graph_output": any(u.op == "output" for u in e.users),
+                      "channels": None if sels[e] is None else _describe(sels[e])} for e in endpoints]
+        match = Match(s.name, _op_name(s), list(shp), ops, ends_info)
+        report.matches.append(match)
+        if problem:
+            match.reason = problem
+            continue
+        bad = [e.name for e in endpoints if sels[e] is None]
+        if bad:
+            match.reason = f"endpoint(s) {', '.join(bad)} are not a channel selection of {s.name} (rank 4, same N, H, W)"
+            continue
+        if form == "reference":
+            match.reason = "form reference: kept as written"
+            continue
+        # 1. full permutations read only through convolutions: into the weights
+        remaining = []
+        folded_any = False
+        why_not_weights: list[str] = []
+        for e in endpoints:
+            sel = sels[e]
+            assert sel is not None
+            is_perm = len(sel) == c and torch.equal(torch.sort(sel).values, torch.arange(c))
+            if fold_weights and is_perm and not torch.equal(sel, torch.arange(c)):
+                plan: list[tuple[str, fx.Node, torch.Tensor]] = []
+                try:
+                    _plan_absorb(e, sel, gm, plan)
+                    if not plan:
+                        raise NotFoldable("no reader")
+                except NotFoldable as err:
+                    why_not_weights.append(f"{e.name}: {err}")
+                    remaining.append(e)
+                    continue
+                _apply_absorb(gm, plan, consts)
+                e.replace_all_uses_with(s)
+                folded_any = True
+            elif is_perm and torch.equal(sel, torch.arange(c)):
+                e.replace_all_uses_with(s)
+            else:
+                if is_perm and fold_weights:
+                    pass
+                elif fold_weights:
+                    why_not_weights.append(f"{e.name}: a part of the channels (the halves of a split), not a whole-tensor permutation")
+                remaining.append(e)
+        if not remaining:
+            match.action = "folded into weights"
+            continue
+        how = _data_path(gm, consts, s, remaining, sels, form, split)
+        match.action = ("data path + weights: " if folded_any else "data path: ") + how
+        if why_not_weights:
+            match.reason = "not into weights: " + "; ".join(why_not_weights)
+    graph.eliminate_dead_code()
+    _drop_unused_attrs(gm)
+    graph.lint()
+    gm.recompile()
+    report.check_max_abs_error = _verify(model, gm, example_inputs)
+    return gm, report
+
+
+def _describe(sel: torch.Tensor) -> str:
+    v = sel.tolist()
+    if len(v) <= 8:
+        return str(v)
+    return f"[{', '.join(str(x) for x in v[:6])}, ... ({len(v)} channels)]"
+
+
+def _data_path(gm: fx.GraphModule, consts: _Consts, s: fx.Node, ends: list[fx.Node], sels: dict[fx.Node, Any],
+               form: str, split: str) -> str:
+    graph = gm.graph
+    n, c, h, w = _shape(s)  # type: ignore[misc]
+    anchor = ends[0]
+    for e in ends:  # insert before the first endpoint in graph order
+        pass
+    first = min(ends, key=lambda e: list(graph.nodes).index(e))
+    sizes = [len(sels[e]) for e in ends]
+    if form == "transpose" and n == 1 and len(set(sizes)) == 1 and sum(sizes) == c:
+        perm = torch.cat([sels[e] for e in ends])
+        fac = factorize(perm) if torch.equal(torch.sort(perm).values, torch.arange(c)) else None
+        if fac is not None:
+            dims, axes = fac
+            k = len(ends)
+            ce = c // k
+            with graph.inserting_before(first):
+                r = graph.call_function(aten.reshape.default, (s, [*dims, h * w]))
+                t = graph.call_function(aten.permute.default, (r, [*axes, len(dims)]))
+                if k == 1:
+                    only = graph.call_function(aten.reshape.default, (t, [1, c, h, w]))
+                    outs = [only]
+                else:
+                    t4 = graph.call_function(aten.reshape.default, (t, [k, ce, h, w]))
+                    if split == "slice":
+                        outs = [graph.call_function(aten.slice.Tensor, (t4, 0, i, i + 1)) for i in range(k)]
+                    else:
+                        sp = graph.call_function(aten.split.Tensor, (t4, 1))
+                        outs = [graph.call_function(operator.getitem, (sp, i)) for i in range(k)]
+            for e, o in zip(ends, outs):
+                e.replace_all_uses_with(o)
+            return f"transpose: reshape {tuple(dims)} -> permute {tuple(axes)} -> {k} endpoint(s)"
+        why = "no factorisation into <= 3 axes reproduces the permutation"
+    elif form == "transpose":
+        why = "batch > 1" if n != 1 else "the endpoints do not partition the channels in equal parts"
+    else:
+        why = None
+    for e in ends:
+        sel = sels[e]
+        lo = int(sel[0])
+        with graph.inserting_before(first):
+            if torch.equal(sel, torch.arange(lo, lo + len(sel))):
+                o = s if len(sel) == c else graph.call_function(aten.slice.Tensor, (s, 1, lo, lo + len(sel)))
+            else:
+                idx_node = consts.node(first, sel.clone(), "idx")
+                o = graph.call_function(aten.index_select.default, (s, 1, idx_node))
+        e.replace_all_uses_with(o)
+    del anchor
+    return "gather" + (f" ({why})" if why else "")
+
+
+def _drop_unused_attrs(gm: fx.GraphModule) -> None:
+    used = {str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    for name in list(dict(gm.named_parameters(remove_duplicate=False)).keys()) + list(dict(gm.named_buffers(remove_duplicate=False)).keys()):
+        if name in used:
+            continue
+        parent_name, _, leaf = name.rpartition(".")
+        parent = gm.get_submodule(parent_name) if parent_name else gm
+        if leaf in parent._parameters:
+            del parent._parameters[leaf]
+        elif leaf in parent._buffers:
+            del parent._buffers[leaf]
+
+
+def _flat(y: Any) -> list[torch.Tensor]:
+    return [t for t in torch.utils._pytree.tree_leaves(y) if isinstance(t, torch.Tensor)]
+
+
+def _verify(ref: nn.Module, gm: fx.GraphModule, example_inputs: tuple[Any, ...]) -> float:
+    gen = torch.Generator().manual_seed(1234)
+    xs = tuple(torch.randn(x.shape, generator=gen, dtype=x.dtype) if isinstance(x, torch.Tensor) else x for x in example_inputs)
+    with torch.no_grad():
+        want, got = _flat(ref(*xs)), _flat(gm(*xs))
+    if len(want) != len(got):
+        raise AssertionError(f"graph fold changed the number of outputs: {len(got)} != {len(want)}")
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(want, got)):
+        if a.shape != b.shape:
+            raise AssertionError(f"graph fold changed output {i}'s shape: {tuple(b.shape)} != {tuple(a.shape)}")
+        err = float((a - b).abs().max()) if a.numel() else 0.0
+        tol = 1e-4 * max(1.0, float(a.abs().max()) if a.numel() else 1.0)
+        if err > tol:
+            raise AssertionError(f"graph fold is not exact on output {i}: max abs error {err:.3g} > {tol:.3g}")
+        worst = max(worst, err)
+    return worst
+
+
+# ---------------------------------------------------------------------------------- int8 helpers
+
+
+def _nonneg(n: Any, depth: int = 0) -> bool:
+    if not isinstance(n, fx.Node) or depth > 8:
+        return False
+    if n.target in (aten.relu.default, aten.relu_.default, aten.relu6.default):
+        return True
+    if n.target in (aten.max_pool2d.default, aten.avg_pool2d.default, aten.adaptive_avg_pool2d.default):
+        return _nonneg(n.args[0], depth + 1)
+    if n.target == aten.conv2d.default and str(n.meta.get("_fold_avgpool", "")):
+        return _nonneg(n.args[0], depth + 1)
+    if n.target == aten.cat.default:
+        return all(_nonneg(a, depth + 1) for a in n.args[0])
+    return False
+
+
+def _int8_friendly(gm: fx.GraphModule, consts: _Consts, report: FoldReport) -> None:
+    graph = gm.graph
+    n_pool = n_relu = 0
+    for node in list(graph.nodes):
+        if node.target == aten.avg_pool2d.default:
+            a = list(node.args) + [None] * (7 - len(node.args))
+            k, st, pad = a[1], a[2] or a[1], a[3] or [0, 0]
+            ceil = bool(a[4]) if a[4] is not None else False
+            cip = True if a[5] is None else bool(a[5])
+            div = a[6]
+            shp = _shape(node.args[0])
+            if shp is None or len(shp) != 4 or ceil or not cip or div is not None:
+                continue
+            kk = list(k) if isinstance(k, (list, tuple)) else [k, k]
+            kk = kk * 2 if len(kk) == 1 else kk
+            ch = shp[1]
+            wt = torch.full((ch, 1, kk[0], kk[1]), 1.0 / (kk[0] * kk[1]))
+            wn = consts.node(node, wt, "avgpool")
+            st2 = list(st) if isinstance(st, (list, tuple)) else [st, st]
+            pd = list(pad) if isinstance(pad, (list, tuple)) else [pad, pad]
+            with graph.inserting_before(node):
+                conv = graph.call_function(aten.conv2d.default, (node.args[0], wn, None, st2 * (2 // len(st2)),
+                                                                 pd * (2 // len(pd)), [1, 1], ch))
+            conv.meta = dict(node.meta)
+            conv.meta["_fold_avgpool"] = True
+            node.replace_all_uses_with(conv)
+            graph.erase_node(node)
+            n_pool += 1
+    for node in list(graph.nodes):
+        if node.target not in (aten.relu.default, aten.relu_.default):
+            continue
+        cat = node.args[0]
+        if not isinstance(cat, fx.Node) or cat.target != aten.cat.default or len(cat.users) != 1:
+            continue
+        dim = cat.args[1] if len(cat.args) > 1 else 0
+        new_ins = []
+        with graph.inserting_before(cat):
+            for a in cat.args[0]:
+                if _nonneg(a):
+                    new_ins.append(a)
+                else:
+                    r = graph.call_function(aten.relu.default, (a,))
+                    r.meta = dict(a.meta)
+                    new_ins.append(r)
+        cat.args = (new_ins, dim)
+        node.replace_all_uses_with(cat)
+        graph.erase_node(node)
+        n_relu += 1
+    if n_pool:
+        report.rewrites.append(f"{n_pool} average pool(s) as depthwise conv (weights 1/k^2; int8 backends take it)")
+    if n_relu:
+        report.rewrites.append(f"{n_relu} relu(cat(...)) as cat(relu(...)) (ReLU dropped on inputs proven non-negative)")
