@@ -55,9 +55,115 @@ def _annotate_uncovered(model: torch.fx.GraphModule, config: Any) -> None:
                     input_qspec_map={prev: qs}, output_qspec=SharedQuantizationSpec((prev, n)), _annotated=True)
 
 
-def make_quantizer() -> Any:
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+CALIB_METHODS = ("minmax", "histogram", "percentile")
+DEFAULT_CALIB_METHOD = "histogram"  # litert-torch's own activation observer (HistogramObserver)
+DEFAULT_PERCENTILE = 99.99
+
+
+def _percentile_observer() -> Any:
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+
+    class PercentileObserver(MinMaxObserver):  # type: ignore[misc]
+        """Activation range = the mean over calibration batches of each batch's low / high percentile
+        (onnxruntime's Percentile method keeps one histogram instead; the mean is close and cheap). Clips the
+        rare outliers that a min/max range would spend all 256 levels on."""
+
+        def __init__(self, *args: Any, percentile: float = DEFAULT_PERCENTILE, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.percentile = percentile
+            self.batches = 0
+
+        def forward(self, x_orig: torch.Tensor) -> torch.Tensor:
+            if x_orig.numel() == 0:
+                return x_orig
+            x = x_orig.detach().to(self.min_val.dtype).flatten()
+            if x.numel() > 1 << 24:  # torch.quantile's size limit
+                x = x[torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0))[: 1 << 24]]
+            q = torch.quantile(x, torch.tensor([1 - self.percentile / 100, self.percentile / 100], dtype=x.dtype))
+            n = self.batches
+            lo = q[0] if n == 0 else (self.min_val * n + q[0]) / (n + 1)
+            hi = q[1] if n == 0 else (self.max_val * n + q[1]) / (n + 1)
+            self.min_val.resize_(lo.shape).copy_(lo)
+            self.max_val.resize_(hi.shape).copy_(hi)
+            self.batches = n + 1
+            return x_orig
+
+    return PercentileObserver
+
+
+def quantization_config(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool = True, qat: bool = False) -> Any:
+    """litert-torch's symmetric int8 config with the chosen activation observer and weight granularity."""
+    import dataclasses
+
+    from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
+
+    if calib_method not in CALIB_METHODS:
+        raise ValueError(f"unknown calibration method {calib_method!r}; valid: {', '.join(CALIB_METHODS)}")
+    cfg = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat, is_dynamic=False)
+    if qat or calib_method == "histogram":
+        return cfg
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+
+    ctr = (MinMaxObserver if calib_method == "minmax" else _percentile_observer()).with_args(eps=2**-12)
+    spec = dataclasses.replace(cfg.input_activation, observer_or_fake_quant_ctr=ctr)
+    return dataclasses.replace(cfg, input_activation=spec, output_activation=spec)
+
+
+def float_node_filter(prefixes: list[str]) -> Any:
+    """A predicate: does an FX node come from one of the modules `prefixes` (paths in the exported model,
+    e.g. `units.5`, `conv1`)? Wrappers (litert-torch's channel-last I/O: `wrapped.`) are looked through."""
+    if not prefixes:
+        return None
+
+    def is_float(n: torch.fx.Node) -> bool:
+        for path, _ in (n.meta.get("nn_module_stack") or {}).values():
+            p = str(path)
+            while p.startswith("wrapped."):
+                p = p[len("wrapped."):]
+            if any(p == k or p.startswith(k + ".") for k in prefixes):
+                return True
+        return False
+
+    return is_float
+
+
+def _strip_float(model: torch.fx.GraphModule, is_float: Any, config: Any) -> int:
+    """Remove the annotations of nodes that stay float; every quantized neighbour that shared a scale with
+    them gets its own observer instead, so quantize/dequantize ops sit exactly at the island's borders."""
+    from litert_torch.quantize.pt2e_quantizer_utils import get_input_act_qspec, get_output_act_qspec
+    from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
+
+    act_in, act_out = get_input_act_qspec(config), get_output_act_qspec(config)
+    floats = {n for n in model.graph.nodes if n.op == "call_function" and is_float(n)}
+    for n in floats:
+        n.meta.pop("quantization_annotation", None)
+
+    def broken(spec: Any) -> bool:
+        if not isinstance(spec, SharedQuantizationSpec):
+            return False
+        e = spec.edge_or_node
+        return (e[1] in floats) if isinstance(e, tuple) else (e in floats)
+
+    for _ in range(3):  # shared specs can chain through a neighbour fixed in the previous sweep
+        for n in model.graph.nodes:
+            ann = n.meta.get("quantization_annotation")
+            if ann is None:
+                continue
+            for inp, spec in list(ann.input_qspec_map.items()):
+                if broken(spec):
+                    ann.input_qspec_map[inp] = act_in
+            if broken(ann.output_qspec):
+                ann.output_qspec = act_out
+    return len(floats)
+
+
+def make_quantizer(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool = True, qat: bool = False,
+                   keep_float: list[str] | None = None) -> Any:
+    """The project's quantizer. `keep_float`: module paths of the exported model whose ops stay float."""
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+
+    is_float = float_node_filter(list(keep_float or []))
 
     class SharedDataPathQuantizer(PT2EQuantizer):  # type: ignore[misc]
         """One scale per shuffle chain: concat inputs, concat output, its data path and the halves."""
@@ -103,28 +209,44 @@ def make_quantizer() -> Any:
                     for inp in list(ann.input_qspec_map):
                         if inp in moved:  # read the data path in its own scale
                             ann.input_qspec_map[inp] = SharedQuantizationSpec(inp)
+            if is_float is not None:
+                self.float_nodes = _strip_float(model, is_float, self.global_config)
             return model
 
-    return SharedDataPathQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    return SharedDataPathQuantizer().set_global(quantization_config(calib_method, per_channel, qat))
 
 
-def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_data_path: bool = True) -> tuple[nn.Module, Any]:
-    """Export, annotate, calibrate on `calib` (one image at a time), convert. Returns (simulation, quantizer)."""
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_data_path: bool = True, *,
+                  calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool = True,
+                  keep_float: list[str] | None = None) -> tuple[nn.Module, Any]:
+    """Export, annotate, calibrate on `calib` (one image at a time), convert. Returns (simulation, quantizer).
+
+    `keep_float`: module paths (in `model`, e.g. `units.5`) whose ops stay float, with quantize/dequantize at
+    their borders."""
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     if shared_data_path:
-        quantizer = make_quantizer()
+        quantizer = make_quantizer(calib_method, per_channel, keep_float=keep_float)
     else:
-        quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        if keep_float:
+            raise ValueError("keep_float needs the shared-data-path quantizer")
+        quantizer = PT2EQuantizer().set_global(quantization_config(calib_method, per_channel))
     gm = torch.export.export(model, (x,)).module()
     prepared = prepare_pt2e(gm, quantizer)
     with torch.no_grad():
         for i in range(len(calib)):
             prepared(torch.from_numpy(np.ascontiguousarray(calib[i : i + 1])))
+    return finish(prepared), quantizer
+
+
+def finish(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """convert_pt2e (q/dq kept as ops for litert-torch) and eval flags on the converted module."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
     converted = convert_pt2e(prepared, fold_quantize=False)
     # The graph was exported from an eval-mode model (BatchNorm uses running statistics); only the
     # module flags still say "training", which makes litert-torch warn. Clear them.
     for mod in converted.modules():
         mod.training = False
-    return converted, quantizer
+    return converted

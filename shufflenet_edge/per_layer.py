@@ -16,6 +16,11 @@ Matching does not depend on tensor names, because names change with every export
    shuffle (concat order, as the fold's concat leaves it) for the model's shuffle groups.
 A point is "ok" while its max abs error is within atol + rtol * max|ref|; the first point beyond that is
 where the error first grows.
+
+int8 artifacts (TFLite full-integer, ONNX QDQ) carry quantization error at every point, so for them each point
+also gets its SQNR, 10·log10(sum ref² / sum (artifact - ref)²) in dB, and the first point whose SQNR is below
+`min_sqnr` (default DEFAULT_INT8_MIN_SQNR) is named: that is where int8 loses the signal, and the unit to try
+with `export --keep-float`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from shufflenet_edge.errors import EdgeError
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
+# The int8 TFLite of the digits-trained V2 (32x32) stays above 24 dB at every point (worst: conv5, 24.6 dB;
+# 47 dB at conv1); the planted outlier unit of benchmarks/int8_rescue.py falls to a few dB. SQNR 15 dB ~ 18% rms error.
+DEFAULT_INT8_MIN_SQNR = 15.0
 EXPAND = ("stage", "features")  # top-level containers whose children are units
 
 
@@ -229,6 +237,7 @@ class LayerRow:
     mean_abs_error: float | None = None
     rel_rms_error: float | None = None
     cosine: float | None = None
+    sqnr_db: float | None = None  # 10·log10(sum ref² / sum err²); None when identical
     max_abs_ref: float | None = None
     tolerance: float | None = None
     ok: bool | None = None
@@ -244,6 +253,8 @@ class PerLayerReport:
     rtol: float
     samples: int
     note: str | None = None
+    min_sqnr: float | None = None  # set for quantized artifacts
+    first_weak_point: str | None = None  # first point with SQNR below min_sqnr
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -253,11 +264,19 @@ class PerLayerReport:
             "rtol": self.rtol,
             "first_divergence": self.first_divergence,
             "largest_jump": self.largest_jump,
+            "min_sqnr": self.min_sqnr,
+            "first_weak_point": self.first_weak_point,
             "note": self.note,
             "rows": [dataclasses.asdict(r) for r in self.rows],
         }
 
     def message(self) -> str:
+        if self.min_sqnr is not None:
+            if self.first_weak_point is None:
+                return f"per-layer: every point keeps SQNR >= {self.min_sqnr:g} dB"
+            row = next(r for r in self.rows if r.point == self.first_weak_point)
+            return (f"per-layer: int8 loses the signal at {row.point} (SQNR {row.sqnr_db:.1f} dB < {self.min_sqnr:g} dB, "
+                    f"cosine {row.cosine:.4f}; tensor {row.tensor})")
         if self.first_divergence is None:
             return f"per-layer: all {len(self.rows)} points within tolerance"
         row = next(r for r in self.rows if r.point == self.first_divergence)
@@ -310,10 +329,12 @@ def match(
         den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
         cos = float(np.mean(np.where(den > 0, (a * b).sum(1) / np.where(den > 0, den, 1), 1.0)))
         tol = atol + rtol * peak
+        err2 = float(np.sum(d**2))
+        sqnr = 10.0 * math.log10(float(np.sum(r.astype(np.float64) ** 2)) / err2) if err2 > 0 and np.any(r) else None
         rows.append(LayerRow(
             point=point, shape=list(shape[1:] if len(shape) > 1 else shape), tensor=t.name, position=pos, view=view,
             matched_by=how_matched, max_abs_error=float(d.max()), mean_abs_error=float(d.mean()),
-            rel_rms_error=rel, cosine=cos, max_abs_ref=peak, tolerance=tol, ok=bool(d.max() <= tol),
+            rel_rms_error=rel, cosine=cos, sqnr_db=sqnr, max_abs_ref=peak, tolerance=tol, ok=bool(d.max() <= tol),
         ))
     return rows
 
@@ -327,6 +348,7 @@ def diagnose(
     sidecar: dict[str, Any] | None = None,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    min_sqnr: float | None = None,
 ) -> PerLayerReport:
     """Compare every point of `model` with the artifact's intermediates on float NCHW inputs."""
     from shufflenet_edge.data import to_layout
@@ -353,38 +375,63 @@ def diagnose(
         prev_rel = r.rel_rms_error
     precision = str((sidecar or {}).get("precision") or "")
     note = None
-    if precision in ("int8", "fp16"):
+    weak = None
+    if precision == "int8":
+        min_sqnr = DEFAULT_INT8_MIN_SQNR if min_sqnr is None else min_sqnr
+        weak = next((r.point for r in rows if r.sqnr_db is not None and r.sqnr_db < min_sqnr), None)
+        note = ("int8 artifact: every point carries quantization error; a point is weak when its SQNR is below "
+                f"{min_sqnr:g} dB")
+    elif precision == "fp16":
         note = (f"{precision} artifact: every point carries quantization error, so 'first beyond tolerance' is "
                 "early by design; look at where the relative error jumps (largest_jump)")
     missing = [r.point for r in rows if r.matched_by == "none"]
     if missing:
         extra = f"no tensor in the artifact matches {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
         note = f"{note}; {extra}" if note else extra
-    return PerLayerReport(artifact, rows, first, jump, atol, rtol, len(x), note)
+    return PerLayerReport(artifact, rows, first, jump, atol, rtol, len(x), note,
+                          min_sqnr if precision == "int8" else None, weak)
 
 
 def format_per_layer(rep: dict[str, Any]) -> str:
     """onnx2tf-style table: one row per point, the first point beyond tolerance marked."""
-    lines = [f"{'point':<12} {'shape':<14} {'max abs':>9} {'rel rms':>9} {'cosine':>10} {'status':<8} #op artifact tensor (view)"]
+    quant = rep.get("min_sqnr") is not None
+    lines = [f"{'point':<12} {'shape':<14} {'max abs':>9} {'rel rms':>9} {'cosine':>10} " + (f"{'SQNR dB':>8} " if quant else "")
+             + f"{'status':<8} #op artifact tensor (view)"]
     for r in rep["rows"]:
         shape = "x".join(str(s) for s in r["shape"])
         if r["tensor"] is None:
             lines.append(f"{r['point']:<12} {shape:<14} {'-':>9} {'-':>9} {'-':>10} {'missing':<8} (no tensor of this size after the previous match)")
             continue
-        status = "ok" if r["ok"] else "GROWS" if r["point"] == rep["first_divergence"] else "off"
+        if quant:
+            sq = r.get("sqnr_db")
+            status = ("LOW" if r["point"] == rep.get("first_weak_point") else "low" if sq is not None and sq < rep["min_sqnr"]
+                      else "ok")
+        else:
+            status = "ok" if r["ok"] else "GROWS" if r["point"] == rep["first_divergence"] else "off"
         name = r["tensor"] if len(r["tensor"]) <= 44 else "..." + r["tensor"][-41:]
         lines.append(
             f"{r['point']:<12} {shape:<14} {r['max_abs_error']:>9.2e} {r['rel_rms_error']:>9.2e} {r['cosine']:>10.6f} "
-            f"{status:<8} #{r['position']} {name} ({r['view']}{', by name' if r['matched_by'] == 'name' else ''})"
+            + (f"{_sq(r.get('sqnr_db')):>8} " if quant else "") + f"{status:<8} #{r['position']} {name} ({r['view']}{', by name' if r['matched_by'] == 'name' else ''})"
         )
-    if rep["first_divergence"]:
+    if quant:
+        if rep.get("first_weak_point"):
+            row = next(r for r in rep["rows"] if r["point"] == rep["first_weak_point"])
+            lines.append(f"int8 loses the signal at {row['point']}: SQNR {_sq(row['sqnr_db'])} dB < {rep['min_sqnr']:g} dB "
+                         f"(cosine {row['cosine']:.4f}); try export --int8 --keep-float {row['point']}")
+        else:
+            lines.append(f"every point keeps SQNR >= {rep['min_sqnr']:g} dB")
+    elif rep["first_divergence"]:
         row = next(r for r in rep["rows"] if r["point"] == rep["first_divergence"])
         lines.append(f"error first grows at {row['point']}: max abs err {row['max_abs_error']:.3g} > tolerance "
                      f"{row['tolerance']:.3g} (atol {rep['atol']:g} + rtol {rep['rtol']:g} x max|ref|)")
     else:
         lines.append(f"all points within atol {rep['atol']:g} + rtol {rep['rtol']:g} x max|ref|")
-    if rep.get("largest_jump") and rep["largest_jump"] != rep["first_divergence"]:
+    if not quant and rep.get("largest_jump") and rep["largest_jump"] != rep["first_divergence"]:
         lines.append(f"largest jump in relative error: {rep['largest_jump']}")
     if rep.get("note"):
         lines.append(f"note: {rep['note']}")
     return "\n".join(lines)
+
+
+def _sq(v: float | None) -> str:
+    return "inf" if v is None else f"{v:.1f}"

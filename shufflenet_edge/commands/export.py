@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from shufflenet_edge.cli import DEFAULT_MODEL, command, input_size, positive_int, print_json
+from shufflenet_edge.commands.parity import fraction, non_negative
 from shufflenet_edge.errors import UsageError
 
 
@@ -32,6 +33,21 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when --weights is not given")
     p.add_argument("--keep-candidates", metavar="DIR", help="TFLite: also write every candidate graph of the form to DIR")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    q = p.add_argument_group("int8 choices (issue 15; README 'int8 that survives')")
+    q.add_argument("--keep-float", nargs="+", metavar="UNIT",
+                   help="keep these units in float, with quantize/dequantize at their borders: names as `info` prints "
+                        "them (conv1, stage3.1, conv5, fc), globs allowed (stage3.*)")
+    q.add_argument("--calib-method", choices=["minmax", "histogram", "percentile"],
+                   help="activation ranges: TFLite PT2E observers (default histogram); ONNX onnxruntime methods "
+                        "(default minmax; histogram = Entropy)")
+    q.add_argument("--calib-images", type=positive_int, metavar="N", help="calibration images to use (default 64; 32 synthetic)")
+    q.add_argument("--int8-weights", choices=["per-channel", "per-tensor"], help="weight scales (default per-channel)")
+    g = p.add_argument_group("int8 gate against the float model (default: report only; same flags as `parity`)")
+    g.add_argument("--min-psnr", type=float, metavar="DB")
+    g.add_argument("--min-top1-agreement", type=fraction, metavar="X")
+    g.add_argument("--min-top5-overlap", type=fraction, metavar="X")
+    g.add_argument("--max-abs-error", type=non_negative, metavar="E")
+    g.add_argument("--min-cosine", type=fraction, metavar="X")
 
 
 @command("export", "export a model to ONNX or TFLite (folded, optionally int8), checked against PyTorch")(_add_export)
@@ -44,6 +60,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("out") / f"{args.model}_{precision}.{ext}"
     if args.calib and not args.int8:
         raise UsageError("--calib is only used with --int8")
+    from shufflenet_edge.parity import Thresholds
+
+    gate = Thresholds(max_abs_error=args.max_abs_error, min_psnr=args.min_psnr, min_top1_agreement=args.min_top1_agreement,
+                      min_top5_overlap=args.min_top5_overlap, min_cosine=args.min_cosine)
+    int8_flags = [f for f, v in (("--keep-float", args.keep_float), ("--calib-method", args.calib_method),
+                                 ("--calib-images", args.calib_images), ("--int8-weights", args.int8_weights)) if v]
+    if not args.int8 and (int8_flags or gate.any()):
+        raise UsageError(f"{', '.join(int8_flags) or 'the gate options'} only apply with --int8")
+    int8_kw = {"keep_float": args.keep_float, "calib_method": args.calib_method, "calib_images": args.calib_images,
+               "int8_weights": args.int8_weights, "gate": gate if gate.any() else None}
     if args.target == "onnx":
         if args.fp16:
             raise UsageError("--fp16 is for --target tflite")
@@ -57,7 +83,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown ONNX form {args.form!r}; valid: {', '.join(ONNX_FORMS)}")
         side = export_onnx(args.model, out, weights=args.weights, form=args.form, batch=args.batch,
                            dynamic_batch=args.dynamic_batch, input_size=args.input_size, int8=args.int8,
-                           calib=args.calib, threads=args.threads, seed=args.seed, show_progress=not args.quiet)
+                           calib=args.calib, threads=args.threads, seed=args.seed, show_progress=not args.quiet,
+                           **int8_kw)
     else:
         if args.dynamic_batch:
             raise UsageError("--dynamic-batch is for --target onnx (TFLite tensors are static)")
@@ -71,7 +98,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                              io=args.io or ("int8" if args.int8 else "float"), layout=args.layout or "nhwc",
                              batch=args.batch, input_size=args.input_size, calib=args.calib, threads=args.threads,
                              seed=args.seed, show_progress=not args.quiet,
-                             keep_candidates=args.keep_candidates)
+                             keep_candidates=args.keep_candidates, **int8_kw)
     g = side["graph"]
     print(f"wrote {out} ({side['format']}, {side['precision']}, form {side['form']}, {g['ops']} ops, "
           f"{g['data_movement_ops']} data-movement, max rank {g['max_rank']}"
@@ -81,7 +108,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("note: random weights (no --weights): numbers are for speed and parity only")
     if side.get("calibration"):
         print(f"calibration: {side['calibration']}")
+    _print_int8(side)
     return 0
+
+
+def _print_int8(side: dict) -> None:  # type: ignore[type-arg]
+    from shufflenet_edge.export import int8_report
+
+    if side.get("keep_float"):
+        print(f"kept in float: {' '.join(side['keep_float'])}")
+    loss = (side.get("checks") or {}).get("int8_loss") or side.get("int8_loss")
+    if not loss:
+        return
+    print(int8_report.summary_line(loss))
+    if loss.get("below_default_gate"):
+        print(f"warning: below the default int8 parity gate ({', '.join(f'{k} {v}' for k, v in loss['default_gate'].items())}); "
+              f"{int8_report.remedies(loss.get('first_weak_point'))}")
 
 
 def _add_inspect(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,86 @@
+"""What int8 cost: the artifact and the quantization simulation against the float model, where the loss starts,
+and the user's gate. Shared by the TFLite and ONNX exporters (issue 15, item 0).
+
+The export does not refuse an int8 model because it is far from float: that loss is the quantization's, and the
+user needs the artifact and a diagnosis, not a refusal. It refuses only when the user asked for a gate
+(`--min-psnr`, `--min-top1-agreement`, ... the flags of `parity`) and the artifact misses it. The exporters'
+own consistency checks (a graph pass changing int8 values) stay hard errors: those are our bugs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shufflenet_edge.errors import EdgeError
+from shufflenet_edge.parity import ParityError, Thresholds, compare, default_gate, fmt_psnr, violations
+
+N_LOSS_INPUTS = 32
+PER_LAYER_SAMPLES = 4
+
+
+def remedies(first_weak: str | None) -> str:
+    keep = f"--keep-float {first_weak}" if first_weak else "--keep-float UNIT"
+    return (f"remedies: {keep} (keep that unit in float), --calib-method percentile|minmax, --calib DIR with "
+            "real images, or QAT (shufflenet_edge.qat.prepare, README 'int8 that survives')")
+
+
+def loss_report(
+    artifact_out: np.ndarray,
+    float_out: np.ndarray,
+    sim_out: np.ndarray | None,
+    inputs: str,
+    per_layer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The sidecar's `int8_loss` entry."""
+    a = compare(artifact_out, float_out)
+    rep: dict[str, Any] = {
+        "inputs": inputs,
+        "artifact_vs_float": a.to_dict(),
+        "simulation_vs_float": compare(sim_out, float_out).to_dict() if sim_out is not None else None,
+        "below_default_gate": bool(violations(a, default_gate("int8"))),
+        "default_gate": default_gate("int8").to_dict(),
+    }
+    if per_layer is not None:
+        rep["first_weak_point"] = per_layer.get("first_weak_point")
+        rep["per_layer"] = [{k: r.get(k) for k in ("point", "sqnr_db", "cosine")} for r in per_layer["rows"]]
+    return rep
+
+
+def summary_line(rep: dict[str, Any]) -> str:
+    a = rep["artifact_vs_float"]
+    s = rep.get("simulation_vs_float")
+    line = (f"int8 vs float on {rep['inputs']}: PSNR {fmt_psnr(a['psnr_db'] if a['psnr_db'] is not None else float('inf'))} dB, "
+            f"top-1 agreement {a['top1_agreement']:.1%}")
+    if s is not None:
+        line += (f" (quantization simulation: {fmt_psnr(s['psnr_db'] if s['psnr_db'] is not None else float('inf'))} dB, "
+                 f"{s['top1_agreement']:.1%})")
+    if rep.get("first_weak_point"):
+        line += f"; loss starts at {rep['first_weak_point']}"
+    return line
+
+
+def apply_gate(rep: dict[str, Any], artifact_out: np.ndarray, float_out: np.ndarray, gate: Thresholds | None) -> None:
+    """Raise ParityError (nothing is written) when the user's gate is missed."""
+    if gate is None or not gate.any():
+        rep["gate"] = None
+        return
+    stats = compare(artifact_out, float_out)
+    bad = violations(stats, gate)
+    rep["gate"] = {"thresholds": gate.to_dict(), "failures": bad}
+    if bad:
+        raise ParityError(f"int8 export refused by the gate: {'; '.join(bad)} ({summary_line(rep)}); "
+                          f"{remedies(rep.get('first_weak_point'))}")
+
+
+def where_loss_starts(artifact_path: str, model: Any, x_nchw: np.ndarray, layout: str) -> dict[str, Any] | None:
+    """Per-layer SQNR of the artifact (first PER_LAYER_SAMPLES inputs); None when it cannot be computed."""
+    from shufflenet_edge import per_layer as pl
+
+    try:
+        diag = pl.diagnose(artifact_path, model, x_nchw[:PER_LAYER_SAMPLES], layout=layout,
+                           sidecar={"precision": "int8"})
+    except EdgeError:
+        return None
+    return diag.to_dict()
