@@ -1,0 +1,38 @@
+"""The `--form auto` decision rule (export/timing.py): never follow a difference inside the measured spread."""
+
+from __future__ import annotations
+
+import pytest
+
+from shufflenet_edge.export.timing import decide, interleaved_medians, ratio_stats
+
+
+def test_difference_inside_the_spread_keeps_the_preferred_form():
+    rounds = {"cpu": [5.0, 5.1, 4.9, 5.0, 5.2], "reference3": [4.9, 5.2, 4.8, 5.1, 5.0],
+              "delegate": [5.5, 5.6, 5.4, 5.5, 5.6], "reference": [4.95, 5.05, 4.9, 5.0, 5.1]}
+    d = decide(rounds, "cpu")
+    assert d["chosen"] == "cpu" and "no folded form" in d["verdict"]
+    assert d["ratio_to_preferred"]["delegate"]["median"] == pytest.approx(1.1, abs=0.01)
+
+
+def test_clearly_faster_folded_form_wins_and_reference_only_when_it_beats_all():
+    rounds = {"cpu": [5.0, 5.1, 4.9, 5.0], "reference3": [4.5, 4.6, 4.4, 4.5], "reference": [4.8, 4.9, 4.7, 4.8]}
+    d = decide(rounds, "cpu")
+    assert d["chosen"] == "reference3"  # the reference beats cpu but not reference3: not shipped
+    rounds["reference"] = [4.0, 4.1, 4.0, 4.0]
+    d = decide(rounds, "cpu")
+    assert d["chosen"] == "reference" and "beats every folded form" in d["verdict"]
+
+
+def test_ratio_stats_and_bad_preferred():
+    s = ratio_stats([2.0, 4.0], [2.0, 2.0])
+    assert s == {"median": 1.5, "min": 1.0, "max": 2.0, "spread": 0.5}
+    with pytest.raises(ValueError, match="preferred form"):
+        decide({"a": [1.0]}, "b")
+
+
+def test_interleaved_medians_rotates_and_records_every_round():
+    order = []
+    t = interleaved_medians({k: (lambda k=k: order.append(k)) for k in "abc"}, "none", 1, rounds=3, runs=1, warmup=0)
+    assert order == list("abcbcacab")
+    assert all(len(v) == 3 for v in t["round_medians_ms"].values())
