@@ -274,7 +274,7 @@ def export_tflite(
     if len(ref_outs) == 1 and ref_outs[0].dim() == 2:
         checks = _check(final, base, ref, sim, chk, to_layout, precision, io, x_nchw_chk=None)
     else:
-        checks = _check_outputs(final, base, ref, sim, chk, precision, io, out_layouts)
+        checks = _check_outputs(final, base, ref, sim, chk, precision, io, out_layouts, layout)
     if precision == "int8" and batch == 1 and len(ref_outs) == 1 and ref_outs[0].dim() == 2:
         assert images is not None
         with p.step("int8 loss against the float model"):
@@ -462,13 +462,13 @@ def _signature_outputs(buf: bytes, outs: list[dict[str, Any]]) -> list[dict[str,
 
 
 def _check_outputs(final: bytes, base: bytes, ref: nn.Module, sim: Any, chk: np.ndarray | None, precision: str,
-                   io: str, layouts: list[str | None]) -> dict[str, Any]:
+                   io: str, layouts: list[str | None], in_layout: str = "nhwc") -> dict[str, Any]:
     """Every output: fp32 within 1e-4 of PyTorch (relative to its largest value); int8: the passes move no
     value, and the artifact is within a few output steps of the PT2E simulation. Per output."""
     if chk is None:
         return {"skipped": "checks run for batch 1 only"}
     nchw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # noqa: E731
-    x_nchw = torch.from_numpy(nchw(chk)) if chk.shape[-1] == 3 and chk.shape[1] != 3 else torch.from_numpy(chk)
+    x_nchw = torch.from_numpy(nchw(chk)) if in_layout == "nhwc" else torch.from_numpy(chk)
     gots = run_tflite_all(final, chk)
     gots = [nchw(g) if lay == "nhwc" else g for g, lay in zip(gots, layouts)]
     per: list[dict[str, Any]] = []

@@ -470,6 +470,10 @@ def fold_graph(
     _drop_unused_attrs(gm)
     graph.lint()
     gm.recompile()
+    # A plain GraphModule (ep.module() refuses train()/eval(), which converters call); same graph and
+    # pytree calling convention, the referenced parameters and buffers copied over.
+    gm = fx.GraphModule(gm, graph, class_name="FoldedGraph")
+    gm.eval()
     report.check_max_abs_error = _verify(model, gm, example_inputs)
     return gm, report
 

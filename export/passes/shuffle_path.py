@@ -20,6 +20,12 @@ Recipes (NHWC, batch 1, input (1, H, W, C)):
   recipe) is slower than three tile transposes.
 - ``reference3``: the reference's own three transposes with the rank-5 reshape at rank 3, then one SPLIT
   on the channel axis (what DESIGN.md section 3's prototype measured at 0.98 of the reference).
+
+Any other channel selection (megvii V2's even/odd split, V1's inverse order, other group counts): the
+endpoints' index arrays give the channel permutation ``P`` they take together; `graph_fold.factorize`
+finds ``C = d1*d2[*d3]`` and an axis order reproducing ``P``, and the same three recipes are built from it
+(``delegate``: one rank-<=4 TRANSPOSE (HW, d...) -> (d_outer, HW, ...) and one SPLIT; ``cpu`` /
+``reference3``: planar transposes around a plane move).
 """
 
 from __future__ import annotations
@@ -147,6 +153,87 @@ def _v1_recipe(g: Graph, recipe: str, x: int, groups: int, name: str) -> tuple[l
     return ops, [add(g.reshape(b, (1, h, w, c), name + "/out"))]
 
 
+def _generic_recipe(g: Graph, recipe: str, x: int, dims: tuple[int, ...], axes: tuple[int, ...], n_end: int,
+                    name: str) -> tuple[list[Any], list[int]]:
+    """Endpoints = the channel permutation arange(C).reshape(dims).permute(axes), cut in n_end equal parts."""
+    _, h, w, c = g.shape(x)
+    hw = h * w
+    ce = c // n_end
+    ops: list[Any] = []
+
+    def add(pair: tuple[Any, Any]) -> Any:
+        ops.append(pair[0])
+        return pair[1]
+
+    nd = len(dims)
+    if recipe == "delegate":
+        r = add(g.reshape(x, (hw, *dims), name + "/hw_d"))
+        if n_end == 1:  # (HW, d...) -> (HW, d_axes...): one transpose, NHWC order kept
+            t = add(g.transpose(r, (0, *(1 + a for a in axes)), name + "/shuffle"))
+            return ops, [add(g.reshape(t, (1, h, w, c), name + "/out"))]
+        # (HW, d...) -> (d_axes[0], HW, d_axes[1:]...): the outer axis holds the endpoints when it has n_end entries
+        t = add(g.transpose(r, (1 + axes[0], 0, *(1 + a for a in axes[1:])), name + "/shuffle"))
+        if dims[axes[0]] != n_end:
+            raise ValueError("outer axis does not hold the endpoints")
+        s_op, parts = g.split(t, 0, n_end, name + "/split")
+        ops.append(s_op)
+        return ops, [add(g.reshape(s, (1, h, w, ce), name + f"/part{k}")) for k, s in enumerate(parts)]
+    r = add(g.reshape(x, (hw, c), name + "/flat"))
+    pl = add(g.transpose(r, (1, 0), name + "/planar"))
+    pd = add(g.reshape(pl, (*dims, hw), name + "/d"))
+    t = add(g.transpose(pd, (*axes, nd), name + "/planes"))
+    if recipe == "cpu" and n_end > 1:
+        tt = add(g.reshape(t, (n_end, ce, hw), name + "/parts"))
+        s_op, parts = g.split(tt, 0, n_end, name + "/split")
+        ops.append(s_op)
+        outs = []
+        for k, s in enumerate(parts):
+            s2 = add(g.reshape(s, (ce, hw), name + f"/part{k}/planar"))
+            b = add(g.transpose(s2, (1, 0), name + f"/part{k}/nhwc"))
+            outs.append(add(g.reshape(b, (1, h, w, ce), name + f"/part{k}")))
+        return ops, outs
+    f = add(g.reshape(t, (c, hw), name + "/shuffled"))
+    b = add(g.transpose(f, (1, 0), name + "/nhwc"))
+    b4 = add(g.reshape(b, (1, h, w, c), name + "/nhwc4"))
+    if n_end == 1:
+        return ops, [b4]
+    s_op, parts = g.split(b4, 3, n_end, name + "/split")
+    ops.append(s_op)
+    return ops, list(parts)
+
+
+def _generic_candidates(g: Graph, region: dict[str, Any], want: dict[int, np.ndarray], recipe: str,
+                        name: str) -> list[Callable[[], tuple[list[Any], list[int]]]]:
+    from itertools import permutations
+
+    from shufflenet_edge.graph_fold import factorize
+
+    x = region["start"]
+    _, h, w, c = g.shape(x)
+    ends = region["endpoints"]
+    sels = []
+    for e in ends:
+        a = want.get(e)
+        if a is None or a.ndim != 4 or a.shape[:3] != (1, h, w):
+            return []
+        sels.append((a[0, 0, 0] % c).astype(np.int64))
+    if len({len(s) for s in sels}) != 1 or sum(len(s) for s in sels) != c or len(ends) > 3:
+        return []
+    out: list[Callable[[], tuple[list[Any], list[int]]]] = []
+    import torch
+
+    for order in permutations(range(len(ends))):
+        perm = np.concatenate([sels[i] for i in order])
+        if sorted(perm.tolist()) != list(range(c)):
+            continue
+        fac = factorize(torch.from_numpy(perm))
+        if fac is None:
+            continue
+        dims, axes = fac
+        out.append(lambda dims=dims, axes=axes: _generic_recipe(g, recipe, x, dims, axes, len(ends), name))
+    return out
+
+
 def _candidates(g: Graph, region: dict[str, Any], recipe: str, k: int) -> list[Callable[[], tuple[list[Any], list[int]]]]:
     x = region["start"]
     shp = g.shape(x)
@@ -182,9 +269,15 @@ def run(g: Graph, recipe: str = "delegate") -> dict[str, Any]:
             skipped.append(f"region at tensor {region['start']}: quantization changes inside the region")
             continue
         done = False
-        for make in _candidates(g, region, recipe, k):
+        cands = _candidates(g, region, recipe, k) + _generic_candidates(g, region, want, recipe, f"shuffle_path_{k}g")
+        for make in cands:
             n_tensors, n_buffers = len(g.sg.tensors), len(g.model.buffers)
-            new_ops, outs = make()
+            try:
+                new_ops, outs = make()
+            except ValueError:
+                del g.sg.tensors[n_tensors:]
+                del g.model.buffers[n_buffers:]
+                continue
             got = run_ops(g, new_ops, region["start"])
             match: dict[int, int] = {}
             for e in region["endpoints"]:
