@@ -254,7 +254,9 @@ def _plan_absorb(t: fx.Node, sel: torch.Tensor, gm: fx.GraphModule, plan: list[t
         raise NotFoldable("permutation path too long")
     for u in t.users:
         if u.op == "output":
-            raise NotFoldable("the permuted tensor is a graph output")
+            if depth == 0:
+                continue  # the output keeps its own data path; the other readers fold
+            raise NotFoldable("a graph output is computed from the permuted tensor")
         tgt = u.target
         if tgt == aten.conv2d.default:
             if u.args[0] is not t:
@@ -443,21 +445,24 @@ def fold_graph(
                 try:
                     _plan_absorb(e, sel, gm, plan)
                     if not plan:
-                        raise NotFoldable("no reader")
+                        raise NotFoldable("its only reader is the graph output (its channel order is part of the contract)")
                 except NotFoldable as err:
                     why_not_weights.append(f"{e.name}: {err}")
                     remaining.append(e)
                     continue
                 _apply_absorb(gm, plan, consts)
-                e.replace_all_uses_with(s)
+                e.replace_all_uses_with(s, delete_user_cb=lambda u: u.op != "output")
                 folded_any = True
+                if any(u.op == "output" for u in e.users):
+                    why_not_weights.append(f"{e.name}: is also a graph output (its channel order is part of the contract)")
+                    remaining.append(e)
             elif is_perm and torch.equal(sel, torch.arange(c)):
                 e.replace_all_uses_with(s)
             else:
                 if is_perm and fold_weights:
                     pass
-                elif fold_weights:
-                    why_not_weights.append(f"{e.name}: a part of the channels (the halves of a split), not a whole-tensor permutation")
+                elif fold_weights and not why_not_weights:
+                    why_not_weights.append("the readers take parts of the channels (a split), not a whole-tensor permutation")
                 remaining.append(e)
         if not remaining:
             match.action = "folded into weights"
@@ -641,3 +646,20 @@ def _int8_friendly(gm: fx.GraphModule, consts: _Consts, report: FoldReport) -> N
         report.rewrites.append(f"{n_pool} average pool(s) as depthwise conv (weights 1/k^2; int8 backends take it)")
     if n_relu:
         report.rewrites.append(f"{n_relu} relu(cat(...)) as cat(relu(...)) (ReLU dropped on inputs proven non-negative)")
+
+
+def report_lines(fold: dict[str, Any] | None) -> list[str]:
+    """The CLI's lines for a sidecar's `fold` entry: counts, then each shuffle left alone or kept as a data path
+    with the reason it was not folded further."""
+    if not fold or not fold.get("counts"):
+        return ["fold: none (form reference)"] if fold else []
+    c = fold["counts"]
+    out = [f"fold: {c['shuffles']} channel shuffle(s): {c['folded_into_weights']} folded into weights, "
+           f"{c['data_path']} rank-4 data path(s), {c['left_alone']} left alone"]
+    for m in fold.get("matches", []):
+        if m["action"] == "folded into weights":
+            continue
+        why = f" (why not folded: {m['reason']})" if m.get("reason") else ""
+        out.append(f"  {m['start']}: {m['action']}{why}")
+    out += [f"  {r}" for r in fold.get("rewrites", [])]
+    return out

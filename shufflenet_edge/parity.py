@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -816,3 +817,16 @@ def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, p)
     return p
+
+
+class _CallableModule(type(sys.modules[__name__])):  # type: ignore[misc]
+    """``shufflenet_edge.parity(artifact, model, inputs)`` is the Python API (`shufflenet_edge.api.parity`);
+    the module keeps its functions."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from shufflenet_edge.api import parity
+
+        return parity(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -12,6 +12,9 @@ from shufflenet_edge.errors import UsageError
 
 def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
+    p.add_argument("--model-file", metavar="FILE.py:FACTORY",
+                   help="your own model: FACTORY() returns the nn.Module, or (module, example input shape); --weights "
+                        "is loaded into it; the graph-level fold finds its channel shuffles")
     p.add_argument("--weights", help="state dict (.pth): torchvision's layout, or megvii's checkpoints ({'state_dict': "
                    "{'module.*': ...}}) for the megvii_* models; without it: seeded random weights")
     p.add_argument("--target", choices=["onnx", "tflite"], default="tflite", help="artifact format (default tflite)")
@@ -54,7 +57,23 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from shufflenet_edge.models import get_info
 
-    get_info(args.model)
+    user_kw: dict = {}  # type: ignore[type-arg]
+    if args.model_file:
+        import torch
+
+        from shufflenet_edge.api import load_model_file
+
+        module, shape, source = load_model_file(args.model_file, args.weights)
+        if shape is None:
+            shape = (args.batch, 3, args.input_size, args.input_size)
+        args.model = args.model_file.rpartition(":")[2]
+        user_kw = {"module": module, "source": source,
+                   "example_input": torch.randn(*shape, generator=torch.Generator().manual_seed(0))}
+        args.weights = None  # already loaded into the module
+        if shape[-1] != shape[-2]:
+            args.input_size = int(shape[-1])
+    else:
+        get_info(args.model)
     precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
     ext = "onnx" if args.target == "onnx" else "tflite"
     out = Path(args.out) if args.out else Path("out") / f"{args.model}_{precision}.{ext}"
@@ -84,7 +103,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         side = export_onnx(args.model, out, weights=args.weights, form=args.form, batch=args.batch,
                            dynamic_batch=args.dynamic_batch, input_size=args.input_size, int8=args.int8,
                            calib=args.calib, threads=args.threads, seed=args.seed, show_progress=not args.quiet,
-                           **int8_kw)
+                           **int8_kw, **user_kw)
     else:
         if args.dynamic_batch:
             raise UsageError("--dynamic-batch is for --target onnx (TFLite tensors are static)")
@@ -98,11 +117,15 @@ def cmd_export(args: argparse.Namespace) -> int:
                              io=args.io or ("int8" if args.int8 else "float"), layout=args.layout or "nhwc",
                              batch=args.batch, input_size=args.input_size, calib=args.calib, threads=args.threads,
                              seed=args.seed, show_progress=not args.quiet,
-                             keep_candidates=args.keep_candidates, **int8_kw)
+                             keep_candidates=args.keep_candidates, **int8_kw, **user_kw)
     g = side["graph"]
     print(f"wrote {out} ({side['format']}, {side['precision']}, form {side['form']}, {g['ops']} ops, "
           f"{g['data_movement_ops']} data-movement, max rank {g['max_rank']}"
           + (f", {g['xnnpack_partitions']} XNNPACK partition(s)" if g.get("xnnpack_partitions") is not None else "") + ")")
+    from shufflenet_edge.graph_fold import report_lines
+
+    for line in report_lines(side.get("fold")):
+        print(line)
     print(f"report: {out}.json")
     if side.get("random_weights"):
         print("note: random weights (no --weights): numbers are for speed and parity only")
