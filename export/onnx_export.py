@@ -197,7 +197,8 @@ def export_onnx(
                 from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
 
                 with p.step("calibrating and quantizing (int8 QDQ, per-channel)"):
-                    calibration = quantize_onnx_int8(made[chosen], final_tmp, pre, calib, batch=batch)
+                    calibration = quantize_onnx_int8(made[chosen], final_tmp, pre, calib, batch=batch,
+                                                     input_hw=tuple(int(v) for v in xs[0].shape[2:]))
                 precision = "int8"
             else:
                 os.replace(made[chosen], final_tmp)

@@ -11,13 +11,19 @@ from shufflenet_edge.export.calibration import calibration_set
 from shufflenet_edge.data import Preprocess
 
 
-def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None, batch: int = 1) -> str:
-    """Quantize float `src` into `dst`; returns the description of the calibration data."""
+def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None, batch: int = 1,
+                       input_hw: tuple[int, int] | None = None) -> str:
+    """Quantize float `src` into `dst`; returns the description of the calibration data. `input_hw`: the
+    model's input size when it is not `pre`'s square (calibration images are resized to it, stated)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     images = calibration_set(calib, pre)
+    if input_hw is not None and tuple(images.images.shape[2:]) != tuple(input_hw):
+        from shufflenet_edge.export.tflite_export import _resize_images
+
+        images = _resize_images(images, (3, *input_hw))
     input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
 
     class Reader(CalibrationDataReader):

@@ -170,7 +170,10 @@ class _Consts:
     def node(self, before: fx.Node, t: torch.Tensor, what: str) -> fx.Node:
         name = f"_fold_{what}_{self.k}"
         self.k += 1
-        self.gm.register_buffer(name, t.detach().clone())
+        if t.is_floating_point():  # weights stay parameters (PT2E's conv-BN fusion re-registers them as such)
+            self.gm.register_parameter(name, nn.Parameter(t.detach().clone(), requires_grad=False))
+        else:
+            self.gm.register_buffer(name, t.detach().clone())
         with self.gm.graph.inserting_before(before):
             n = self.gm.graph.get_attr(name)
         n.meta["val"] = t
