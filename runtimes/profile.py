@@ -465,7 +465,8 @@ def format_profile(prof: dict[str, Any], title: str | None = None, max_rows: int
     top ops. A profile without times says so and lists counts only."""
     out: list[str] = []
     src = prof.get("source") or "?"
-    out.append(f"per-op profile{': ' + title if title else ''} ({src}; {prof.get('summary_source', '')})")
+    how = prof.get("summary_source")
+    out.append(f"per-op profile{': ' + title if title else ''} ({src}" + (f"; {how}" if how and how != "none" else "") + ")")
     rows = prof.get("summary_by_node_type") or []
     if not rows:
         out.append(f"  no per-op data: {prof.get('reason') or 'the source gave none'}")
