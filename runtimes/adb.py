@@ -881,3 +881,61 @@ def _run_app(adb: Adb, art: str, workdir: str, base: dict[str, Any], *, threads:
             reason += f"; {pin_note}"
         return _record(runtime="litert", reason=reason, extra=extra, **fields)
     return _record(runtime="litert", status="error", reason=f"the app reported: {reason}", extra=extra, **fields)
+
+
+PARITY_ACTIVITY = ".ParityActivity"
+
+
+def infer_adb(target: str, artifact: str, x_raw: Any, *, options: dict[str, Any] | None = None,
+              delegate: str = "cpu", threads: int = 4, timeout: float = DEFAULT_TIMEOUT,
+              runner: Runner | None = None) -> tuple[Any, dict[str, Any]]:
+    """Parity on a phone through the demo app's ParityActivity: push the model and the raw input tensors
+    (`x_raw`, a batch already in the model's layout and type), start the activity, wait for its done file, pull
+    the raw outputs. Returns (raw output batch, the app's done record). One-line AdbErrors for every failure."""
+    import tempfile
+
+    import numpy as np
+
+    if not artifact.endswith(".tflite"):
+        raise AdbError(f"{target}: parity on the phone runs .tflite artifacts through the demo app; {artifact} is not one")
+    adb = connect(target, options, runner)
+    run_id = uuid.uuid4().hex[:12]
+    # The app's external files folder: the shell can write it and the app can read and write it without permissions.
+    workdir = f"/sdcard/Android/data/{APP_PACKAGE}/files/parity_{run_id}"
+    adb.shell(remote("mkdir", "-p", workdir))
+    try:
+        with tempfile.TemporaryDirectory() as td:
+            inp = Path(td) / "in.npy"
+            np.save(inp, np.ascontiguousarray(x_raw))
+            adb.push(artifact, f"{workdir}/model.tflite", timeout=timeout)
+            adb.push(str(inp), f"{workdir}/in.npy", timeout=timeout)
+            out = f"{workdir}/out.npy"
+            start = remote("am", "start", "-W", "-n", f"{APP_PACKAGE}/{PARITY_ACTIVITY}", "--es", "model",
+                           f"{workdir}/model.tflite", "--es", "input", f"{workdir}/in.npy", "--es", "output", out,
+                           "--es", "delegate", delegate, "--ei", "threads", str(threads), "--es", "run_id", run_id)
+            r = adb.shell(start, timeout=SHORT_TIMEOUT, check=False)
+            if r.returncode != 0 or "Error" in (r.stdout or ""):
+                raise AdbError(f"{target}: am start failed (is the demo app installed?): {_tail(r.stdout or r.stderr or '')}")
+            deadline = time.monotonic() + timeout
+            done = None
+            while time.monotonic() < deadline:
+                r = adb.shell(remote("cat", out + ".done.json"), timeout=SHORT_TIMEOUT, check=False)
+                text = (r.stdout or "").strip()
+                if text.startswith("{"):
+                    try:
+                        done = json.loads(text)
+                        break
+                    except ValueError:
+                        pass
+                time.sleep(1.0)
+            if done is None:
+                raise AdbError(f"{target}: the app wrote no parity result within {timeout:g} s "
+                               "(adb logcat -s ShuffleNetEdgeParity says why)")
+            if done.get("status") != "ok":
+                raise AdbError(f"{target}: the app reported: {done.get('error')}")
+            local = Path(td) / "out.npy"
+            adb.pull(out, str(local), timeout=timeout)
+            y = np.load(local)
+        return y, done
+    finally:
+        adb.shell(remote("rm", "-rf", workdir), check=False)

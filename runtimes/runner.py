@@ -9,6 +9,9 @@ is quantized here with the artifact's own scale and zero point, and outputs are 
 Command line (one JSON object on the last line of stdout in every mode, errors included):
 
     python3 runner.py MODEL [--input-npy X.npy]            # outputs, for parity checks
+    python3 runner.py MODEL --infer-npz IN.npz --out-npz OUT.npz [--threads N]
+                                                          # parity on a board: IN's `x` (a batch, in the
+                                                          # model's layout) in, float outputs `y` out
     python3 runner.py MODEL --bench [--runs N --warmup N --threads N --provider P]
                                                           # per-run times, init, first inference, peak RSS
     python3 runner.py --probe onnxruntime litert          # what this python has, and what to pip install
@@ -916,6 +919,28 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def infer_npz(model: str, in_path: str, out_path: str | None, runtime: str = "auto", threads: int = 1) -> dict[str, Any]:
+    """Parity on a board: run each sample of `x` (float, in the model's layout; quantized here for int8 inputs)
+    and write the float outputs as `y` (written to a temporary name, then renamed)."""
+    if not out_path:
+        raise RunnerError("--infer-npz needs --out-npz")
+    try:
+        with np.load(in_path) as z:
+            x = np.asarray(z["x"])
+    except (OSError, KeyError, ValueError) as e:
+        raise RunnerError(f"cannot read inputs {in_path}: {e}") from e
+    r = open_artifact(model, runtime, threads)
+    t0 = time.perf_counter()
+    y = np.stack([np.asarray(r(x[i : i + 1]), np.float32).reshape(-1) for i in range(len(x))])
+    seconds = time.perf_counter() - t0
+    tmp = out_path + ".partial.npz"
+    np.savez(tmp, y=y)
+    os.replace(tmp, out_path)
+    return {"runner": RUNNER_VERSION, "status": "ok", "runtime": r.runtime, "version": r.runtime_version,
+            "samples": int(len(x)), "outputs_shape": list(y.shape), "seconds": seconds,
+            "environment": environment({r.runtime: r.runtime_version})}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Board entry point; prints one JSON object on the last line of stdout (see the module docstring)."""
     import argparse
@@ -936,6 +961,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="--bench: add a per-op profile after the timed runs")
     p.add_argument("--profile-runs", type=int, help="runs of the per-op profile (default: --runs)")
     p.add_argument("--cpu-state", action="store_true", help="print the CPU governor/frequencies/thermal state")
+    p.add_argument("--infer-npz", metavar="IN.npz", help="parity mode: run every sample of IN's array `x`")
+    p.add_argument("--out-npz", metavar="OUT.npz", help="--infer-npz: write the float outputs here as `y`")
     a = p.parse_args(argv)
     if a.cpu_state:
         _emit({"runner": RUNNER_VERSION, "status": "ok", "cpu_state": cpu_state(), "pinning": pinning()})
@@ -955,6 +982,9 @@ def main(argv: list[str] | None = None) -> int:
             if a.bench:
                 _emit(bench(a.model, a.runtime, a.provider, a.threads, a.runs, a.warmup, a.seed,
                             a.include_transfers, a.profile, a.profile_runs))
+                return 0
+            if a.infer_npz:
+                _emit(infer_npz(a.model, a.infer_npz, a.out_npz, a.runtime, a.threads))
                 return 0
             r = open_artifact(a.model, a.runtime, a.threads)
             x = np.load(a.input_npy) if a.input_npy else np.zeros(r.input_shape, np.float32)

@@ -304,3 +304,69 @@ def run_ssh_target(target: str, jobs: Sequence[Job], *, runs: int, warmup: int, 
             s.run(_remote("rm", "-rf", "--", tmp), opts.connect_timeout + 10)
         except (subprocess.TimeoutExpired, OSError):
             pass
+
+
+def infer_ssh(target: str, artifact: str, x: Any, *, opts: SshOptions, runtime: str = "auto",
+              threads: int = 1) -> tuple[Any, dict[str, Any]]:
+    """Parity on a board: the inputs travel with the artifact, the board's runtime computes the outputs
+    (runner.py --infer-npz), they come back. Returns (float outputs (N, K), the runner's JSON record).
+    One-line EdgeErrors for every failure; the board's temporary folder is removed."""
+    import io
+    import tempfile
+
+    import numpy as np
+
+    t = parse_ssh_target(target)
+    s = _Session(t, opts)
+    setup_timeout = opts.connect_timeout + 60
+    try:
+        p = s.run('set -e; d=$(mktemp -d "${TMPDIR:-/tmp}/shufflenet-edge.XXXXXX"); cd "$d"; pwd', setup_timeout)
+    except subprocess.TimeoutExpired:
+        raise EdgeError(f"{target}: no answer within {setup_timeout:g} s") from None
+    if p.returncode != 0 or not p.stdout.strip():
+        raise EdgeError(f"{target}: cannot connect: {_connection_message(p)}" if p.returncode == 255 else
+                        f"{target}: cannot make a temp folder (mktemp -d): {_connection_message(p)}")
+    tmp = p.stdout.strip().splitlines()[-1]
+    try:
+        with tempfile.TemporaryDirectory() as td:
+            inp = Path(td) / "inputs.npz"
+            np.savez(inp, x=np.ascontiguousarray(x))
+            try:
+                s.copy([RUNNER_PATH, artifact, inp], tmp, setup_timeout + os.path.getsize(artifact) / 1e6)
+            except subprocess.TimeoutExpired:
+                raise EdgeError(f"{target}: copy timed out") from None
+        py = opts.remote_python
+        argv = [py, "runner.py", Path(artifact).name, "--infer-npz", "inputs.npz", "--out-npz", "outputs.npz",
+                "--runtime", runtime, "--threads", str(threads)]
+        if opts.timeout:
+            argv += ["--time-limit", f"{opts.timeout:g}"]
+        try:
+            p = s.run(f"cd {shlex.quote(tmp)} && exec {_remote(*argv)}", (opts.timeout or 600) + opts.connect_timeout + 15)
+        except subprocess.TimeoutExpired:
+            raise EdgeError(f"{target}: the board's runner timed out on {Path(artifact).name}") from None
+        res = parse_runner_output(p.stdout)
+        if res is None:
+            if p.returncode == 255:
+                raise EdgeError(f"{target}: connection lost: {_connection_message(p)}")
+            if p.returncode == 127:
+                raise EdgeError(f"{target}: no {py} on the board ({last_line(p.stderr)}); install python3 or pass --remote-python")
+            raise EdgeError(f"{target}: runner crashed on the board (exit code {p.returncode}): {last_line(p.stderr) or 'no output'}")
+        if res.get("status") != "ok":
+            missing = res.get("missing") or []
+            hint = f": run `{py} -m pip install {' '.join(missing)}` there" if missing else ""
+            raise EdgeError(f"{target}: {res.get('reason') or res.get('status')}{hint}")
+        q = subprocess.run(ssh_argv(t, opts, f"cat {shlex.quote(tmp + '/outputs.npz')}"), capture_output=True,
+                           timeout=setup_timeout, stdin=subprocess.DEVNULL)
+        if q.returncode != 0:
+            raise EdgeError(f"{target}: cannot read the outputs back: {last_line(q.stderr.decode(errors='replace'))}")
+        try:
+            with np.load(io.BytesIO(q.stdout)) as z:
+                y = np.asarray(z["y"], np.float32)
+        except (OSError, KeyError, ValueError) as e:
+            raise EdgeError(f"{target}: the outputs that came back are not readable: {e}") from e
+        return y, res
+    finally:
+        try:
+            s.run(f"rm -rf {shlex.quote(tmp)}", setup_timeout)
+        except subprocess.TimeoutExpired:
+            pass

@@ -635,11 +635,14 @@ def run_parity(
     per_layer: bool = False,
     per_layer_samples: int = 4,
     threads: int = 1,
+    targets: Sequence[str] = ("local",),
+    target_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every artifact and its reference on the same inputs; a JSON-able report.
 
     The gate: the user's `thresholds` when they set any; otherwise the default gate of each artifact's
-    precision (`DEFAULT_GATES`); none with `report_only`.
+    precision (`DEFAULT_GATES`); none with `report_only`. `targets`: where the artifact runs ("local",
+    "ssh://user@host[:port]", "adb[:SERIAL]"): the same inputs, metrics and gate, one row per target.
     """
     from shufflenet_edge import __version__
     from shufflenet_edge.data import Preprocess
@@ -681,63 +684,105 @@ def run_parity(
         if rkey not in refs:
             refs[rkey] = reference_logits(models[mkey], x)
         ref = refs[rkey]
-        out = run_artifact(runner, x, layout, plan.sidecar)
-        if out.shape != ref.shape:
-            raise EdgeError(
-                f"{plan.path} outputs {out.shape[1]} values per input but the reference {plan.model} has {ref.shape[1]} "
-                f"classes (pass --weights with the right head, or check the sidecar's num_classes)"
-            )
-        names: list[str] | None = inputs.label_names
-        names_source = inputs.label_source
-        if not names:
-            sc_labels = (plan.sidecar or {}).get("labels")
-            names = [str(v) for v in sc_labels] if isinstance(sc_labels, list) and sc_labels else None
-            names_source = f"the labels recorded in {plan.info_source}" if names else None
-        labels, label_mapping = map_labels(folder_labels, classes, ref.shape[1], names, names_source)
-        stats = compare(out, ref, labels)
-        if report_only:
-            gate, gate_source = Thresholds(), "off (--report-only)"
-        elif thresholds is not None and thresholds.any():
-            gate, gate_source = thresholds, "user"
-        else:
-            gate, gate_source = default_gate(plan.precision), f"default for {plan.precision}"
-        bad = violations(stats, gate)
-        row: dict[str, Any] = {
-            "artifact": plan.path,
-            "format": plan.format,
-            "precision": plan.precision,
-            "form": (plan.sidecar or {}).get("form"),
-            "model": plan.model,
-            "weights": plan.weights,
-            "random_weights": plan.weights is None,
-            "sidecar": bool(plan.info_source) and not str(plan.info_source).startswith("embedded"),
-            "described_by": plan.info_source,
-            "gate": {"source": gate_source, "thresholds": gate.to_dict()},
-            "layout": layout,
-            "input_dtype": str(getattr(runner, "input_dtype", "float32")),
-            "runtime": f"{runner.runtime} {runner.runtime_version}",
-            "inputs": source,
-            "label_mapping": label_mapping,
-            "metrics": stats.to_dict(),
-            "summary": stats.summary(),
-            "passed": not bad,
-            "status": "report" if report_only else ("ok" if not bad else "FAIL"),
-            "failures": bad,
-        }
-        if per_layer:
-            from shufflenet_edge import per_layer as pl
+        for target in targets:
+            out, runtime_label = run_on_target(target, plan, runner, x, layout, threads, target_options or {})
+            rows.append(_parity_row(plan, runner, layout, x, ref, out, inputs, folder_labels, classes, source,
+                                    thresholds, report_only, target, runtime_label))
+            if per_layer and target == "local":
+                from shufflenet_edge import per_layer as pl
 
-            diag = pl.diagnose(plan.path, models[mkey], x[:per_layer_samples], layout=layout, sidecar=plan.sidecar)
-            row["per_layer"] = diag.to_dict()
-        rows.append(row)
+                diag = pl.diagnose(plan.path, models[mkey], x[:per_layer_samples], layout=layout, sidecar=plan.sidecar)
+                rows[-1]["per_layer"] = diag.to_dict()
         del runner
     return {
         "tool": f"shufflenet-edge {__version__}",
         "thresholds": thresholds.to_dict() if thresholds is not None else {},
         "report_only": report_only,
+        "targets": list(targets),
         "artifacts": rows,
         "passed": all(r["passed"] for r in rows),
     }
+
+
+def run_on_target(target: str, plan: ArtifactPlan, runner: Any, x: np.ndarray, layout: str, threads: int,
+                  options: dict[str, Any]) -> tuple[np.ndarray, str]:
+    """The artifact's float outputs (N, K) for float NCHW inputs `x`, computed where `target` says."""
+    from shufflenet_edge.data import to_layout
+
+    if target == "local":
+        return run_artifact(runner, x, layout, plan.sidecar), f"{runner.runtime} {runner.runtime_version}"
+    xl = to_layout(x.astype(np.float32), layout)
+    if target.startswith("ssh://"):
+        from shufflenet_edge.runtimes.ssh import SshOptions, infer_ssh
+
+        if getattr(runner, "runtime", "") == "onnxruntime" and str(getattr(runner, "input_dtype", "")) in ("int8", "uint8"):
+            raise EdgeError(f"{plan.path}: an ONNX model with {runner.input_dtype} input cannot run on {target} yet "
+                            "(its input quantization lives in the sidecar); export it with float input")
+        opts = SshOptions(**{k: v for k, v in options.items() if k in SshOptions.__dataclass_fields__})
+        y, rec = infer_ssh(target, plan.path, xl, opts=opts, threads=threads)
+        env = rec.get("environment") or {}
+        return y.reshape(len(x), -1), f"{rec.get('runtime')} {rec.get('version')} ({env.get('machine', '?')})"
+    if target == "adb" or target.startswith("adb:"):
+        from shufflenet_edge.runtimes.adb import infer_adb
+
+        if plan.format != "tflite":
+            raise EdgeError(f"{plan.path}: parity on a phone runs .tflite artifacts (through the demo app)")
+        raw = np.concatenate([runner.prepare(xl[i : i + 1]) for i in range(len(xl))])
+        y, done = infer_adb(target, plan.path, raw, options=options, delegate=options.get("delegate") or "cpu",
+                            threads=threads)
+        scale, zp = runner.out["quantization"]
+        yf = (y.astype(np.float32) - zp) * scale if y.dtype in (np.int8, np.uint8) and scale else y.astype(np.float32)
+        return yf.reshape(len(x), -1), f"litert {done.get('runtime_version')} (demo app, {done.get('delegate')})"
+    raise UsageError(f"unknown parity target {target!r}: local, ssh://user@host[:port] or adb[:SERIAL]")
+
+
+def _parity_row(plan: ArtifactPlan, runner: Any, layout: str, x: np.ndarray, ref: np.ndarray, out: np.ndarray,
+                inputs: Inputs, folder_labels: Any, classes: Any, source: str, thresholds: Thresholds | None,
+                report_only: bool, target: str, runtime_label: str) -> dict[str, Any]:
+    if out.shape != ref.shape:
+        raise EdgeError(
+            f"{plan.path} outputs {out.shape[1]} values per input but the reference {plan.model} has {ref.shape[1]} "
+            f"classes (pass --weights with the right head, or check the sidecar's num_classes)"
+        )
+    names: list[str] | None = inputs.label_names
+    names_source = inputs.label_source
+    if not names:
+        sc_labels = (plan.sidecar or {}).get("labels")
+        names = [str(v) for v in sc_labels] if isinstance(sc_labels, list) and sc_labels else None
+        names_source = f"the labels recorded in {plan.info_source}" if names else None
+    labels, label_mapping = map_labels(folder_labels, classes, ref.shape[1], names, names_source)
+    stats = compare(out, ref, labels)
+    if report_only:
+        gate, gate_source = Thresholds(), "off (--report-only)"
+    elif thresholds is not None and thresholds.any():
+        gate, gate_source = thresholds, "user"
+    else:
+        gate, gate_source = default_gate(plan.precision), f"default for {plan.precision}"
+    bad = violations(stats, gate)
+    row: dict[str, Any] = {
+        "artifact": plan.path,
+        "format": plan.format,
+        "precision": plan.precision,
+        "form": (plan.sidecar or {}).get("form"),
+        "model": plan.model,
+        "weights": plan.weights,
+        "random_weights": plan.weights is None,
+        "sidecar": bool(plan.info_source) and not str(plan.info_source).startswith("embedded"),
+        "described_by": plan.info_source,
+        "gate": {"source": gate_source, "thresholds": gate.to_dict()},
+        "layout": layout,
+        "input_dtype": str(getattr(runner, "input_dtype", "float32")),
+        "runtime": runtime_label,
+        "target": target,
+        "inputs": source,
+        "label_mapping": label_mapping,
+        "metrics": stats.to_dict(),
+        "summary": stats.summary(),
+        "passed": not bad,
+        "status": "report" if report_only else ("ok" if not bad else "FAIL"),
+        "failures": bad,
+    }
+    return row
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -760,9 +805,12 @@ def format_table(report: dict[str, Any]) -> str:
            f"{'top1 agr%':>9} {'top5 ovl%':>9} {'acc ref%':>8} {'acc%':>7} {'status':<6}")
     lines.append(hdr)
     lines.append("-" * len(hdr))
+    remote = any(r.get("target", "local") != "local" for r in report["artifacts"])
     for r in report["artifacts"]:
         m = r["metrics"]
         name = Path(r["artifact"]).name
+        if remote:  # one row per target: say which
+            name = f"{name} @{r.get('target', 'local')}"
         if len(name) > 34:
             name = "..." + name[-31:]
         psnr = "inf" if m["psnr_db"] is None else f"{m['psnr_db']:.1f}"
@@ -774,6 +822,9 @@ def format_table(report: dict[str, Any]) -> str:
     for r in report["artifacts"]:
         for f in r["failures"]:
             lines.append(f"FAIL {Path(r['artifact']).name}: {f}")
+    if remote:
+        for r in report["artifacts"]:
+            lines.append(f"{Path(r['artifact']).name} @{r.get('target', 'local')}: {r['runtime']}")
     gates: dict[str, list[str]] = {}
     for r in report["artifacts"]:
         g = r.get("gate") or {}

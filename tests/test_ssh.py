@@ -4,11 +4,9 @@ points at a python with numpy and the runtimes, or at one without numpy for the 
 
 from __future__ import annotations
 
-import getpass
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,82 +14,15 @@ from pathlib import Path
 
 import pytest
 from fixtures.bench_artifacts import MODEL, small_artifacts
+from fixtures.sshd import SSHD, Sshd, free_port, start_sshd  # noqa: F401  (Sshd: type of the fixture)
 from shufflenet_edge.runtimes.results import read_json
 from shufflenet_edge.runtimes.ssh import SshOptions, parse_ssh_target, scp_argv, ssh_argv
 
 from shufflenet_edge.errors import UsageError
 
-SSHD = "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Sshd:
-    def __init__(self, root: Path, port: int, key: Path, proc: subprocess.Popen[bytes]) -> None:
-        self.root, self.port, self.key, self.proc = root, port, key, proc
-        self.target = f"ssh://{getpass.getuser()}@127.0.0.1:{port}"
-
-    def client_args(self) -> list[str]:
-        return ["--ssh-identity", str(self.key), "--ssh-option", "StrictHostKeyChecking=no",
-                "--ssh-option", "UserKnownHostsFile=/dev/null", "--ssh-option", "LogLevel=ERROR"]
-
-    def sessions(self) -> list[int]:
-        """Per-connection sshd processes (children of our listener)."""
-        out = []
-        for stat in glob.glob("/proc/[0-9]*/stat"):
-            try:
-                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.proc.pid:
-                out.append(int(stat.split("/")[2]))
-        return out
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory):
-    if not os.path.exists(SSHD) or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
-        pytest.skip("OpenSSH is not installed: apt-get install -y openssh-server openssh-client")
-    try:
-        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation folder
-    except PermissionError:
-        pytest.skip("cannot create /run/sshd (sshd's privilege-separation folder): sudo mkdir -p /run/sshd")
-    d = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    port = free_port()
-    (d / "sshd_config").write_text(f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {d / 'host_key'}
-AuthorizedKeysFile {d / 'authorized_keys'}
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-PidFile {d / 'sshd.pid'}
-Subsystem sftp /usr/lib/openssh/sftp-server
-""")
-    proc = subprocess.Popen([SSHD, "-D", "-f", str(d / "sshd_config"), "-E", str(d / "sshd.log")])
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log = (d / "sshd.log").read_text() if (d / "sshd.log").exists() else ""
-                proc.kill()
-                pytest.skip(f"sshd did not start: {log.strip()[-300:]}")
-            time.sleep(0.05)
-    yield Sshd(d, port, d / "client_key", proc)
-    proc.terminate()
-    proc.wait(timeout=10)
+    yield from start_sshd(tmp_path_factory.mktemp("sshd"))
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,19 @@ def _add(p: argparse.ArgumentParser) -> None:
                    help="compare the stem, every unit and the head with PyTorch and show where error first grows")
     p.add_argument("--per-layer-samples", type=positive_int, default=4, metavar="N", help="inputs used by --per-layer (default 4)")
     p.add_argument("--threads", type=positive_int, default=1)
+    t = p.add_argument_group("where the artifact runs (default: here); the same metrics and gate, one row per target")
+    t.add_argument("--target", action="append", metavar="TARGET",
+                   help="local, ssh://user@host[:port] (runner.py on the board's python) or adb[:SERIAL] (the demo "
+                        "app's ParityActivity); repeat for several")
+    t.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="passed to ssh/scp as -o OPT")
+    t.add_argument("--ssh-jump", metavar="HOST", help="jump host (-J)")
+    t.add_argument("--ssh-config", metavar="FILE", help="ssh config file (-F)")
+    t.add_argument("--ssh-identity", metavar="FILE", help="private key (-i)")
+    t.add_argument("--remote-python", default="python3", help="python on the board (default python3)")
+    t.add_argument("--timeout", type=float, default=600.0, help="seconds per remote run (default 600)")
+    t.add_argument("--delegate", choices=("cpu", "gpu"), default="cpu",
+                   help="adb: run on the CPU (XNNPACK) or the GPU delegate (the delegate-vs-CPU check)")
+    t.add_argument("--adb", metavar="PATH", help="adb binary (default: adb on PATH or $ADB)")
     p.add_argument("--quiet", action="store_true", help="print only failures")
 
 
@@ -96,7 +109,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
         raise UsageError("--report-only turns the gate off; drop it or the threshold options")
     report = run_parity(
         args.artifacts, inputs, model=args.model, weights=args.weights, thresholds=thresholds,
-        report_only=args.report_only,
+        report_only=args.report_only, targets=args.target or ["local"],
+        target_options={"options": list(args.ssh_option), "jump": args.ssh_jump, "config": args.ssh_config,
+                        "identity": args.ssh_identity, "remote_python": args.remote_python, "timeout": args.timeout,
+                        "delegate": args.delegate, "adb": args.adb},
         per_layer=args.per_layer, per_layer_samples=args.per_layer_samples, threads=args.threads,
     )
     if args.json:
