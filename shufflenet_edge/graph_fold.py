@@ -345,7 +345,7 @@ def _find_regions(graph: fx.Graph) -> list[tuple[fx.Node, list[fx.Node], list[fx
         if s.op not in ("call_function", "placeholder") or _is_dm(s):
             continue
         shp = _shape(s)
-        if shp is None or len(shp) != 4 or not s.users or not all(_is_dm(u) for u in s.users):
+        if shp is None or len(shp) != 4 or not any(_is_dm(u) for u in s.users):
             continue
         region: set[fx.Node] = set()
         endpoints: list[fx.Node] = []
@@ -354,7 +354,7 @@ def _find_regions(graph: fx.Graph) -> list[tuple[fx.Node, list[fx.Node], list[fx
         while frontier:
             t = frontier.pop()
             for u in t.users:
-                if u in region:
+                if u in region or not _is_dm(u):  # the start may also be read directly
                     continue
                 region.add(u)
                 us = list(u.users)
