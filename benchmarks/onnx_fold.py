@@ -8,6 +8,10 @@ Beyond the fold: the same graphs with onnxruntime's EXTENDED instead of ALL grap
 (ALL adds the NCHWc layout transformer on x86), and int8 QDQ of the folded form.
 
     python benchmarks/onnx_fold.py [--rounds 5 --runs 200 --threads 1 2]
+    python benchmarks/onnx_fold.py --model megvii_shufflenet_v2_x1_0 --out onnx_fold_megvii_v2
+
+The folded forms are the exporter's: the graph-level fold (shufflenet_edge.graph_fold). The bound
+(``noshuffle``) exists only for the torchvision-style classes; other models are timed without it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from shufflenet_edge.data import Preprocess  # noqa: E402
 from shufflenet_edge.export.onnx_export import _torch_to_onnx  # noqa: E402
 from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8  # noqa: E402
 from shufflenet_edge.fold import fold  # noqa: E402
+from shufflenet_edge.graph_fold import fold_graph  # noqa: E402
 from shufflenet_edge.models import build_model  # noqa: E402
 from shufflenet_edge.models.common import randomize_batchnorm  # noqa: E402
 from shufflenet_edge.runtimes.runner import OnnxRunner  # noqa: E402
@@ -39,6 +44,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--no-extras", action="store_true", help="skip the optimization-level and int8 comparisons")
+    ap.add_argument("--out", default="onnx_fold", help="results name under benchmarks/results/")
     a = ap.parse_args()
     ref = randomize_batchnorm(build_model(a.model, seed=0), seed=1)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
@@ -48,10 +54,31 @@ def main() -> int:
           f"Interleaved in one process, {a.rounds} rounds x {a.runs} runs, medians; spinning off. CPU: {data['environment']['cpu']}.", ""]
     with tempfile.TemporaryDirectory() as td:
         paths = {}
+        has_bound = a.model.startswith(("shufflenet_v1", "shufflenet_v2"))
+        fold_counts = {}
         for form in ("reference", "gather", "transpose", "noshuffle"):
             p = Path(td) / f"{form}.onnx"
-            _torch_to_onnx(fold(ref, form), x, p, dynamic_batch=False)
+            if form == "noshuffle":
+                if not has_bound:
+                    continue
+                m = fold(ref, form)
+            elif form == "reference":
+                m = ref
+            else:
+                m, rep = fold_graph(ref, (x,), form=form, split="split")
+                fold_counts[form] = rep.counts()
+            _torch_to_onnx(m, x, p, dynamic_batch=False)
             paths[form] = p
+        from shufflenet_edge.export.inspect import inspect_onnx
+
+        data["graphs"] = {k: {f: inspect_onnx(p)[f] for f in ("ops", "data_movement_ops", "op_histogram", "max_rank")}
+                          for k, p in paths.items()}
+        data["fold"] = fold_counts
+        md.append("| graph | ops | data-movement ops | max rank |")
+        md.append("|---|---|---|---|")
+        for k, gi in data["graphs"].items():
+            md.append(f"| {k} | {gi['ops']} | {gi['data_movement_ops']} | {gi['max_rank']} |")
+        md.append("")
         want = ref(x).detach().numpy()
         for form in ("gather", "transpose"):
             err = np.abs(OnnxRunner(str(paths[form]))(xn) - want).max()
@@ -64,7 +91,7 @@ def main() -> int:
             runners = {k: OnnxRunner(str(p), threads=th) for k, p in paths.items() if k != "gather_int8"}
             fns = {k: (lambda r=r: r.invoke(xn)) for k, r in runners.items()}
             per = _timing.interleaved(fns, a.rounds, a.runs)
-            summ = _timing.summarize(per, "reference", "noshuffle")
+            summ = _timing.summarize(per, "reference", "noshuffle" if has_bound else None)
             data["results"][f"threads_{th}"] = {"per_round_ms": per, "summary": summ}
             md.append(_timing.table(summ, f"{th} thread(s), graph optimizations ALL"))
             md.append("")
@@ -82,7 +109,7 @@ def main() -> int:
                 md.append("")
                 print(md[-2])
 
-    _timing.write_results("onnx_fold", data, "\n".join(md))
+    _timing.write_results(a.out, data, "\n".join(md))
     return 0
 
 

@@ -137,3 +137,15 @@ def test_not_folded_reasons_are_reported():
     assert rep.counts()["shuffles"] == 1
     mm = rep.matches[0]
     assert mm.action.startswith("data path") and "add" in (mm.reason or "")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in __import__("shufflenet_edge.models", fromlist=["list_models"]).list_models()
+                                  if not n.startswith("mobilenet")])
+def test_whole_registry_folds(name):
+    """Every registered ShuffleNet: every shuffle matched and rewritten, exact (fold_graph verifies), rank 4."""
+    m = randomize_batchnorm(build_model(name)).eval()
+    gm, rep = fold_graph(m, (torch.randn(1, 3, 64, 64),), form="transpose", split="slice", int8_friendly=True)
+    c = rep.counts()
+    assert c["shuffles"] > 0 and c["left_alone"] == 0, report_lines(rep.to_dict())
+    assert _max_rank(gm) <= 4
