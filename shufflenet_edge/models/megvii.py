@@ -34,8 +34,8 @@ Preprocessing: megvii trained and evaluated on BGR images scaled 0-255, not norm
 toolkit's `shufflenet_edge.data.Preprocess` is torchvision's (RGB, ImageNet mean/std): feed megvii's
 released weights their own preprocessing, or their logits mean nothing.
 
-Module-level fold: `shufflenet_edge.fold` knows only the torchvision-style classes, so these models
-register with ``foldable=False`` and the exporters export their reference form.
+Fold: the exporters fold these models at graph level (`shufflenet_edge.graph_fold` finds V1's inverse-order
+shuffle and V2's even/odd split in the `torch.export` graph), like every other model.
 """
 
 from __future__ import annotations
@@ -318,7 +318,6 @@ for _w, _suffix in WIDTH_SUFFIX.items():
                 width=_w,
                 groups=_g,
                 paper_mflops=MEGVII_V1_FLOPS_M[(_g, _w)],
-                foldable=False,
             )
         )
 for _w, _suffix in WIDTH_SUFFIX.items():
@@ -329,6 +328,5 @@ for _w, _suffix in WIDTH_SUFFIX.items():
             builder=_v2_builder(_w),
             width=_w,
             paper_mflops=MEGVII_V2_FLOPS_M[_w],
-            foldable=False,
         )
     )

@@ -25,8 +25,8 @@ class ModelInfo:
     paper_mflops: float | None = None  # multiply-adds at 224x224 the papers (megvii_*: megvii's README) list
     torchvision_params: int | None = None  # exact count for torchvision's model (1000 classes)
     torchvision_weights: str | None = None  # file name torchvision publishes, if any
-    # False: shufflenet_edge.fold has no module-level fold for this model's classes (megvii_*), so the
-    # exporters export its reference form.
+    # False: the exporters export this model's reference form only. Since the graph-level fold
+    # (shufflenet_edge.graph_fold) every registered ShuffleNet, megvii's included, is foldable.
     foldable: bool = True
 
 
