@@ -42,17 +42,10 @@ def resolve_keep_float(model: Any, patterns: list[str] | None) -> list[str]:
     return [n for n in valid if n in chosen]
 
 
-def module_paths(model: Any, names: list[str], folded: bool) -> list[str]:
-    """Unit names -> module paths in the PyTorch form that is exported (reference: the same; folded: units.K)."""
-    if not folded:
-        return list(names)
-    k = 0
-    unit_index: dict[str, int] = {}
-    for n in unit_names(model):
-        if "." in n:
-            unit_index[n] = k
-            k += 1
-    return [f"units.{unit_index[n]}" if n in unit_index else n for n in names]
+def module_paths(model: Any, names: list[str], folded: bool = False) -> list[str]:
+    """Unit names -> module paths in the PyTorch form that is exported. The graph-level fold keeps every op's
+    module path, so both forms use the unit names as they are (`folded` is kept for callers)."""
+    return list(names)
 
 
 def check_choices(target: str, calib_method: str | None, weights: str | None) -> None:

@@ -109,6 +109,44 @@ def quantization_config(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: b
     return dataclasses.replace(cfg, input_activation=spec, output_activation=spec)
 
 
+FLOAT_MARK = "shufflenet_edge_keep_float"
+
+
+def _module_paths_of(n: torch.fx.Node) -> list[str]:
+    out = []
+    for path, _ in (n.meta.get("nn_module_stack") or {}).values():
+        p = str(path)
+        while p.startswith("wrapped."):
+            p = p[len("wrapped."):]
+        out.append(p)
+    return out
+
+
+def mark_float_nodes(source: torch.fx.GraphModule, exported: torch.fx.GraphModule, prefixes: list[str]) -> int:
+    """Carry "this op belongs to a kept-float module" from `source` (a GraphModule whose nodes know their module:
+    the graph-level fold's output) to `exported` (the same graph traced again for PT2E, which has lost
+    `nn_module_stack`). Ops are paired by target in order of appearance; the exported graph may hold extra ops
+    of a target at its start (the channel-last wrapper's input permute)."""
+    by_target: dict[Any, list[torch.fx.Node]] = {}
+    for n in source.graph.nodes:
+        if n.op == "call_function":
+            by_target.setdefault(n.target, []).append(n)
+    marked = 0
+    ex_by_target: dict[Any, list[torch.fx.Node]] = {}
+    for n in exported.graph.nodes:
+        if n.op == "call_function":
+            ex_by_target.setdefault(n.target, []).append(n)
+    for t, src in by_target.items():
+        ex = ex_by_target.get(t, [])
+        if len(ex) < len(src):
+            continue
+        for a, b in zip(src, ex[len(ex) - len(src):]):
+            if any(p == k or p.startswith(k + ".") for p in _module_paths_of(a) for k in prefixes):
+                b.meta[FLOAT_MARK] = True
+                marked += 1
+    return marked
+
+
 def float_node_filter(prefixes: list[str]) -> Any:
     """A predicate: does an FX node come from one of the modules `prefixes` (paths in the exported model,
     e.g. `units.5`, `conv1`)? Wrappers (litert-torch's channel-last I/O: `wrapped.`) are looked through."""
@@ -116,6 +154,8 @@ def float_node_filter(prefixes: list[str]) -> Any:
         return None
 
     def is_float(n: torch.fx.Node) -> bool:
+        if n.meta.get(FLOAT_MARK):
+            return True
         for path, _ in (n.meta.get("nn_module_stack") or {}).values():
             p = str(path)
             while p.startswith("wrapped."):
@@ -211,6 +251,11 @@ def make_quantizer(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool =
                             ann.input_qspec_map[inp] = SharedQuantizationSpec(inp)
             if is_float is not None:
                 self.float_nodes = _strip_float(model, is_float, self.global_config)
+                if self.float_nodes == 0:
+                    from shufflenet_edge.errors import EdgeError
+
+                    raise EdgeError(f"--keep-float {' '.join(keep_float or [])}: no op of the exported graph comes from "
+                                    "those modules (the graph lost its module names); nothing would stay float")
             return model
 
     return SharedDataPathQuantizer().set_global(quantization_config(calib_method, per_channel, qat))
@@ -233,6 +278,10 @@ def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_d
             raise ValueError("keep_float needs the shared-data-path quantizer")
         quantizer = PT2EQuantizer().set_global(quantization_config(calib_method, per_channel))
     gm = torch.export.export(model, (x,)).module()
+    if keep_float:
+        inner = getattr(model, "wrapped", model)
+        if isinstance(inner, torch.fx.GraphModule):  # the graph-level fold: module names live on its nodes
+            mark_float_nodes(inner, gm, list(keep_float))
     prepared = prepare_pt2e(gm, quantizer)
     with torch.no_grad():
         for i in range(len(calib)):
