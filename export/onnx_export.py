@@ -67,10 +67,14 @@ def _torch_to_onnx(model: nn.Module, x: Any, path: Path, dynamic_batch: bool, n_
             output_names=output_names(n_outputs), external_data=False, verbose=False, **kwargs,
         )
     m = onnx.load(str(path))
+    from shufflenet_edge.export.onnx_quantize import fx_module_paths, keep_scopes, restore_scopes
+
+    scopes = keep_scopes(m, fx_module_paths(model))  # module per node, for int8 --keep-float (onnxslim drops it)
     try:
         import onnxslim
 
         m = onnxslim.slim(m)
+        restore_scopes(m, scopes)
     except Exception as e:  # noqa: BLE001  (simplification is best-effort; the checker decides)
         warnings.warn(f"onnxslim failed ({e}); keeping the unsimplified graph", stacklevel=2)
     m = onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
@@ -124,8 +128,16 @@ def export_onnx(
     example_input: Any = None,
     source: dict[str, Any] | None = None,
     preprocess: Preprocess | None = None,
+    keep_float: list[str] | None = None,
+    calib_method: str | None = None,
+    calib_images: int | None = None,
+    int8_weights: str | None = None,
+    gate: Any = None,
 ) -> dict[str, Any]:
-    """Export `model_name` (a registry name) or `module` (any eval-mode nn.Module, `model_name` then only its
+    """int8 options (issue 15) as in `export_tflite`; calibration methods are onnxruntime's (minmax default,
+    histogram = Entropy, percentile).
+
+    Export `model_name` (a registry name) or `module` (any eval-mode nn.Module, `model_name` then only its
     label; `example_input` a tensor or tuple of tensors, default (batch, 3, input_size, input_size)) to ONNX at
     `out` (+ sidecar). `source`: how to rebuild the reference (recorded in the sidecar). Returns the sidecar."""
     info = get_info(model_name) if module is None else None
@@ -150,6 +162,14 @@ def export_onnx(
         ref = module.eval()
         x = example_input if example_input is not None else torch.randn(batch, 3, input_size, input_size,
                                                                           generator=torch.Generator().manual_seed(0))
+    from shufflenet_edge.export.int8_options import check_choices, resolve_keep_float
+
+    check_choices("onnx", calib_method, int8_weights)
+    if not int8 and (keep_float or calib_method or calib_images or int8_weights):
+        raise UsageError("--keep-float, --calib-method, --calib-images and --int8-weights are for --int8 exports")
+    kept = resolve_keep_float(ref, keep_float)
+    excluded: list[str] = []
+    int8_loss = None
     xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     if len(xs) != 1 and int8:
         raise UsageError("int8 ONNX export takes models with one input")
@@ -196,10 +216,15 @@ def export_onnx(
             if int8:
                 from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
 
-                with p.step("calibrating and quantizing (int8 QDQ, per-channel)"):
-                    calibration = quantize_onnx_int8(made[chosen], final_tmp, pre, calib, batch=batch,
-                                                     input_hw=tuple(int(v) for v in xs[0].shape[2:]))
+                with p.step(f"calibrating and quantizing (int8 QDQ, {int8_weights or 'per-channel'})"):
+                    calibration, excluded = quantize_onnx_int8(
+                        made[chosen], final_tmp, pre, calib, batch=batch, input_hw=tuple(int(v) for v in xs[0].shape[2:]),
+                        calib_method=calib_method, calib_images=calib_images,
+                        per_channel=(int8_weights or "per-channel") == "per-channel", keep_float=kept)
                 precision = "int8"
+                if xs[0].shape[0] == 1 and not dynamic_batch and len(wants) == 1 and wants[0].ndim == 2:
+                    with p.step("int8 loss against the float model"):
+                        int8_loss = _int8_loss(final_tmp, ref, pre, calib, calib_images, xs[0].shape[2:], gate)
             else:
                 os.replace(made[chosen], final_tmp)
     finally:
@@ -233,6 +258,11 @@ def export_onnx(
         "preprocess": pre.to_dict(),
         "labels": None,
         "calibration": calibration,
+        "calibration_method": (calib_method or "minmax") if int8 else None,
+        "int8_weights": (int8_weights or "per-channel") if int8 else None,
+        "keep_float": kept if int8 else None,
+        "float_nodes": excluded if int8 else None,
+        "int8_loss": int8_loss,
         "float_check": {"max_abs_error_vs_torch": err, "tolerance": tol, "per_output": errs},
         "fold": fold_reports[chosen].to_dict(),
         "form_timings": timings,
@@ -244,3 +274,27 @@ def export_onnx(
     sidecar["graph"] = graph_stats(out_path)
     write_sidecar(out_path, sidecar)
     return sidecar
+
+
+def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, calib: str | None, calib_images: int | None,
+               hw: Any, gate: Any) -> dict[str, Any]:
+    """The int8 graph against the float model on the calibration images; per-layer SQNR when below the default
+    int8 gate; the user's gate (raises: the atomic write leaves nothing behind)."""
+    from shufflenet_edge.export import int8_report
+    from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_set
+
+    images = calibration_set(calib, pre, limit=calib_images or DEFAULT_CALIBRATION_IMAGES)
+    xs = np.ascontiguousarray(images.images[: int8_report.N_LOSS_INPUTS], dtype=np.float32)
+    if tuple(xs.shape[2:]) != tuple(int(v) for v in hw):
+        return {"skipped": "calibration images do not have the model's input size"}
+    got = np.concatenate([run_onnx_all(path, [xs[i : i + 1]])[0] for i in range(len(xs))])
+    with torch.no_grad():
+        want = ref(torch.from_numpy(xs)).numpy()
+    desc = f"{len(xs)} calibration images"
+    rep = int8_report.loss_report(got, want, None, desc)
+    if rep["below_default_gate"] or (gate is not None and gate.any()):
+        pl = int8_report.where_loss_starts(str(path), ref, xs, "nchw")
+        if pl is not None:
+            rep = int8_report.loss_report(got, want, None, desc, pl)
+    int8_report.apply_gate(rep, got, want, gate)
+    return rep

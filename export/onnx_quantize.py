@@ -1,30 +1,104 @@
-"""ONNX int8: onnxruntime static QDQ quantization, per-channel weights, after quant_pre_process."""
+"""ONNX int8: onnxruntime static QDQ quantization, per-channel weights, after quant_pre_process.
+
+Choices (issue 15): `calib_method` minmax (default) | histogram (onnxruntime's Entropy: KL-divergence on a
+histogram) | percentile (onnxruntime's Percentile, 99.999); `per_channel`; `calib_images`; `keep_float` module
+paths whose nodes go to `nodes_to_exclude` (they stay float, with QuantizeLinear/DequantizeLinear at their
+borders). Nodes are found by the module scope the torch exporter records per node (`pkg.torch.onnx.name_scopes`);
+onnxslim drops node metadata, so the exporter carries the scopes over with `keep_scopes` / `restore_scopes`.
+"""
 
 from __future__ import annotations
 
+import ast
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from shufflenet_edge.export.calibration import calibration_set
+from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_set
 
 from shufflenet_edge.data import Preprocess
+from shufflenet_edge.errors import EdgeError
+
+SCOPE_KEY = "pkg.torch.onnx.name_scopes"
+DEFAULT_CALIB_METHOD = "minmax"
+
+
+def fx_module_paths(gm: Any) -> dict[str, str]:
+    """{FX node name: deepest module path} of a GraphModule whose nodes carry `nn_module_stack` (the graph fold's)."""
+    out = {}
+    for n in getattr(getattr(gm, "graph", None), "nodes", []):
+        stack = n.meta.get("nn_module_stack") or {}
+        paths = [str(v[0]) for v in stack.values() if v and v[0]]
+        if paths:
+            out[n.name] = paths[-1]
+    return out
+
+
+def keep_scopes(model: Any, fx_paths: dict[str, str] | None = None) -> dict[str, str]:
+    """{node name: module path of the node} from the torch exporter's metadata (before onnxslim drops it): its
+    name scopes, or, when the exported module was a GraphModule (scopes empty), the FX node it came from looked
+    up in `fx_paths`."""
+    out = {}
+    for n in model.graph.node:
+        props = {p.key: p.value for p in n.metadata_props}
+        path = None
+        if SCOPE_KEY in props:
+            try:
+                scopes = ast.literal_eval(props[SCOPE_KEY])
+                mods = [s for s in scopes[:-1] if s]  # the last entry is the op itself
+                path = mods[-1] if mods else None
+            except (ValueError, SyntaxError):
+                path = None
+        if path is None and fx_paths and "pkg.torch.onnx.fx_node" in props:
+            v = props["pkg.torch.onnx.fx_node"]
+            name = v[1:].split(" ", 1)[0] if v.startswith("%") else ""
+            path = fx_paths.get(name)
+        if path:
+            out[n.name] = path
+    return out
+
+
+def restore_scopes(model: Any, scopes: dict[str, str]) -> None:
+    for n in model.graph.node:
+        if n.name in scopes and not any(p.key == SCOPE_KEY for p in n.metadata_props):
+            n.metadata_props.add(key=SCOPE_KEY, value=repr(["", scopes[n.name], n.op_type]))
+
+
+def nodes_in(model: Any, prefixes: list[str]) -> list[str]:
+    names = []
+    for name, path in keep_scopes(model).items():
+        if any(path == k or path.startswith(k + ".") for k in prefixes):
+            names.append(name)
+    return names
 
 
 def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None, batch: int = 1,
-                       input_hw: tuple[int, int] | None = None) -> str:
-    """Quantize float `src` into `dst`; returns the description of the calibration data. `input_hw`: the
-    model's input size when it is not `pre`'s square (calibration images are resized to it, stated)."""
+                       input_hw: tuple[int, int] | None = None, *, calib_method: str | None = None, calib_images: int | None = None, per_channel: bool = True,
+                       keep_float: list[str] | None = None) -> tuple[str, list[str]]:
+    """Quantize float `src` into `dst`; returns (description of the calibration data, excluded node names).
+    `input_hw`: the model's input size when it is not `pre`'s square (calibration images are resized to it, stated)."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    images = calibration_set(calib, pre)
+    images = calibration_set(calib, pre, limit=calib_images or DEFAULT_CALIBRATION_IMAGES)
     if input_hw is not None and tuple(images.images.shape[2:]) != tuple(input_hw):
         from shufflenet_edge.export.tflite_export import _resize_images
 
         images = _resize_images(images, (3, *input_hw))
-    input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    src_model = onnx.load(str(src), load_external_data=False)
+    input_name = src_model.graph.input[0].name
+    exclude = nodes_in(src_model, list(keep_float or []))
+    if keep_float and not exclude:
+        raise EdgeError(f"no ONNX node carries the module scope of {', '.join(keep_float)} (the graph has no "
+                        f"'{SCOPE_KEY}' metadata): cannot keep them in float")
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -39,12 +113,17 @@ def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None,
                 return None
             return {input_name: np.ascontiguousarray(chunk, dtype=np.float32)}
 
+    method = {"minmax": CalibrationMethod.MinMax, "histogram": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[calib_method or DEFAULT_CALIB_METHOD]
     with tempfile.TemporaryDirectory() as td:
         prep = Path(td) / "prep.onnx"
         quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
+        present = {n.name for n in onnx.load(str(prep), load_external_data=False).graph.node}
+        exclude = [n for n in exclude if n in present]
         quantize_static(
-            str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+            nodes_to_exclude=exclude,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
-    return images.source
+    return images.source, exclude
