@@ -78,3 +78,39 @@ def decide(round_ms: dict[str, list[float]], preferred: str, reference: str | No
             chosen = reference
     return {"rule": RULE, "preferred": preferred, "chosen": chosen, "verdict": verdict,
             "ratio_to_preferred": ratios}
+
+
+def time_on_target(paths: dict[str, str], target: str, threads: int, *, rounds: int = 5, runs: int = 30,
+                   warmup: int = 5, ssh_options: Any = None) -> dict[str, Any]:
+    """Time candidate files on a remote target through the bench machinery, interleaved round by round (the
+    candidates' order rotates per round; each measurement is its own runner process on the board). Returns the
+    same record as `interleaved_medians`, plus the target and the board's environment."""
+    keys = list(paths)
+    if target.startswith("ssh://"):
+        from shufflenet_edge.runtimes.local import Job
+        from shufflenet_edge.runtimes.ssh import SshOptions, run_ssh_target
+
+        opts = ssh_options or SshOptions()
+        jobs, order = [], []
+        for r in range(rounds):
+            for k in keys[r % len(keys):] + keys[: r % len(keys)]:
+                jobs.append(Job(paths[k], "auto", None, threads))
+                order.append(k)
+        recs = run_ssh_target(target, jobs, runs=runs, warmup=warmup, opts=opts)
+    else:
+        from shufflenet_edge.errors import UsageError
+
+        raise UsageError(f"--tune-on {target!r}: local or ssh://user@host[:port] (adb tuning needs benchmark_model "
+                         "runs per candidate and is not wired yet)")
+    per: dict[str, list[float]] = {k: [] for k in keys}
+    env: dict[str, Any] = {}
+    for k, rec in zip(order, recs):
+        if rec.get("status") != "ok" or not rec.get("latency_ms"):
+            from shufflenet_edge.errors import EdgeError
+
+            raise EdgeError(f"timing {k} on {target} failed: {rec.get('reason') or rec.get('status')}")
+        per[k].append(float(rec["latency_ms"]["median"]))
+        env = rec.get("environment") or env
+    return {"runtime": recs[0].get("runtime") if recs else None, "threads": threads, "rounds": rounds,
+            "runs_per_round": runs, "target": target, "environment": env,
+            "median_ms": {k: float(np.median(v)) for k, v in per.items()}, "round_medians_ms": per}

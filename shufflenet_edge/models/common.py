@@ -35,7 +35,8 @@ def init_weights(model: nn.Module, seed: int) -> None:
                 m.running_var.fill_(1.0)
             elif isinstance(m, nn.Linear):
                 m.weight.normal_(0.0, 0.01, generator=gen)
-                m.bias.zero_()
+                if m.bias is not None:  # megvii's classifiers have none
+                    m.bias.zero_()
 
 
 def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shufflenet_edge.models.common import init_weights
 from shufflenet_edge.models.registry import ModelInfo, register
 
 # (stem, stage 2, stage 3, stage 4) output channels per (groups, width), from megvii's V1 network.py.
@@ -253,24 +254,10 @@ class MegviiShuffleNetV2(nn.Module):
         return self.classifier(x.flatten(1))
 
 
-def _seeded_init(model: nn.Module, seed: int) -> None:
-    """Deterministic weights (same seed, same numbers on every machine); identity BatchNorms."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
-                m.weight.normal_(0.0, (2.0 / fan_out) ** 0.5, generator=gen)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.reset_parameters()
-            elif isinstance(m, nn.Linear):
-                m.weight.normal_(0.0, 0.01, generator=gen)
-
-
 def _v1_builder(width: float, groups: int):  # type: ignore[no-untyped-def]
     def builder(*, num_classes: int = 1000, seed: int = 0) -> MegviiShuffleNetV1:
         model = MegviiShuffleNetV1(MEGVII_V1_CHANNELS[(groups, width)], groups, num_classes=num_classes)
-        _seeded_init(model, seed)
+        init_weights(model, seed)
         return model.eval()
 
     return builder
@@ -279,7 +266,7 @@ def _v1_builder(width: float, groups: int):  # type: ignore[no-untyped-def]
 def _v2_builder(width: float):  # type: ignore[no-untyped-def]
     def builder(*, num_classes: int = 1000, seed: int = 0) -> MegviiShuffleNetV2:
         model = MegviiShuffleNetV2(MEGVII_V2_CHANNELS[width], num_classes=num_classes, dropout=0.2 if width == 2.0 else 0.0)
-        _seeded_init(model, seed)
+        init_weights(model, seed)
         return model.eval()
 
     return builder
