@@ -79,6 +79,7 @@ def inspect_onnx(p: Path) -> dict[str, Any]:
         "max_rank": max(ranks.values(), default=0),
         "shape_ops": shape_ops,
         "quantized": bool(hist.get("QuantizeLinear") or hist.get("QLinearConv")),
+        "float_compute_nodes": onnx_float_compute(g),
         "inputs": [io(v) for v in g.input if v.name not in {i.name for i in g.initializer}],
         "outputs": [io(v) for v in g.output],
     }
@@ -139,9 +140,56 @@ def inspect_tflite(p: Path, analyze_gpu: bool = True) -> dict[str, Any]:
         "outputs": [io(int(i)) for i in sg.outputs],
     }
     info["xnnpack_partitions"] = xnnpack_partitions(p)
+    info["float_islands"] = tflite_float_islands(sg, ops)
     if analyze_gpu:
         info["gpu_compatibility"] = gpu_compatibility(p)
     return info
+
+
+def tflite_float_islands(sg: Any, ops: list[str]) -> list[dict[str, Any]]:
+    """In an int8 graph, the connected groups of ops that compute in float (`export --int8 --keep-float`): each
+    with its op count, op types and first/last output tensor. Empty for float graphs and full-integer ones."""
+    types = [t.type for t in sg.tensors]
+    if 9 not in types and 3 not in types:  # no int8 / uint8 tensor: a float model, no islands to speak of
+        return []
+    floaty = [k for k, (op, name) in enumerate(zip(sg.operators, ops))
+              if name not in ("QUANTIZE", "DEQUANTIZE") and op.outputs is not None
+              and any(types[o] == 0 for o in op.outputs if o >= 0)]
+    parent = {k: k for k in floaty}
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    producer = {int(o): k for k in floaty for o in sg.operators[k].outputs if o >= 0}
+    for k in floaty:
+        for i in sg.operators[k].inputs if sg.operators[k].inputs is not None else []:
+            if int(i) in producer:
+                parent[find(k)] = find(producer[int(i)])
+    groups: dict[int, list[int]] = {}
+    for k in floaty:
+        groups.setdefault(find(k), []).append(k)
+
+    def tname(i: int) -> str:
+        n = sg.tensors[i].name
+        return n.decode() if isinstance(n, bytes) else str(n)
+
+    out = []
+    for ks in sorted(groups.values()):
+        hist = collections.Counter(ops[k] for k in ks)
+        out.append({"float_ops": len(ks), "first_op": ks[0], "last_op": ks[-1],
+                    "op_histogram": dict(hist), "last_output": tname(int(sg.operators[ks[-1]].outputs[0]))})
+    return out
+
+
+def onnx_float_compute(g: Any) -> list[str]:
+    """In a QDQ graph, the Conv/Gemm/MatMul nodes whose weights come from no DequantizeLinear: float compute."""
+    dq = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+    if not dq:
+        return []
+    return [n.name for n in g.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1 and n.input[1] not in dq]
 
 
 def xnnpack_partitions(p: Path, threads: int = 1) -> int | None:
@@ -171,8 +219,18 @@ def format_table(info: dict[str, Any]) -> str:
     lines.append(f"ops: {info['ops']}   data-movement ops: {info['data_movement_ops']} {info['data_movement_histogram'] or ''}   max tensor rank: {info['max_rank']}")
     if info["format"] == "onnx":
         lines.append(f"opset: {info['opset']}   shape-arithmetic ops: {info['shape_ops']}   quantized (QDQ): {info['quantized']}")
+        if info.get("float_compute_nodes"):
+            lines.append(f"float compute in the QDQ graph (--keep-float): {len(info['float_compute_nodes'])} node(s): "
+                         f"{', '.join(info['float_compute_nodes'][:8])}")
     else:
         lines.append(f"XNNPACK partitions: {info.get('xnnpack_partitions')}   QUANTIZE ops: {info['quantize_ops']}")
+        isl = info.get("float_islands") or []
+        if isl:
+            lines.append(f"float islands (int8 graph, ops computing in float): {len(isl)}; XNNPACK partitions with them: "
+                         f"{info.get('xnnpack_partitions')} (XNNPACK runs fp32 and int8 ops; an op it lacks cuts the graph)")
+            for k, i in enumerate(isl):
+                lines.append(f"  island {k + 1}: ops #{i['first_op']}-#{i['last_op']}, {i['float_ops']} float op(s) "
+                             f"{dict(i['op_histogram'])}, ends at {i['last_output'][-60:]}")
         g = info.get("gpu_compatibility")
         if g and g.get("checked"):
             lines.append(f"GPU delegate (model analyzer): {'compatible' if g['compatible'] else 'NOT compatible'}")
