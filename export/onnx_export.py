@@ -217,10 +217,11 @@ def export_onnx(
                 from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
 
                 with p.step(f"calibrating and quantizing (int8 QDQ, {int8_weights or 'per-channel'})"):
-                    calibration, excluded = quantize_onnx_int8(
+                    calibration = quantize_onnx_int8(
                         made[chosen], final_tmp, pre, calib, batch=batch, input_hw=tuple(int(v) for v in xs[0].shape[2:]),
                         calib_method=calib_method, calib_images=calib_images,
-                        per_channel=(int8_weights or "per-channel") == "per-channel", keep_float=kept)
+                        per_channel=(int8_weights or "per-channel") == "per-channel", keep_float=kept,
+                        excluded_out=excluded)
                 precision = "int8"
                 if xs[0].shape[0] == 1 and not dynamic_batch and len(wants) == 1 and wants[0].ndim == 2:
                     with p.step("int8 loss against the float model"):

@@ -75,8 +75,9 @@ def nodes_in(model: Any, prefixes: list[str]) -> list[str]:
 
 def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None, batch: int = 1,
                        input_hw: tuple[int, int] | None = None, *, calib_method: str | None = None, calib_images: int | None = None, per_channel: bool = True,
-                       keep_float: list[str] | None = None) -> tuple[str, list[str]]:
-    """Quantize float `src` into `dst`; returns (description of the calibration data, excluded node names).
+                       keep_float: list[str] | None = None, excluded_out: list[str] | None = None) -> str:
+    """Quantize float `src` into `dst`; returns the description of the calibration data. `excluded_out`, when
+    given, receives the names of the nodes left in float.
     `input_hw`: the model's input size when it is not `pre`'s square (calibration images are resized to it, stated)."""
     import onnx
     from onnxruntime.quantization import (
@@ -126,4 +127,6 @@ def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None,
             nodes_to_exclude=exclude,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
-    return images.source, exclude
+    if excluded_out is not None:
+        excluded_out.extend(exclude)
+    return images.source

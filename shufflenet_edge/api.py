@@ -133,6 +133,12 @@ def export(
     else:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module or a registry name, got {type(model).__name__}")
+        from shufflenet_edge import qat
+
+        if qat.is_qat_model(model):  # fine-tuned with shufflenet_edge.qat: int8 TFLite with the learned scales
+            if target != "tflite" or not int8:
+                raise UsageError("a model from shufflenet_edge.qat.prepare exports as int8 TFLite: target='tflite', int8=True")
+            return qat.export_tflite(model, out, model_name=name or "qat_model", **options)
         if model.training:
             raise UsageError("the model is in training mode: call model.eval() first (BatchNorm/Dropout behave differently)")
         module = model

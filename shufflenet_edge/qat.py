@@ -11,8 +11,8 @@
 `prepare` exports the model in training mode and inserts litert-torch's QAT fake-quantize modules (moving-average
 ranges for activations, per-channel weights; BatchNorm stays trainable and is folded at the end).
 `export_tflite` converts (no calibration pass: the scales are the ones training learned), wraps the graph in the
-NHWC input LiteRT expects and writes the .tflite with a sidecar. `shufflenet_edge.export(...)` (issue 12) can call
-`export_tflite` for a model returned by `prepare` (`is_qat_model` tells them apart).
+NHWC input LiteRT expects and writes the .tflite with a sidecar. `shufflenet_edge.export(q, "m.tflite", int8=True)`
+hands a model returned by `prepare` to `export_tflite` (`is_qat_model` tells them apart).
 
 The QAT graph is the reference (torchvision) form: the folded forms are graph rewrites of the converted float
 path, and QAT needs the training graph first. Layers named in `keep_float` are left float as in `export
@@ -122,7 +122,7 @@ class _NHWCInput(nn.Module):
 
 
 def export_tflite(prepared: torch.fx.GraphModule, out: str | os.PathLike[str], *, model_name: str,
-                  input_size: int = 224, calibration: str | None = None, io: str = "int8") -> dict[str, Any]:
+                  input_size: int | None = None, calibration: str | None = None, io: str = "int8") -> dict[str, Any]:
     """Write the fine-tuned model as full-integer int8 TFLite (NHWC input) with a sidecar; returns the sidecar."""
     from shufflenet_edge.data import Preprocess
     from shufflenet_edge.errors import UsageError
@@ -146,7 +146,7 @@ def export_tflite(prepared: torch.fx.GraphModule, out: str | os.PathLike[str], *
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(final)
     g = inspect_tflite(out_path, analyze_gpu=False)
-    pre = Preprocess.for_size(input_size)
+    pre = Preprocess.for_size(input_size or int(meta["input_shape"][-1]))
     sidecar = {
         "format": "tflite",
         "path": str(out_path),
