@@ -77,7 +77,7 @@ def sidecar_candidates(artifact: str | os.PathLike[str]) -> list[Path]:
 # The part of the sidecar that travels inside the artifact (TFLite metadata entry, ONNX metadata_props), so a
 # bare .tflite/.onnx whose sidecar was lost still says what it is and how to feed it.
 IDENTITY_KEYS = ("format", "model", "num_classes", "weights", "random_weights", "seed", "precision", "form",
-                 "input", "output", "outputs", "preprocess", "labels", "layout_out")
+                 "input", "output", "outputs", "preprocess", "labels", "layout_out", "source")
 METADATA_KEY = "shufflenet_edge"
 
 

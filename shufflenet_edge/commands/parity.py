@@ -107,6 +107,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     )
     if args.report_only and thresholds.any():
         raise UsageError("--report-only turns the gate off; drop it or the threshold options")
+    if _every_output_artifacts(args.artifacts) and not args.model:
+        return _parity_every_output(args, thresholds)
     report = run_parity(
         args.artifacts, inputs, model=args.model, weights=args.weights, thresholds=thresholds,
         report_only=args.report_only, targets=args.target or ["local"],
@@ -129,3 +131,41 @@ def cmd_parity(args: argparse.Namespace) -> int:
                 print(f"shufflenet-edge: {msg}", file=err())
         return 1
     return 0
+
+
+def _every_output_artifacts(artifacts: list[str]) -> bool:
+    """Artifacts of user models (`--model-file`) or with several outputs: compared output by output (issue 12)."""
+    from shufflenet_edge.export.common import artifact_info
+
+    infos = [artifact_info(a)[0] for a in artifacts]
+    return bool(infos) and all(i is not None and ((i.get("source") or {}).get("kind") == "model_file"
+                                                  or len(i.get("outputs") or []) > 1) for i in infos)
+
+
+def _parity_every_output(args: argparse.Namespace, thresholds: object) -> int:
+    """Reference rebuilt from each sidecar's `source` (model file + weights, or registry name); every output compared
+    with the gate of the artifact's precision (feature maps: relative error and PSNR). Inputs: --npy (N,C,H,W) or
+    --synthetic N seeded normal inputs at the artifact's input shape."""
+    import numpy as np
+
+    from shufflenet_edge.api import parity as api_parity
+    from shufflenet_edge.parity import write_json_atomic
+
+    if args.images:
+        raise UsageError("models with several outputs or from --model-file take --npy or --synthetic inputs, not --images")
+    inputs: object = np.load(args.npy).astype(np.float32) if args.npy else (args.synthetic or 8)
+    rows = [api_parity(a, None, inputs, thresholds=thresholds if thresholds.any() else None)  # type: ignore[attr-defined]
+            for a in args.artifacts]
+    report = {"artifacts": rows, "passed": all(r["passed"] for r in rows)}
+    if args.json:
+        write_json_atomic(report, args.json)
+    for r in rows:
+        if not args.quiet:
+            print(f"{r['artifact']} ({r['precision']}, {r['inputs']} inputs)")
+            for o in r["outputs"]:
+                print(f"  output {o['output']} {tuple(o['shape'])}: {'ok' if o['passed'] else 'FAIL'}  {o['summary']}")
+        for o in r["outputs"]:
+            if not o["passed"]:
+                print(f"shufflenet-edge: parity failed for {r['artifact']} output {o['output']}: {'; '.join(o['failures'])}",
+                      file=err())
+    return 0 if report["passed"] else 1
