@@ -1,4 +1,13 @@
-"""The fold: each unit's concat -> channel shuffle -> split as one rank-4 data path.
+"""The module-level fold of our own classes (the exporters no longer use it: see below).
+
+Since issue 12 the exporters fold every model at graph level (`shufflenet_edge.graph_fold`: the same index
+math, found in any module's `torch.export` graph, the slicing and average-pool properties the TFLite int8
+path relied on kept as graph rewrites). This module stays for two things only: the ``noshuffle`` form (the
+benchmarks' lower bound: the network with the shuffle deleted, which no graph pass should produce) and the
+tests that pin DESIGN.md section 3's index math on our classes (tests/test_fold.py, tests/test_passes.py).
+The Folded* module rewrites below go once those tests move to graph_fold.
+
+The fold: each unit's concat -> channel shuffle -> split as one rank-4 data path.
 
 Reference (torchvision) ShuffleNet V2: ``out = shuffle(cat(a, b), 2)`` then the next stride-1 unit takes
 ``out.chunk(2)``. With ``a``, ``b`` of m channels each, concat channel ``c = k*m + i`` (k = 0 for a, 1 for

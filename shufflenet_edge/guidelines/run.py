@@ -76,7 +76,7 @@ def _source_hash() -> str:
     h = hashlib.sha256()
     roots = [Path(shufflenet_edge.export.__file__).parent, Path(shufflenet_edge.__file__).parent / "models"]
     files = [p for r in roots for p in sorted(r.rglob("*.py"))]
-    files += [Path(shufflenet_edge.__file__).parent / "fold.py", Path(shufflenet_edge.guidelines.__file__).parent / "networks.py"]
+    files += [Path(shufflenet_edge.__file__).parent / "fold.py", Path(shufflenet_edge.__file__).parent / "graph_fold.py", Path(shufflenet_edge.guidelines.__file__).parent / "networks.py"]
     for f in files:
         if f.is_file():
             h.update(f.name.encode())
