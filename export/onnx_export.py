@@ -133,6 +133,10 @@ def export_onnx(
     calib_images: int | None = None,
     int8_weights: str | None = None,
     gate: Any = None,
+    tune_on: str = "local",
+    tune_options: Any = None,
+    tune_rounds: int | None = None,
+    tune_runs: int | None = None,
 ) -> dict[str, Any]:
     """int8 options (issue 15) as in `export_tflite`; calibration methods are onnxruntime's (minmax default,
     histogram = Entropy, percentile).
@@ -177,7 +181,8 @@ def export_onnx(
         wants = [t.numpy() for t in _flat_outputs(ref(*xs))]
     if info is not None and info.family == "mobilenet_v2":
         form = "reference"
-    candidates = ["gather", "transpose"] if form == "auto" else [form]
+    # auto: the reference form (the graph as written) is a candidate too; the folded forms must earn their place.
+    candidates = ["gather", "transpose", "reference"] if form == "auto" else [form]
     if form == "auto" and (batch != 1 or dynamic_batch):
         candidates = ["gather"]
     timings = None
@@ -194,10 +199,25 @@ def export_onnx(
             made[f] = tmp
         chosen = candidates[0]
         if len(made) > 1:
-            with p.step("timing the candidate forms on onnxruntime"):
-                timings = time_onnx(made, xs[0].numpy()[:1] if not dynamic_batch else xs[0].numpy(), threads=threads)
-            chosen = min(timings["median_ms"], key=timings["median_ms"].get)
-            timings["chosen"] = chosen
+            from shufflenet_edge.export.timing import TUNE_ROUNDS, TUNE_RUNS, decide, time_on_target
+
+            rounds, runs = tune_rounds or TUNE_ROUNDS, tune_runs or TUNE_RUNS
+            with p.step(f"timing the candidate forms on {'onnxruntime here' if tune_on == 'local' else tune_on} "
+                        f"({threads} thread(s), {rounds} rounds)"):
+                if tune_on == "local":
+                    from shufflenet_edge.runtimes.runner import environment
+
+                    timings = time_onnx(made, xs[0].numpy()[:1] if not dynamic_batch else xs[0].numpy(), threads=threads,
+                                        rounds=rounds, runs=runs)
+                    timings["environment"] = environment()
+                else:
+                    timings = time_on_target({k: str(v) for k, v in made.items()}, tune_on, threads, rounds=rounds,
+                                             runs=runs, ssh_options=tune_options)
+            decision = decide(timings["round_medians_ms"], preferred=candidates[0])
+            chosen = decision["chosen"]
+            timings.update(decision)
+            timings["target"] = tune_on
+            p.log(f"form: {decision['verdict']}")
         # Check the float graph against PyTorch before claiming anything: every output.
         gots = run_onnx_all(made[chosen], [t.numpy() for t in xs], threads=threads)
         errs = []

@@ -105,6 +105,29 @@ def _has_int8_io(g: Any) -> bool:
     return any(g.dtype(int(i)) == np.int8 for i in list(g.sg.inputs) + list(g.sg.outputs))
 
 
+def _time_candidates(models: dict[str, bytes], x: np.ndarray, threads: int, tune_on: str,
+                     tune_options: Any, tune_rounds: int | None = None, tune_runs: int | None = None) -> dict[str, Any]:
+    """Interleaved round medians of the candidate graphs: in this process (`local`) or on a target through the
+    bench machinery (`ssh://...`)."""
+    import tempfile
+
+    from shufflenet_edge.export.timing import TUNE_ROUNDS, TUNE_RUNS, time_on_target
+
+    rounds, runs = (tune_rounds or TUNE_ROUNDS), (tune_runs or TUNE_RUNS)
+    if tune_on == "local":
+        t = time_tflite(models, x, threads, rounds=rounds, runs=runs)
+        from shufflenet_edge.runtimes.runner import environment
+
+        t["environment"] = environment()
+        return t
+    with tempfile.TemporaryDirectory() as td:
+        paths = {}
+        for k, b in models.items():
+            paths[k] = str(Path(td) / f"candidate_{k}.tflite")
+            Path(paths[k]).write_bytes(b)
+        return time_on_target(paths, tune_on, threads, rounds=rounds, runs=runs, ssh_options=tune_options)
+
+
 def time_tflite(models: dict[str, bytes], x: np.ndarray, threads: int, rounds: int = 3, runs: int = 30) -> dict[str, Any]:
     """Interleaved medians of several candidate graphs in one LiteRT process."""
     import tempfile
@@ -163,6 +186,10 @@ def export_tflite(
     example_input: Any = None,
     source: dict[str, Any] | None = None,
     preprocess: Preprocess | None = None,
+    tune_on: str = "local",
+    tune_options: Any = None,
+    tune_rounds: int | None = None,
+    tune_runs: int | None = None,
 ) -> dict[str, Any]:
     """Export `model_name` to TFLite at `out` (+ sidecar). `keep_candidates`: a folder that also receives
     every candidate graph the form considered (``<stem>.<recipe>.tflite``), for side-by-side use.
@@ -259,11 +286,38 @@ def export_tflite(
                     raise EdgeError(f"shuffle_path found no shuffle region to rewrite in {model_name}: {rep['skipped'][:1]}")
     timings = None
     chosen = next(iter(candidates))
+    base_of = {k: base for k in candidates}
+    sim_of = {k: sim for k in candidates}
+    if form == "auto":
+        # The reference form (the graph as written, converted the same way) is a candidate too: the folded
+        # forms must earn their place on the target (issue 13).
+        ref_wrapped = _nhwc(ref, rank4 if layout == "nhwc" else None) if layout == "nhwc" else ref.eval()
+        with p.step(f"{model_name}: converting the reference form too (a candidate of --form auto)"):
+            if precision == "int8":
+                assert images is not None
+                sim_r, q_r = pt2e_quantize(
+                    ref_wrapped, x, to_layout(images.images), calib_method=calib_method or "histogram",
+                    per_channel=(int8_weights or "per-channel") == "per-channel",
+                    keep_float=module_paths(ref, kept, folded=False))
+                base_r = convert(sim_r, x, q_r)
+            else:
+                sim_r, base_r = None, convert(ref_wrapped, x)
+        candidates["reference"], pass_reports["reference"] = apply_passes(base_r, None, io, precision == "fp16")
+        base_of["reference"], sim_of["reference"] = base_r, sim_r
     if len(candidates) > 1:
-        with p.step(f"timing {len(candidates)} candidate graphs on LiteRT ({threads} thread(s))"):
-            timings = time_tflite(candidates, to_layout(x_nchw.numpy()[:1]), threads)
-        chosen = min(timings["median_ms"], key=timings["median_ms"].get)
-        timings["chosen"] = chosen
+        from shufflenet_edge.export.timing import TUNE_ROUNDS, decide
+
+        where = "LiteRT here" if tune_on == "local" else tune_on
+        with p.step(f"timing {len(candidates)} candidate graphs on {where} ({threads} thread(s), "
+                    f"{tune_rounds or TUNE_ROUNDS} rounds)"):
+            timings = _time_candidates(candidates, to_layout(x_nchw.numpy()[:1]), threads, tune_on, tune_options,
+                                       tune_rounds, tune_runs)
+        decision = decide(timings["round_medians_ms"], preferred="cpu" if "cpu" in candidates else next(iter(candidates)))
+        chosen = decision["chosen"]
+        timings.update(decision)
+        timings["target"] = tune_on
+        p.log(f"form: {decision['verdict']}")
+    base, sim = base_of[chosen], sim_of[chosen]
     final = candidates[chosen]
     if keep_candidates is not None:
         kd = Path(keep_candidates)

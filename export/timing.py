@@ -15,6 +15,11 @@ from typing import Any
 
 import numpy as np
 
+# --form auto: rounds x runs per candidate, interleaved. Seven rounds give the spread a range to stand on (three
+# did not: their ranges overlapped and the choice followed noise, DESIGN.md section 10).
+TUNE_ROUNDS = 7
+TUNE_RUNS = 30
+
 RULE = ("ship the preferred form unless another candidate is faster by more than the round-to-round spread of "
         "its per-round time ratio to the preferred one (median ratio < 1 - spread, spread = half the range of the "
         "ratios); among those, the fastest; the reference form only if it beats every folded form that way")

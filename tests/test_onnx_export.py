@@ -58,9 +58,12 @@ def test_sidecar_records_form_timings_and_stats(session_tmp):
     p = session_tmp / "auto.onnx"
     export_onnx("shufflenet_v2_x0_5", p, form="auto", input_size=64, show_progress=False)
     side = json.loads(Path(str(p) + ".json").read_text())
-    assert side["form"] in ("gather", "transpose")
+    assert side["form"] in ("gather", "transpose", "reference")
     t = side["form_timings"]
-    assert set(t["median_ms"]) == {"gather", "transpose"} and t["chosen"] == side["form"]
+    # every candidate, the reference included, timed over 7 interleaved rounds; the rule and verdict recorded
+    assert set(t["median_ms"]) == {"gather", "transpose", "reference"} and t["chosen"] == side["form"]
+    assert all(len(v) == 7 for v in t["round_medians_ms"].values()) and t["preferred"] == "gather"
+    assert "spread" in t["rule"] and t["verdict"] and t["target"] == "local" and t["environment"]["cores"] >= 1
     assert side["input"]["shape"] == [1, 3, 64, 64] and side["input"]["layout"] == "nchw"
     assert side["preprocess"]["mean"] == [0.485, 0.456, 0.406]
     assert side["graph"]["max_rank"] <= 4 and side["random_weights"] is True

@@ -112,3 +112,22 @@ def test_parity_over_adb_without_a_device_is_one_line(arts, tmp_path):
             assert r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
     finally:
         subprocess.run(["adb", "kill-server"], env=env, capture_output=True, timeout=30)
+
+
+def test_export_tunes_on_the_arm_board(arm_board, tmp_path):
+    """--tune-on: every candidate (the reference included) timed on the board through the bench machinery,
+    interleaved; the sidecar records the target, the board's environment, every round, the rule and the verdict.
+    (Emulated timings: this proves the plumbing, not which form is fastest on a real ARM core.)"""
+    out = tmp_path / "tuned.tflite"
+    r = cli("export", "--model", "shufflenet_v2_x0_5", "--input-size", "64", "--target", "tflite", "--out", str(out),
+            "--tune-on", arm_board.target, "--tune-rounds", "2", "--tune-runs", "3",
+            *arm_board.client_args())
+    assert r.returncode == 0, r.stdout + r.stderr
+    t = json.loads(Path(str(out) + ".json").read_text())["form_timings"]
+    assert t["target"] == arm_board.target and t["environment"]["machine"] == "aarch64"
+    assert set(t["round_medians_ms"]) == {"delegate", "cpu", "reference3", "reference"}
+    assert all(len(v) == 2 for v in t["round_medians_ms"].values())
+    assert t["chosen"] in t["round_medians_ms"] and "spread" in t["rule"] and t["verdict"]
+    r = cli("export", "--model", "shufflenet_v2_x0_5", "--target", "tflite", "--out", str(tmp_path / "x.tflite"),
+            "--tune-on", "adb")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--tune-on" in r.stderr

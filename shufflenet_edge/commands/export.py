@@ -24,8 +24,9 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib", metavar="DIR", help="calibration image folder (default: stated synthetic images)")
     p.add_argument("--out", help="output path (default out/<model>_<precision>.<ext>)")
     p.add_argument("--form", default="auto",
-                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate (default auto: time the folded forms, "
-                        "keep the fastest; megvii_* and mobilenet models have no folded form, auto exports their reference form)")
+                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate (default auto: time every candidate, "
+                        "the reference form included, and ship the preferred folded form unless another is faster "
+                        "beyond the round-to-round spread)")
     b = p.add_mutually_exclusive_group()
     b.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
     b.add_argument("--dynamic-batch", action="store_true", help="ONNX: symbolic batch dimension")
@@ -35,6 +36,16 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="threads used when --form auto times the candidates")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when --weights is not given")
     p.add_argument("--keep-candidates", metavar="DIR", help="TFLite: also write every candidate graph of the form to DIR")
+    t = p.add_argument_group("where --form auto times the candidates (reference included; the rule is in the sidecar)")
+    t.add_argument("--tune-on", default="local", metavar="TARGET",
+                   help="local (default) or ssh://user@host[:port]: time the candidates on the device that will run it")
+    t.add_argument("--tune-rounds", type=positive_int, metavar="N", help="interleaved rounds (default 7)")
+    t.add_argument("--tune-runs", type=positive_int, metavar="N", help="runs per candidate per round (default 30)")
+    t.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="passed to ssh/scp as -o OPT")
+    t.add_argument("--ssh-jump", metavar="HOST", help="jump host (-J)")
+    t.add_argument("--ssh-config", metavar="FILE", help="ssh config file (-F)")
+    t.add_argument("--ssh-identity", metavar="FILE", help="private key (-i)")
+    t.add_argument("--remote-python", default="python3", help="python on the board (default python3)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     q = p.add_argument_group("int8 choices (issue 15; README 'int8 that survives')")
     q.add_argument("--keep-float", nargs="+", metavar="UNIT",
@@ -51,6 +62,23 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-top5-overlap", type=fraction, metavar="X")
     g.add_argument("--max-abs-error", type=non_negative, metavar="E")
     g.add_argument("--min-cosine", type=fraction, metavar="X")
+
+
+def _tune_kw(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    if args.tune_on == "local":
+        opts = None
+    elif args.tune_on.startswith("ssh://"):
+        from shufflenet_edge.runtimes.ssh import SshOptions, parse_ssh_target
+
+        parse_ssh_target(args.tune_on)  # a bad spec fails now, not after the conversion
+        opts = SshOptions(options=list(args.ssh_option), jump=args.ssh_jump, config=args.ssh_config,
+                          identity=args.ssh_identity, remote_python=args.remote_python)
+    else:
+        raise UsageError(f"--tune-on {args.tune_on!r}: local or ssh://user@host[:port] (adb tuning is not wired yet: "
+                         "export with --form cpu or --form delegate and compare with `bench --target adb`)")
+    if args.tune_on != "local" and args.form != "auto":
+        raise UsageError("--tune-on chooses among the candidates of --form auto; drop --form or --tune-on")
+    return {"tune_on": args.tune_on, "tune_options": opts, "tune_rounds": args.tune_rounds, "tune_runs": args.tune_runs}
 
 
 @command("export", "export a model to ONNX or TFLite (folded, optionally int8), checked against PyTorch")(_add_export)
@@ -103,7 +131,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         side = export_onnx(args.model, out, weights=args.weights, form=args.form, batch=args.batch,
                            dynamic_batch=args.dynamic_batch, input_size=args.input_size, int8=args.int8,
                            calib=args.calib, threads=args.threads, seed=args.seed, show_progress=not args.quiet,
-                           **int8_kw, **user_kw)
+                           **int8_kw, **user_kw, **_tune_kw(args))
     else:
         if args.dynamic_batch:
             raise UsageError("--dynamic-batch is for --target onnx (TFLite tensors are static)")
@@ -117,7 +145,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                              io=args.io or ("int8" if args.int8 else "float"), layout=args.layout or "nhwc",
                              batch=args.batch, input_size=args.input_size, calib=args.calib, threads=args.threads,
                              seed=args.seed, show_progress=not args.quiet,
-                             keep_candidates=args.keep_candidates, **int8_kw, **user_kw)
+                             keep_candidates=args.keep_candidates, **int8_kw, **user_kw, **_tune_kw(args))
     g = side["graph"]
     print(f"wrote {out} ({side['format']}, {side['precision']}, form {side['form']}, {g['ops']} ops, "
           f"{g['data_movement_ops']} data-movement, max rank {g['max_rank']}"
