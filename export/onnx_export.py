@@ -153,7 +153,7 @@ def export_onnx(
         raise UsageError("the transpose form is rank 4 only for batch 1; use --form gather for --batch > 1 or --dynamic-batch")
     out_path = Path(out)
     check_writable(out_path)
-    pre = preprocess or Preprocess.for_size(input_size)
+    pre = preprocess or Preprocess.for_model(model_name if module is None else None, input_size)
     p = progress(show_progress)
     if calib is not None and int8:
         from shufflenet_edge.data import list_images

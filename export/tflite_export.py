@@ -217,7 +217,7 @@ def export_tflite(
         raise UsageError("the folded TFLite forms are NHWC (what LiteRT and Android expect); use --layout nhwc or --form reference")
     out_path = Path(out)
     check_writable(out_path)
-    pre = preprocess or Preprocess.for_size(input_size)
+    pre = preprocess or Preprocess.for_model(model_name if module is None else None, input_size)
     p = progress(show_progress)
     if note:
         p.log(note)

@@ -28,10 +28,28 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     interpolation: str = "bilinear"
+    # Channel order of the model input; mean and std are given in that order. megvii's ShuffleNet-Series
+    # models take BGR in 0..255 (their ToBGRTensor): channel_order "bgr", mean 0, std 1/255.
+    channel_order: str = "rgb"
 
     @classmethod
     def for_size(cls, input_size: int) -> Preprocess:
         return cls(input_size=input_size, resize_size=int(round(input_size * 256 / 224)))
+
+    @classmethod
+    def for_model(cls, name: str | None, input_size: int) -> Preprocess:
+        """The preprocessing a registered model was trained with (torchvision's unless the registry says)."""
+        base = cls.for_size(input_size)
+        if name:
+            from shufflenet_edge.models.registry import get_info
+
+            try:
+                kind = get_info(name).preprocess
+            except Exception:  # noqa: BLE001  (a user model's label, not a registry name)
+                kind = "torchvision"
+            if kind == "megvii":
+                return dataclasses.replace(base, mean=(0.0, 0.0, 0.0), std=(1 / 255.0,) * 3, channel_order="bgr")
+        return base
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -44,6 +62,7 @@ class Preprocess:
             mean=tuple(d["mean"]),  # type: ignore[arg-type]
             std=tuple(d["std"]),  # type: ignore[arg-type]
             interpolation=str(d.get("interpolation", "bilinear")),
+            channel_order=str(d.get("channel_order", "rgb")),
         )
 
     def resize_and_crop(self, img: Any) -> np.ndarray:
@@ -66,6 +85,10 @@ class Preprocess:
     def normalize(self, hwc_uint8: np.ndarray) -> np.ndarray:
         """uint8 HWC -> float32 CHW, (x/255 - mean) / std."""
         x = hwc_uint8.astype(np.float32) / 255.0
+        if self.channel_order == "bgr":
+            x = x[:, :, ::-1]
+        elif self.channel_order != "rgb":
+            raise EdgeError(f"channel order must be 'rgb' or 'bgr', got {self.channel_order!r}")
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 

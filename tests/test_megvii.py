@@ -419,3 +419,20 @@ def test_tflite_reference_form_matches_torch(session_tmp: Path):
     r.invoke(r.prepare(np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1))))
     got = r.output()
     assert float(np.abs(got - want).max()) <= 1e-4 * max(1.0, float(np.abs(want).max()))
+
+
+def test_megvii_models_carry_megvii_preprocessing():
+    """megvii trained on BGR images in 0..255 without normalization (their ToBGRTensor): the registry says so,
+    so sidecars, calibration and parity feed those models what they were trained on."""
+    import numpy as np
+
+    from shufflenet_edge.data import Preprocess
+
+    p = Preprocess.for_model("megvii_shufflenet_v2_x0_5", 224)
+    assert p.channel_order == "bgr" and p.mean == (0.0, 0.0, 0.0)
+    img = np.zeros((224, 224, 3), np.uint8)
+    img[..., 0], img[..., 2] = 200, 10  # R = 200, B = 10
+    x = p.normalize(img)
+    assert np.allclose(x[:, 0, 0], [10.0, 0.0, 200.0], atol=1e-3)  # B, G, R in 0..255
+    assert Preprocess.from_dict(p.to_dict()) == p
+    assert Preprocess.for_model("shufflenet_v2_x0_5", 224) == Preprocess.for_size(224)

@@ -173,6 +173,9 @@ def read_artifact_constants(artifact: Path, labels_file: Path | None = None) -> 
         pre = Preprocess.from_dict(side["preprocess"])
     except (KeyError, TypeError, ValueError) as e:
         raise EdgeError(f"sidecar {sc_path}: bad 'preprocess' entry: {e}") from e
+    if pre.channel_order != "rgb":
+        raise EdgeError(f"{artifact}: the model takes {pre.channel_order.upper()} input (megvii's preprocessing); the "
+                        "Android core feeds RGB only")
 
     inp, out = _tensor_from_sidecar(side.get("input")), _tensor_from_sidecar(side.get("output"))
     need_model = inp is None or out is None or inp["scale"] is None and inp["dtype"] != "float32" \

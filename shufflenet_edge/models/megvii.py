@@ -305,6 +305,7 @@ for _w, _suffix in WIDTH_SUFFIX.items():
                 width=_w,
                 groups=_g,
                 paper_mflops=MEGVII_V1_FLOPS_M[(_g, _w)],
+                preprocess="megvii",
             )
         )
 for _w, _suffix in WIDTH_SUFFIX.items():
@@ -315,5 +316,6 @@ for _w, _suffix in WIDTH_SUFFIX.items():
             builder=_v2_builder(_w),
             width=_w,
             paper_mflops=MEGVII_V2_FLOPS_M[_w],
+            preprocess="megvii",
         )
     )

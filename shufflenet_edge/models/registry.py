@@ -28,6 +28,9 @@ class ModelInfo:
     # False: the exporters export this model's reference form only. Since the graph-level fold
     # (shufflenet_edge.graph_fold) every registered ShuffleNet, megvii's included, is foldable.
     foldable: bool = True
+    # The preprocessing its weights were trained with (data.Preprocess.for_model): "torchvision" (RGB, ImageNet
+    # mean/std) or "megvii" (BGR, 0..255, no normalization).
+    preprocess: str = "torchvision"
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
