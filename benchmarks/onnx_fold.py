@@ -82,7 +82,8 @@ def main() -> int:
         want = ref(x).detach().numpy()
         for form in ("gather", "transpose"):
             err = np.abs(OnnxRunner(str(paths[form]))(xn) - want).max()
-            assert err < 1e-4, f"{form} disagrees with PyTorch ({err})"
+            # relative to the largest logit: random BN statistics make megvii's logits large (float32 rounding grows)
+            assert err < 1e-4 * max(1.0, float(np.abs(want).max())), f"{form} disagrees with PyTorch ({err})"
         if not a.no_extras:
             q = Path(td) / "gather_int8.onnx"
             quantize_onnx_int8(paths["gather"], q, Preprocess(), None)
