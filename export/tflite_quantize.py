@@ -46,9 +46,11 @@ def _annotate_uncovered(model: torch.fx.GraphModule, config: Any) -> None:
         if n.target in (a.add.Tensor, a.add_.Tensor) and all(isinstance(x, torch.fx.Node) for x in n.args[:2]):
             n.meta["quantization_annotation"] = QuantizationAnnotation(
                 input_qspec_map={n.args[0]: act_in, n.args[1]: act_in}, output_qspec=act_out, _annotated=True)
-        elif n.target in (a.relu.default, a.relu_.default, a.avg_pool2d.default) and isinstance(n.args[0], torch.fx.Node):
+        # max_pool2d: the graph-level fold re-exports a GraphModule, whose nodes carry no nn.MaxPool2d source, so
+        # litert-torch's module-matched annotation misses it (a QUANTIZE and a second partition at the stem).
+        elif n.target in (a.relu.default, a.relu_.default, a.avg_pool2d.default, a.max_pool2d.default) and isinstance(n.args[0], torch.fx.Node):
             prev = n.args[0]
-            if n.target == a.avg_pool2d.default or prev.meta.get("quantization_annotation") is not None:
+            if n.target in (a.avg_pool2d.default, a.max_pool2d.default) or prev.meta.get("quantization_annotation") is not None:
                 # ReLU and average pooling keep the scale of their input (max/mean of quantized values).
                 qs = act_in if prev.meta.get("quantization_annotation") is None else SharedQuantizationSpec(prev)
                 n.meta["quantization_annotation"] = QuantizationAnnotation(
