@@ -31,7 +31,7 @@ fi
 case "$what" in
     test)
         set +e
-        .venv/bin/python -m pytest -q -p no:cacheprovider
+        .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25
         rc=$?
         set -e
         if [ "$rc" = "5" ]; then echo "no tests ran: failing"; exit 1; fi
