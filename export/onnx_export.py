@@ -49,13 +49,19 @@ def output_names(n: int) -> list[str]:
     return ["logits"] if n == 1 else [f"output_{i}" for i in range(n)]
 
 
+def _batch_dims(n_inputs: int) -> tuple[dict[int, Any], ...]:
+    """torch.export's dynamic_shapes for a dynamic batch on every input (one shared dimension)."""
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    return tuple({0: batch} for _ in range(n_inputs))
+
+
 def _torch_to_onnx(model: nn.Module, x: Any, path: Path, dynamic_batch: bool, n_outputs: int = 1) -> None:
     import onnx
 
     xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     kwargs: dict[str, Any] = {}
     if dynamic_batch:
-        kwargs["dynamic_shapes"] = tuple({0: torch.export.Dim("batch", min=1, max=1024)} for _ in xs)
+        kwargs["dynamic_shapes"] = _batch_dims(len(xs))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import logging
@@ -186,6 +192,9 @@ def export_onnx(
     if form == "auto" and (batch != 1 or dynamic_batch):
         candidates = ["gather"]
     timings = None
+    # A dynamic batch is traced at batch 2: torch.export specializes a size-1 dimension to the constant 1.
+    dyn = _batch_dims(len(xs)) if dynamic_batch else None
+    trace_xs = tuple(torch.cat([t, t]) if t.shape[0] == 1 else t for t in xs) if dynamic_batch else xs
     tmpdir = out_path.parent
     made: dict[str, Path] = {}
     fold_reports: dict[str, Any] = {}
@@ -193,9 +202,9 @@ def export_onnx(
         for f in candidates:
             tmp = tmpdir / f".{out_path.stem}.{f}.candidate.onnx"
             with p.step(f"exporting {model_name} ({f} form) to ONNX"):
-                gm, rep = fold_graph(ref, xs, form=f, split="split")
+                gm, rep = fold_graph(ref, trace_xs, form=f, split="split", dynamic_shapes=dyn)
                 fold_reports[f] = rep
-                _torch_to_onnx(gm, xs, tmp, dynamic_batch, len(wants))
+                _torch_to_onnx(gm, trace_xs, tmp, dynamic_batch, len(wants))
             made[f] = tmp
         chosen = candidates[0]
         if len(made) > 1:

@@ -138,9 +138,20 @@ def _val(n: Any) -> Any:
     return n.meta.get("val") if isinstance(n, fx.Node) else None
 
 
+def _concrete(s: Any) -> Any:
+    """A symbolic size (dynamic batch) as the example's value: the fold's index math needs numbers, and a channel
+    selection does not depend on the batch."""
+    if isinstance(s, torch.SymInt):
+        hint = s.node.hint
+        if hint is None:
+            raise NotFoldable(f"symbolic size {s} has no example value")
+        return int(hint)
+    return s
+
+
 def _shape(n: fx.Node) -> tuple[int, ...] | None:
     v = _val(n)
-    return tuple(int(s) for s in v.shape) if isinstance(v, torch.Tensor) else None
+    return tuple(int(_concrete(s)) for s in v.shape) if isinstance(v, torch.Tensor) else None
 
 
 def _is_dm(n: fx.Node) -> bool:
@@ -184,7 +195,11 @@ def _simulate(region: list[fx.Node], start: fx.Node, value: torch.Tensor) -> dic
     env: dict[fx.Node, Any] = {start: value}
 
     def m(a: Any) -> Any:
-        return env[a] if isinstance(a, fx.Node) else a
+        if isinstance(a, fx.Node):
+            if a not in env and isinstance(a.meta.get("val"), torch.SymInt):  # sym_size of a dynamic batch
+                return _concrete(a.meta["val"])
+            return env[a]
+        return a
 
     for n in region:
         args = fx.node.map_aggregate(n.args, m)
@@ -368,7 +383,7 @@ def _find_regions(graph: fx.Graph) -> list[tuple[fx.Node, list[fx.Node], list[fx
         # side inputs of region ops must not be other tensors
         for u in region:
             for a in u.all_input_nodes:
-                if a is not s and a not in region:
+                if a is not s and a not in region and not isinstance(a.meta.get("val"), torch.SymInt):
                     problem = f"{u.name} reads another tensor ({a.name})"
         out.append((s, sorted(region, key=order.__getitem__), sorted(set(endpoints), key=order.__getitem__), problem))
     return out
@@ -382,11 +397,13 @@ def fold_graph(
     split: str = "split",
     fold_weights: bool = True,
     int8_friendly: bool = False,
+    dynamic_shapes: Any = None,
 ) -> tuple[fx.GraphModule, FoldReport]:
     """Export `model`, rewrite its channel shuffles, return (GraphModule, report).
 
     `split`: how the transpose form hands out its endpoints: ``"split"`` (one split op: ONNX) or
     ``"slice"`` (basic slicing: PT2E then shares one quantization scale through the data path, TFLite).
+    `dynamic_shapes`: as torch.export's (a dynamic batch: trace with a batch of 2, not 1, or torch specializes it).
     """
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}; valid: {', '.join(FORMS)}")
@@ -394,7 +411,7 @@ def fold_graph(
         raise ValueError(f"split must be 'split' or 'slice', got {split!r}")
     model = model.eval()
     with torch.no_grad():
-        ep = torch.export.export(model, tuple(example_inputs))
+        ep = torch.export.export(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
     gm = ep.module()
     report = FoldReport(form=form)
     graph = gm.graph

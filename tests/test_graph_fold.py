@@ -73,7 +73,10 @@ def test_every_shuffle_folded_exactly_rank4(folded, name, form):
         tol = 1e-4 * max(1.0, float(a.abs().max()))
         assert float((a - b).abs().max()) <= tol
     c = rep.counts()
-    assert c["shuffles"] > 0 and c["left_alone"] == 0, report_lines(rep.to_dict())
+    if name.endswith("_g1"):  # one group: the shuffle is the identity, the model has none to find
+        assert c["shuffles"] == 0, report_lines(rep.to_dict())
+    else:
+        assert c["shuffles"] > 0 and c["left_alone"] == 0, report_lines(rep.to_dict())
     assert _max_rank(gm) <= 4
     # No shuffle spelled the user's way is left: only our reshape/permute/slice or index_select remain.
     targets = [str(n.target) for n in gm.graph.nodes if n.op == "call_function"]
@@ -147,5 +150,8 @@ def test_whole_registry_folds(name):
     m = randomize_batchnorm(build_model(name)).eval()
     gm, rep = fold_graph(m, (torch.randn(1, 3, 64, 64),), form="transpose", split="slice", int8_friendly=True)
     c = rep.counts()
-    assert c["shuffles"] > 0 and c["left_alone"] == 0, report_lines(rep.to_dict())
+    if name.endswith("_g1"):  # one group: the shuffle is the identity, the model has none to find
+        assert c["shuffles"] == 0, report_lines(rep.to_dict())
+    else:
+        assert c["shuffles"] > 0 and c["left_alone"] == 0, report_lines(rep.to_dict())
     assert _max_rank(gm) <= 4

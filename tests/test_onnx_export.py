@@ -102,6 +102,9 @@ def test_dynamic_batch_gather(session_tmp):
     p = session_tmp / "dyn.onnx"
     side = export_onnx("shufflenet_v2_x0_5", p, form="auto", dynamic_batch=True, input_size=64, show_progress=False)
     assert side["form"] == "gather" and side["input"]["shape"][0] not in (1,)
+    # the batch stays symbolic through the graph fold: every shuffle still folded, rank 4
+    assert side["fold"]["counts"]["left_alone"] == 0 and side["fold"]["counts"]["shuffles"] > 0
+    assert side["graph"]["max_rank"] == 4
     x = np.random.default_rng(2).standard_normal((3, 3, 64, 64)).astype(np.float32)
     got = OnnxRunner(str(p))(x)
     assert got.shape == (3, 1000)
