@@ -115,6 +115,9 @@ COMPARABILITY = (
     "ncnn: its x86 kernels are not its ARM kernels (ncnn is tuned for ARM NEON); fp16 storage and arithmetic are "
     "turned off here so the row is fp32 like the others, while on ARMv8.2 phones ncnn's default runs fp16 "
     "arithmetic. No ncnn int8 row: the int8 tools (ncnn2table, ncnn2int8) are in no pip wheel.",
+    "ncnn's pip wheel is built with GCC's OpenMP (libgomp): ncnn.set_kmp_blocktime(0) only acts on LLVM's OpenMP, "
+    "so it changes nothing here and ncnn's worker threads keep spin-waiting between layers; with 2 threads on 2 "
+    "CPUs that other processes also use, that spinning is what its 2-thread rows measure.",
     "MNN rows here say little about MNN on ARM (its ARM kernels, fp16 and sdot paths are what phones run).",
     "Inputs: our and litert-torch's int8 TFLite models take int8 input, quantized outside the timed call; "
     "ExecuTorch and MNN int8 models take float input and quantize inside the timed call (one pass over 150K values).",
@@ -183,13 +186,13 @@ def fmt_ms(row: dict[str, Any] | None) -> str:
 def simd_note(flags: Sequence[str], evidence: dict[str, Any]) -> str:
     """What the CPU's vector width means for the comparison (MNN's x86 wheel has no AVX-512 kernels)."""
     mnn = (evidence.get("mnn") or {}).get("avx512_strings")
-    mnn_txt = ("MNN's x86 wheel carries no AVX-512 kernels (0 'avx512' strings in its library)" if mnn == 0 else
+    mnn_txt = ("MNN's x86 wheel carries no AVX-512 kernels (no 'avx512' string in its library)" if mnn == 0 else
                "MNN's x86 wheel: AVX-512 kernels not checked")
     if any(f.startswith("avx512") for f in flags):
         return (f"This CPU has AVX-512, which LiteRT's (XNNPACK), ExecuTorch's (XNNPACK), onnxruntime's and ncnn's x86 "
                 f"builds use; {mnn_txt}, so its rows run AVX2 kernels against AVX-512 ones.")
-    return (f"This CPU has no AVX-512 ({' '.join(flags) or 'no AVX flags read'}): every runtime runs its AVX2/FMA "
-            f"kernels, so {mnn_txt} costs MNN nothing here; on an AVX-512 machine it would.")
+    return (f"This CPU has no AVX-512 (its vector flags: {' '.join(flags) or 'none read'}): every runtime runs its "
+            f"AVX2/FMA kernels. {mnn_txt}: that costs MNN nothing here, and would on an AVX-512 machine.")
 
 
 def agreement(got: np.ndarray, want: np.ndarray) -> dict[str, Any]:
@@ -302,7 +305,7 @@ class LiteRTRunner(Runner):
 class OrtRunner(Runner):
     runtime = "onnxruntime"
 
-    def __init__(self, path: str, threads: int, spinning: bool) -> None:
+    def __init__(self, path: str, threads: int, spinning: bool, optimize: bool = True) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -310,9 +313,11 @@ class OrtRunner(Runner):
         so.inter_op_num_threads = 1
         if not spinning:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if not optimize:  # QDQ graphs then run as written: dequantize, float op, quantize (the simulation)
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         self.name = self.sess.get_inputs()[0].name
-        self.opts = {"intra_op_num_threads": threads, "allow_spinning": spinning}
+        self.opts = {"intra_op_num_threads": threads, "allow_spinning": spinning, "graph_optimizations": optimize}
 
     def prepare(self, x: np.ndarray) -> None:
         self.x = np.ascontiguousarray(x, np.float32)
@@ -429,7 +434,7 @@ def open_runner(spec: dict[str, Any], threads: int, solo: bool) -> Runner:
     if rt == "litert":
         return LiteRTRunner(path, threads)
     if rt == "onnxruntime":
-        return OrtRunner(path, threads, spinning=solo)
+        return OrtRunner(path, threads, spinning=solo, optimize=bool(opts.get("optimize", True)))
     if rt == "executorch":
         return ExecuTorchRunner(path, threads)
     if rt == "ncnn":
@@ -802,6 +807,16 @@ def do_checks(model: str, d: Path, exports: dict[str, Any], x_path: Path, want: 
         if BY_KEY[key]["precision"] == "fp32":
             a["fp32_rule"] = "max abs error <= 1e-4 x max(1, |logit|max)"
             a["fp32_agrees"] = fp32_agrees(a)
+        elif BY_KEY[key]["runtime"] == "onnxruntime":
+            # The same QDQ file with graph optimizations off runs dequantize -> float op -> quantize: how far the
+            # optimized int8 kernels of this CPU are from what the file means.
+            sim_path = d / f"check_{key}_qdq_simulation.npy"
+            r2, err2, _ = _child(["_run", json.dumps(spec_of(key, d, {"optimize": False})), str(x_path), str(sim_path)],
+                                 600)
+            if r2 is not None:
+                sim = np.load(sim_path)
+                a["qdq_simulation"] = {"vs_pytorch": agreement(sim, want),
+                                       "optimized_vs_simulation_max_abs": float(np.abs(np.load(y_path) - sim).max())}
         out[key] = a
         log(f"{model}: {key}: max abs err {a['max_abs_error']:.3g}, top-1 {a['top1_agreement']:.0%}, "
             f"PSNR {a['psnr_db']:.1f} dB")
@@ -1008,7 +1023,7 @@ def arm_section(models: list[str], out_dir: Path, per_model: dict[str, Any], n_i
             ok = p.returncode == 0 and "IMPORTED" in p.stdout
             section["imports"][rt] = ({"status": "ok", "seconds": float(p.stdout.split("IMPORTED")[-1].split()[0])}
                                       if ok else {"status": "error", "error": f"{describe_exit(p.returncode)}: "
-                                                  f"{(p.stderr.strip().splitlines() or [''])[-1][:160]}"})
+                                                  f"{(p.stderr.strip().splitlines() or [''])[-1].split(' in the system path')[0][:160]}"})
         except subprocess.TimeoutExpired:
             section["imports"][rt] = {"status": "error", "error": "import timed out (900 s)"}
         log(f"arm: import {mod}: {section['imports'][rt]['status']}")
@@ -1114,7 +1129,9 @@ def markdown(data: dict[str, Any]) -> str:
     L = ["# Peers side by side: litert-torch by hand, ExecuTorch, ncnn, MNN and ours", "",
          f"Produced by `{data['command']}` on {data['date']} (git {env['git']}"
          + (f", uncommitted changes in {', '.join(env['uncommitted_library_changes'])}"
-            if env["uncommitted_library_changes"] else "") + f"), {data['seconds'] / 60:.0f} min.", "",
+            if env["uncommitted_library_changes"] else "") + f"), {data['seconds'] / 60:.0f} min."
+         + (f" This page was rewritten from that run's JSON by `--render` on {data['rendered']} (no new measurement)."
+            if data.get("rendered") else ""), "",
          f"Machine: {env['cpu']}, {env['logical_cpus']} logical CPUs, {env['memory_gib']} GiB, {env['machine']}, "
          f"SIMD flags {' '.join(env['simd'])}. Versions: "
          + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".", "",
@@ -1176,6 +1193,11 @@ def markdown(data: dict[str, Any]) -> str:
                     note.append(f"{att['method']} calibration used")
             if c.get("fp32_agrees") is False:
                 note.append("**disagrees with PyTorch** beyond the float rule")
+            if c.get("qdq_simulation"):
+                q = c["qdq_simulation"]
+                note.append(f"the same file with onnxruntime's graph optimizations off (QDQ as written): max abs err "
+                            f"{q['vs_pytorch']['max_abs_error']:.2g}, PSNR {q['vs_pytorch']['psnr_db']:.1f} dB; optimized "
+                            f"vs that: {q['optimized_vs_simulation_max_abs']:.2g}")
             secs = f"{e['seconds']:.1f}" if e.get("seconds") is not None else "-"
             size = f"{e['size_bytes'] / 1e6:.2f}" if e.get("size_bytes") else "-"
             errc = f"{c['max_abs_error']:.2g}" if "max_abs_error" in c else "-"
@@ -1200,7 +1222,10 @@ def markdown(data: dict[str, Any]) -> str:
         for k, e in m["exports"].items():
             for att in e.get("attempts", []):
                 if att["status"] != "ok":
-                    fails.append(f"- {model}: {_label(k)} with {att['method']} calibration: {att['error']}")
+                    why, _, last = att["error"].partition(": ")
+                    last = last.split(" | ")[-1] if last else ""
+                    fails.append(f"- {model}: {_label(k)} with {att['method']} calibration: {why}"
+                                 + (f" (its last output line: '{last}')" if last else ""))
             if e["status"] != "ok":
                 fails.append(f"- {model}: {_label(k)} export: {e.get('error')}")
         for k, c in m["checks"].items():
@@ -1277,7 +1302,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
         ax.set_yticklabels([_label(k) for k in keys], fontsize=8)
         ax.invert_yaxis()
         ax.set_title(model, fontsize=10)
-        ax.set_xlabel("latency / litert-torch fp32 (median of rounds; bars: round range)", fontsize=8)
+        ax.set_xlabel("latency / litert-torch fp32\n(median of per-round ratios; whiskers: round range)", fontsize=8)
         ax.legend(fontsize=8)
     fig.suptitle(f"Peers, 224x224 batch 1, {data['environment']['cpu']}", fontsize=10)
     fig.tight_layout()
@@ -1310,7 +1335,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma list of artifact keys (default all): " + ",".join(BY_KEY))
     ap.add_argument("--arm", action="store_true", help="add the aarch64 emulation section (qemu-user)")
     ap.add_argument("--arm-inputs", type=int, default=2)
+    ap.add_argument("--render", type=Path, metavar="JSON",
+                    help="only rewrite the .md and .png from a recorded JSON (no measurement)")
     a = ap.parse_args(argv)
+    if a.render:
+        data = json.loads(a.render.read_text())
+        data["rendered"] = datetime.datetime.now().isoformat(timespec="seconds")
+        stem = a.render.with_suffix("")
+        Path(f"{stem}.md").write_text(markdown(data) + "\n")
+        plot(data, Path(f"{stem}.png"))
+        log(f"rewrote {stem}.md and {stem}.png from {a.render}")
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     t_start = time.monotonic()
     load_start = os.getloadavg()
