@@ -41,7 +41,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "runtimes" / "runner.py"
 sys.path.insert(0, str(REPO))  # run as a script from a checkout: the package's cache rule
-from shufflenet_edge.paths import cache_dir  # noqa: E402
+from shufflenet_edge.paths import cache_dir, cache_lock  # noqa: E402
 
 DEFAULT_CACHE = cache_dir("arm64")
 PYVER = "3.11"  # Debian bookworm's python3.11; the wheels are cp311
@@ -92,6 +92,11 @@ def _arm_cpuinfo() -> str:
 
 
 def ensure_sysroot(cache: Path) -> Path:
+    with cache_lock(cache / "sysroot"):  # two processes (test workers) build it once
+        return _ensure_sysroot(cache)
+
+
+def _ensure_sysroot(cache: Path) -> Path:
     root = cache / "sysroot"
     python = root / "usr" / "bin" / f"python{PYVER}"
     if python.is_file():
@@ -142,6 +147,11 @@ def _host_version(dist: str) -> str | None:
 
 
 def ensure_site(cache: Path) -> tuple[Path, dict[str, str]]:
+    with cache_lock(cache / "site"):
+        return _ensure_site(cache)
+
+
+def _ensure_site(cache: Path) -> tuple[Path, dict[str, str]]:
     reqs = []
     for d in PINNED:
         v = _host_version(d)

@@ -31,7 +31,9 @@ fi
 case "$what" in
     test)
         set +e
-        .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25
+        # Two workers (pytest-xdist), one test file each at a time: a file's module fixtures stay in one process,
+        # and the workers share one cache (tests/conftest.py), so what is trained or unpacked is built once.
+        .venv/bin/python -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile --durations=25
         rc=$?
         set -e
         if [ "$rc" = "5" ]; then echo "no tests ran: failing"; exit 1; fi

@@ -26,6 +26,7 @@ import numpy as np
 
 from shufflenet_edge.data import Preprocess
 from shufflenet_edge.errors import EdgeError
+from shufflenet_edge.paths import cache_lock
 
 DEFAULT_INPUT_SIZE = 32
 TEST_FRACTION = 0.3
@@ -343,6 +344,13 @@ def ensure_trained(
 ) -> tuple[Path, dict[str, Any]]:
     """The cached checkpoint for (model, input size, recipe), trained now if missing or stale."""
     path = checkpoint_path(model_name, input_size, cache_dir, recipe.epochs)
+    with cache_lock(path):  # another process training the same checkpoint: wait for it, then reuse it
+        return _ensure_trained_locked(path, model_name, input_size, recipe, splits, retrain, log)
+
+
+def _ensure_trained_locked(path: Path, model_name: str, input_size: int, recipe: Recipe,
+                           splits: tuple[DigitsSplit, DigitsSplit] | None, retrain: bool,
+                           log: Callable[[str], None] | None) -> tuple[Path, dict[str, Any]]:
     info = read_checkpoint_info(path)
     if (not retrain and path.is_file() and info is not None and info.get("recipe") == RECIPE
             and info.get("hyperparameters") == dataclasses.asdict(recipe) and info.get("input_size") == input_size):

@@ -6,7 +6,10 @@ The test session points `SHUFFLENET_EDGE_CACHE` at a temporary folder, so tests 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 ENV_VAR = "SHUFFLENET_EDGE_CACHE"
@@ -24,3 +27,17 @@ def cache_root() -> Path:
 def cache_dir(*parts: str) -> Path:
     """A folder under the cache root (not created)."""
     return cache_root().joinpath(*parts)
+
+
+@contextlib.contextmanager
+def cache_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive lock on `path` + ".lock" while a cache entry is checked and built: two processes (two test
+    workers, two exports) build it once, and the second finds it done."""
+    lock = Path(f"{os.fspath(path)}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -18,7 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # HOME itself point into one temporary folder for the session (removed at the end), so a run on a fresh
 # machine and a run on a machine with an earlier cache see the same thing. pip's download cache is kept
 # (benchmarks/arm_qemu.py downloads aarch64 wheels with pip): PIP_CACHE_DIR keeps its old default.
-_SESSION_HOME = Path(tempfile.mkdtemp(prefix="shufflenet-edge-tests-"))
+# Under pytest-xdist the controller makes the folder and its workers (child processes, started after this file is
+# imported) inherit it through the environment, so they share one cache: a digits checkpoint or the arm64 sysroot
+# is built once (paths.cache_lock) and reused by every worker.
+_IS_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+if _IS_WORKER and os.environ.get("SHUFFLENET_EDGE_TEST_HOME"):
+    _SESSION_HOME = Path(os.environ["SHUFFLENET_EDGE_TEST_HOME"])
+else:
+    _SESSION_HOME = Path(tempfile.mkdtemp(prefix="shufflenet-edge-tests-"))
+    os.environ["SHUFFLENET_EDGE_TEST_HOME"] = str(_SESSION_HOME)
 _user_xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
 os.environ.setdefault("PIP_CACHE_DIR", os.path.join(_user_xdg, "pip"))
 for _var, _sub in (("SHUFFLENET_EDGE_CACHE", "cache/shufflenet-edge"), ("XDG_CACHE_HOME", "cache"),
@@ -28,7 +36,8 @@ for _var, _sub in (("SHUFFLENET_EDGE_CACHE", "cache/shufflenet-edge"), ("XDG_CAC
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+    if not _IS_WORKER:  # the controller (or a plain run) owns the folder
+        shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
