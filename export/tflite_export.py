@@ -11,7 +11,8 @@ Stages (each a named step; graph passes live one per file in export/passes/):
 
 Forms: ``reference`` converts the torchvision form as litert-torch does by default; ``delegate`` is
 the fewest-ops rank-4 path (GPU/NPU/NNAPI); ``cpu`` is the fastest XNNPACK recipe found by timing the
-cpu recipes here; ``auto`` times delegate and the cpu recipes and keeps the fastest. The torch-level form
+cpu recipes here; ``auto`` times delegate, the cpu recipes and the reference form (converted in a child process
+beside the folded one: export/candidate_worker.py) and applies the rule of export/timing.py. The torch-level form
 is the graph-level fold (shufflenet_edge.graph_fold) of any module: registry names and user modules
 (`module=`) take the same path. MobileNetV2 (no shuffle) exports its reference form.
 
@@ -83,6 +84,12 @@ def convert(model: nn.Module, x: torch.Tensor, quantizer: Any = None) -> bytes:
     with _quiet():
         edge = litert_torch.convert(model, (x,), **kwargs)
         return bytes(edge.model_content())
+
+
+def quantize_for_litert(wrapped: nn.Module, x: torch.Tensor, calib: np.ndarray, *, calib_method: str,
+                        per_channel: bool, keep_float: list[str] | None) -> tuple[nn.Module, Any]:
+    """PT2E with the shared-data-path quantizer: (simulation, quantizer) for `convert`."""
+    return pt2e_quantize(wrapped, x, calib, calib_method=calib_method, per_channel=per_channel, keep_float=keep_float)
 
 
 def apply_passes(buf: bytes, recipe: str | None, io_type: str, fp16: bool) -> tuple[bytes, list[dict[str, Any]]]:
@@ -252,25 +259,46 @@ def export_tflite(
         ref_outs = _flat_outputs(ref(x_nchw))
     rank4 = [k for k, t in enumerate(ref_outs) if t.dim() == 4]
     out_layouts = [("nhwc" if layout == "nhwc" and t.dim() == 4 else ("nchw" if t.dim() == 4 else None)) for t in ref_outs]
-    fold_report = None
-    if form == "reference":
-        torch_form = ref
-    else:
-        torch_form, fold_report = fold_graph(ref, (x_nchw,), form="transpose", split="slice", int8_friendly=True)
-    wrapped = _nhwc(torch_form, rank4 if layout == "nhwc" else None) if layout == "nhwc" else torch_form.eval()
     quantizer = None
     sim = None
+
+    def quant(folded: bool) -> dict[str, Any] | None:
+        return None if precision != "int8" else {
+            "calib_method": calib_method or "histogram", "per_channel": (int8_weights or "per-channel") == "per-channel",
+            "keep_float": module_paths(ref, kept, folded=folded)}
+
+    calib_l = to_layout(images.images) if images is not None else None
+    # --form auto: the reference form (the graph as written) is a candidate too, converted in a child process
+    # beside this one when there are CPUs for it (export/candidate_worker.py; the same bytes either way). It
+    # starts first, so its interpreter start-up overlaps the fold.
+    ref_job = None
+    if form == "auto":
+        from shufflenet_edge.export.candidate_worker import start_reference
+
+        ref_job = start_reference(ref, rank4 if layout == "nhwc" else None, layout, x, calib_l, quant(False))
+    threads_before = torch.get_num_threads()
+    if ref_job is not None:
+        torch.set_num_threads(1)  # one CPU each while the child converts (more threads than CPUs only wait)
+    fold_report = None
     step = "converting with litert-torch" + (" (int8: PT2E calibration first)" if precision == "int8" else "")
-    with p.step(f"{model_name}: {step}"):
-        if precision == "int8":
-            assert images is not None
-            sim, quantizer = pt2e_quantize(
-                wrapped, x, to_layout(images.images), calib_method=calib_method or "histogram",
-                per_channel=(int8_weights or "per-channel") == "per-channel",
-                keep_float=module_paths(ref, kept, folded=form != "reference"))
-            base = convert(sim, x, quantizer)
+    try:
+        if form == "reference":
+            torch_form = ref
         else:
-            base = convert(wrapped, x)
+            torch_form, fold_report = fold_graph(ref, (x_nchw,), form="transpose", split="slice", int8_friendly=True)
+        wrapped = _nhwc(torch_form, rank4 if layout == "nhwc" else None) if layout == "nhwc" else torch_form.eval()
+        with p.step(f"{model_name}: {step}"):
+            if precision == "int8":
+                sim, quantizer = quantize_for_litert(wrapped, x, calib_l, **quant(form != "reference"))  # type: ignore[arg-type]
+                base = convert(sim, x, quantizer)
+            else:
+                base = convert(wrapped, x)
+    except BaseException:
+        if ref_job is not None:
+            ref_job.cancel()
+        raise
+    finally:
+        torch.set_num_threads(threads_before)
     # Check inputs: random normal images in the model's float domain.
     chk = to_layout(torch.randn(N_CHECK, *x_nchw.shape[1:], generator=gen).numpy()) if batch == 1 else None
     recipes = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "auto": ["delegate", *CPU_RECIPES]}[form]
@@ -292,16 +320,15 @@ def export_tflite(
         # The reference form (the graph as written, converted the same way) is a candidate too: the folded
         # forms must earn their place on the target (issue 13).
         ref_wrapped = _nhwc(ref, rank4 if layout == "nhwc" else None) if layout == "nhwc" else ref.eval()
+        sim_r = None
         with p.step(f"{model_name}: converting the reference form too (a candidate of --form auto)"):
-            if precision == "int8":
-                assert images is not None
-                sim_r, q_r = pt2e_quantize(
-                    ref_wrapped, x, to_layout(images.images), calib_method=calib_method or "histogram",
-                    per_channel=(int8_weights or "per-channel") == "per-channel",
-                    keep_float=module_paths(ref, kept, folded=False))
-                base_r = convert(sim_r, x, q_r)
-            else:
-                sim_r, base_r = None, convert(ref_wrapped, x)
+            base_r = ref_job.result() if ref_job is not None else None
+            if base_r is None:  # no child, or it failed: convert here
+                if precision == "int8":
+                    sim_r, q_r = quantize_for_litert(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
+                    base_r = convert(sim_r, x, q_r)
+                else:
+                    base_r = convert(ref_wrapped, x)
         candidates["reference"], pass_reports["reference"] = apply_passes(base_r, None, io, precision == "fp16")
         base_of["reference"], sim_of["reference"] = base_r, sim_r
     if len(candidates) > 1:
@@ -318,6 +345,9 @@ def export_tflite(
         timings["target"] = tune_on
         p.log(f"form: {decision['verdict']}")
     base, sim = base_of[chosen], sim_of[chosen]
+    if sim is None and precision == "int8":  # the reference form won and was converted in the child: its
+        # simulation for the checks (calibration is deterministic: the same observers see the same images)
+        sim, _ = quantize_for_litert(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
     final = candidates[chosen]
     if keep_candidates is not None:
         kd = Path(keep_candidates)

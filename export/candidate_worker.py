@@ -1,0 +1,96 @@
+"""The reference-form candidate of ``--form auto``, converted in a child process beside the folded one.
+
+A litert-torch conversion is single-threaded Python and MLIR work (about 20 s for ShuffleNetV2 1.0x here), and
+`--form auto` converts two graphs: the folded one and the graph as written (issue 13). On a machine with two or
+more CPUs they run side by side: the child is a fresh interpreter (``python -m``, so it never re-runs the user's
+script the way a multiprocessing spawn would), it reads the model, the example input and the calibration images
+from a ``torch.save`` file, and writes the converted flatbuffer. Anything that goes wrong there (a model that does
+not pickle, a crash, one CPU only) returns None and the exporter converts the candidate in its own process as
+before, so this only ever changes the wall time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class ReferenceJob:
+    """A running child conversion; `result()` waits for it: the flatbuffer bytes, or None."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], folder: tempfile.TemporaryDirectory[str], out: Path,
+                 log: Path) -> None:
+        self.proc, self.folder, self.out, self.log = proc, folder, out, log
+        self.error: str | None = None  # the end of the child's output when it failed
+
+    def result(self, timeout: float = 1800.0) -> bytes | None:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+            if rc == 0 and self.out.is_file():
+                return self.out.read_bytes()
+            self.error = f"exit code {rc}: " + self.log.read_text(errors="replace")[-2000:]
+            return None
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.error = f"timed out after {timeout:.0f} s"
+            return None
+        finally:
+            self.folder.cleanup()
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.folder.cleanup()
+
+
+def start_reference(model: torch.nn.Module, rank4: list[int] | None, layout: str, x: torch.Tensor,
+                    calib: Any, quant: dict[str, Any] | None) -> ReferenceJob | None:
+    """Start converting `model` as written (NHWC wrapper when `layout` is nhwc; int8 when `quant` is given, with
+    `calib` in the converted model's layout). None when a child cannot help (one CPU) or the model does not
+    pickle."""
+    if (os.cpu_count() or 1) < 2 or os.environ.get("SHUFFLENET_EDGE_SERIAL_CANDIDATES"):
+        return None
+    folder = tempfile.TemporaryDirectory(prefix="shufflenet-edge-candidate-")
+    payload, out, log = (Path(folder.name) / n for n in ("job.pt", "reference.tflite", "child.log"))
+    try:
+        torch.save({"model": model, "rank4": rank4, "layout": layout, "x": x, "calib": calib, "quant": quant},
+                   payload)
+    except Exception:  # noqa: BLE001  (a module that does not pickle: convert it in this process)
+        folder.cleanup()
+        return None
+    env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen([sys.executable, "-m", "shufflenet_edge.export.candidate_worker", str(payload),
+                                 str(out)], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env)
+    return ReferenceJob(proc, folder, out, log)
+
+
+def main(argv: list[str]) -> int:
+    payload, out = argv
+    torch.set_num_threads(1)
+    job = torch.load(payload, weights_only=False)
+    from shufflenet_edge.export.tflite_export import _nhwc, convert, quantize_for_litert
+
+    model = job["model"].eval()
+    wrapped = _nhwc(model, job["rank4"]) if job["layout"] == "nhwc" else model
+    if job["quant"] is not None:
+        sim, quantizer = quantize_for_litert(wrapped, job["x"], job["calib"], **job["quant"])
+        buf = convert(sim, job["x"], quantizer)
+    else:
+        buf = convert(wrapped, job["x"])
+    tmp = Path(f"{out}.partial")
+    tmp.write_bytes(buf)
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,47 @@
+"""--form auto converts the reference candidate in a child process beside the folded one (export/candidate_worker.py):
+the child's flatbuffer is the one this process would have made, and what cannot go to a child falls back."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from shufflenet_edge.export.candidate_worker import start_reference
+from shufflenet_edge.export.tflite_export import _nhwc, convert, quantize_for_litert
+from shufflenet_edge.models import build_model
+from shufflenet_edge.models.common import randomize_batchnorm
+
+
+def test_child_conversion_is_byte_identical_int8():
+    m = randomize_batchnorm(build_model("shufflenet_v2_x0_5")).eval()
+    x = torch.randn(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    calib = np.random.default_rng(0).standard_normal((4, 64, 64, 3)).astype(np.float32)
+    q = {"calib_method": "histogram", "per_channel": True, "keep_float": []}
+    job = start_reference(m, None, "nhwc", x, calib, q)
+    assert job is not None, "a 2-CPU machine with a picklable registry model should use the child"
+    sim, quantizer = quantize_for_litert(_nhwc(m, None), x, calib, **q)
+    here = convert(sim, x, quantizer)
+    there = job.result()
+    assert there is not None, job.error
+    assert there == here
+
+
+class _Unpicklable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.act = lambda t: t.relu()  # a lambda attribute: torch.save cannot pickle it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+def test_unpicklable_model_falls_back_to_this_process():
+    assert start_reference(_Unpicklable().eval(), None, "nhwc", torch.randn(1, 8, 8, 3), None, None) is None
+
+
+def test_serial_switch(monkeypatch):
+    monkeypatch.setenv("SHUFFLENET_EDGE_SERIAL_CANDIDATES", "1")
+    m = build_model("shufflenet_v2_x0_5").eval()
+    assert start_reference(m, None, "nhwc", torch.randn(1, 64, 64, 3), None, None) is None
