@@ -15,8 +15,8 @@ removed, (ref - form) / (ref - bound).
     python benchmarks/tflite_fold.py --models megvii_shufflenet_v2_x1_0 --out tflite_fold_megvii_v2
 
 The folded graphs are the exporter's: the graph-level fold (shufflenet_edge.graph_fold) of the model's
-`torch.export` graph, then the shuffle_path recipes. The bound needs the module-level ``noshuffle`` form,
-which exists only for the torchvision-style classes; other models (megvii_*) are timed without it.
+`torch.export` graph, then the shuffle_path recipes. The bound is the same pass's ``noshuffle`` form (every
+shuffle it finds deleted), for any model with a shuffle.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from shufflenet_edge.data import Preprocess, synthetic_images  # noqa: E402
 from shufflenet_edge.export.inspect import inspect_tflite  # noqa: E402
 from shufflenet_edge.export.tflite_export import _nhwc, apply_passes, convert  # noqa: E402
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize  # noqa: E402
-from shufflenet_edge.fold import fold  # noqa: E402
 from shufflenet_edge.graph_fold import fold_graph  # noqa: E402
 from shufflenet_edge.models import build_model  # noqa: E402
 from shufflenet_edge.models.common import randomize_batchnorm  # noqa: E402
@@ -51,9 +50,10 @@ def build_graphs(name: str, calib: np.ndarray) -> dict[str, bytes]:
     x_nchw = x.permute(0, 3, 1, 2).contiguous()
     folded, _ = fold_graph(ref, (x_nchw,), form="transpose", split="slice", int8_friendly=True)  # as the exporter
     forms = {"reference": _nhwc(ref), "folded": _nhwc(folded)}
-    has_bound = name.startswith(("shufflenet_v1", "shufflenet_v2"))
+    has_bound = not name.startswith("mobilenet")
     if has_bound:
-        forms["bound"] = _nhwc(fold(ref, "noshuffle", avgpool_as_conv=not v2))
+        bound, _ = fold_graph(ref, (x_nchw,), form="noshuffle", split="slice", int8_friendly=True)  # shuffle deleted
+        forms["bound"] = _nhwc(bound)
     graphs: dict[str, bytes] = {}
     for prec in ("fp32", "int8"):
         base = {}

@@ -14,7 +14,7 @@ from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, s
 from shufflenet_edge.export.passes.graph import Graph
 from shufflenet_edge.export.tflite_export import _nhwc, convert
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize
-from shufflenet_edge.fold import fold
+from shufflenet_edge.graph_fold import fold_graph
 from shufflenet_edge.models import build_model
 from shufflenet_edge.models.common import randomize_batchnorm
 from shufflenet_edge.runtimes.runner import TFLiteRunner
@@ -43,8 +43,14 @@ def _run(buf: bytes, x: np.ndarray, raw: bool = False) -> np.ndarray:
 def small_bases() -> dict[str, bytes]:
     torch.manual_seed(0)
     x = torch.randn(1, SIZE, SIZE, 3)
-    v2 = _nhwc(fold(randomize_batchnorm(build_model("shufflenet_v2_x0_5")), "transpose", slice_halves=True))
-    v1 = _nhwc(fold(randomize_batchnorm(build_model("shufflenet_v1_x0_5_g3")), "transpose"))
+    xn = torch.randn(1, 3, SIZE, SIZE)
+
+    def folded(name: str) -> torch.nn.Module:  # as the TFLite exporter folds
+        gm, _ = fold_graph(randomize_batchnorm(build_model(name)).eval(), (xn,), form="transpose", split="slice",
+                           int8_friendly=True)
+        return _nhwc(gm)
+
+    v2, v1 = folded("shufflenet_v2_x0_5"), folded("shufflenet_v1_x0_5_g3")
     calib = np.random.default_rng(0).standard_normal((4, SIZE, SIZE, 3)).astype(np.float32)
     sim, q = pt2e_quantize(v2, x, calib)
     return {"v2": convert(v2, x), "v1": convert(v1, x), "v2_int8": convert(sim, x, q)}
