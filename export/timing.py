@@ -102,11 +102,18 @@ def time_on_target(paths: dict[str, str], target: str, threads: int, *, rounds: 
                 jobs.append(Job(paths[k], "auto", None, threads))
                 order.append(k)
         recs = run_ssh_target(target, jobs, runs=runs, warmup=warmup, opts=opts)
+    elif target == "adb" or target.startswith("adb:"):
+        # benchmark_model on the phone (pinned to its big cores unless --cpu-mask), one run per candidate per
+        # round in the rotated order; `ssh_options` is then the adb options dict (benchmark_binary, adb, ...).
+        from shufflenet_edge.runtimes.adb import run_adb_target
+
+        order = [k for r in range(rounds) for k in keys[r % len(keys):] + keys[: r % len(keys)]]
+        recs = run_adb_target(target, [paths[k] for k in order], runtime="auto", threads=threads, runs=runs,
+                              warmup=warmup, options=dict(ssh_options or {}))
     else:
         from shufflenet_edge.errors import UsageError
 
-        raise UsageError(f"--tune-on {target!r}: local or ssh://user@host[:port] (adb tuning needs benchmark_model "
-                         "runs per candidate and is not wired yet)")
+        raise UsageError(f"--tune-on {target!r}: local, ssh://user@host[:port] or adb[:SERIAL]")
     per: dict[str, list[float]] = {k: [] for k in keys}
     env: dict[str, Any] = {}
     for k, rec in zip(order, recs):

@@ -128,6 +128,23 @@ def test_export_tunes_on_the_arm_board(arm_board, tmp_path):
     assert set(t["round_medians_ms"]) == {"delegate", "cpu", "reference3", "reference"}
     assert all(len(v) == 2 for v in t["round_medians_ms"].values())
     assert t["chosen"] in t["round_medians_ms"] and "spread" in t["rule"] and t["verdict"]
-    r = cli("export", "--model", "shufflenet_v2_x0_5", "--target", "tflite", "--out", str(tmp_path / "x.tflite"),
-            "--tune-on", "adb")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--tune-on" in r.stderr
+
+
+def test_tune_on_adb_without_a_device_fails_before_converting(tmp_path):
+    """The real adb client, no phone: one line, exit 1, nothing written, and no conversion spent first."""
+    if shutil.which("adb") is None:
+        pytest.skip("adb not installed (apt-get install -y adb)")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(_free_port())}
+    env.pop("ANDROID_SERIAL", None)
+    out = tmp_path / "x.tflite"
+    try:
+        r = cli("export", "--model", "shufflenet_v2_x0_5", "--target", "tflite", "--out", str(out), "--tune-on", "adb",
+                "--quiet", env=env, timeout=300)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no Android device attached" in r.stderr, r.stderr
+        assert not out.exists() and "converting" not in r.stdout + r.stderr
+    finally:
+        subprocess.run(["adb", "kill-server"], env=env, capture_output=True, timeout=30)
+    r = cli("export", "--model", "shufflenet_v2_x0_5", "--target", "tflite", "--out", str(out), "--tune-on", "usb")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "adb[:SERIAL]" in r.stderr

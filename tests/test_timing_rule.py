@@ -36,3 +36,27 @@ def test_interleaved_medians_rotates_and_records_every_round():
     t = interleaved_medians({k: (lambda k=k: order.append(k)) for k in "abc"}, "none", 1, rounds=3, runs=1, warmup=0)
     assert order == list("abcbcacab")
     assert all(len(v) == 3 for v in t["round_medians_ms"].values())
+
+
+def test_adb_tuning_interleaves_candidates_round_by_round(monkeypatch):
+    """time_on_target('adb'): one benchmark_model run per candidate per round, order rotated, each record
+    assigned back to its candidate (the phone itself is replaced here: no device on this machine)."""
+    import shufflenet_edge.runtimes.adb as adb
+    from shufflenet_edge.export.timing import time_on_target
+
+    seen: list[list[str]] = []
+    speed = {"a.tflite": 2.0, "b.tflite": 3.0, "c.tflite": 5.0}
+
+    def fake(target, artifacts, *, runtime, threads, runs, warmup, options):  # type: ignore[no-untyped-def]
+        seen.append(list(artifacts))
+        assert target == "adb:SER1" and runtime == "auto" and options == {"benchmark_binary": ["bm"]}
+        return [{"status": "ok", "runtime": "litert", "latency_ms": {"median": speed[a]},
+                 "environment": {"model": "Pixel"}} for a in artifacts]
+
+    monkeypatch.setattr(adb, "run_adb_target", fake)
+    t = time_on_target({"x": "a.tflite", "y": "b.tflite", "z": "c.tflite"}, "adb:SER1", 1, rounds=3, runs=5,
+                       ssh_options={"benchmark_binary": ["bm"]})
+    assert seen == [["a.tflite", "b.tflite", "c.tflite", "b.tflite", "c.tflite", "a.tflite",
+                     "c.tflite", "a.tflite", "b.tflite"]]
+    assert t["round_medians_ms"] == {"x": [2.0] * 3, "y": [3.0] * 3, "z": [5.0] * 3}
+    assert t["environment"] == {"model": "Pixel"} and t["target"] == "adb:SER1"

@@ -38,7 +38,8 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-candidates", metavar="DIR", help="TFLite: also write every candidate graph of the form to DIR")
     t = p.add_argument_group("where --form auto times the candidates (reference included; the rule is in the sidecar)")
     t.add_argument("--tune-on", default="local", metavar="TARGET",
-                   help="local (default) or ssh://user@host[:port]: time the candidates on the device that will run it")
+                   help="local (default), ssh://user@host[:port] or adb[:SERIAL]: time the candidates on the device that "
+                        "will run it")
     t.add_argument("--tune-rounds", type=positive_int, metavar="N", help="interleaved rounds (default 7)")
     t.add_argument("--tune-runs", type=positive_int, metavar="N", help="runs per candidate per round (default 30)")
     t.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="passed to ssh/scp as -o OPT")
@@ -46,6 +47,10 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     t.add_argument("--ssh-config", metavar="FILE", help="ssh config file (-F)")
     t.add_argument("--ssh-identity", metavar="FILE", help="private key (-i)")
     t.add_argument("--remote-python", default="python3", help="python on the board (default python3)")
+    t.add_argument("--adb", metavar="PATH", help="adb binary for --tune-on adb (default: adb on PATH or $ADB)")
+    t.add_argument("--benchmark-binary", action="append", metavar="PATH",
+                   help="--tune-on adb: TFLite's benchmark_model built for the phone (or $SHUFFLENET_EDGE_BENCHMARK_MODEL)")
+    t.add_argument("--cpu-mask", metavar="HEX", help="--tune-on adb: taskset CPU mask (default: the big cores)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     q = p.add_argument_group("int8 choices (issue 15; README 'int8 that survives')")
     q.add_argument("--keep-float", nargs="+", metavar="UNIT",
@@ -65,6 +70,8 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 
 
 def _tune_kw(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    if args.tune_on != "local" and args.form != "auto":
+        raise UsageError("--tune-on chooses among the candidates of --form auto; drop --form or --tune-on")
     if args.tune_on == "local":
         opts = None
     elif args.tune_on.startswith("ssh://"):
@@ -73,11 +80,13 @@ def _tune_kw(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         parse_ssh_target(args.tune_on)  # a bad spec fails now, not after the conversion
         opts = SshOptions(options=list(args.ssh_option), jump=args.ssh_jump, config=args.ssh_config,
                           identity=args.ssh_identity, remote_python=args.remote_python)
+    elif args.tune_on == "adb" or args.tune_on.startswith("adb:"):
+        from shufflenet_edge.runtimes.adb import connect
+
+        opts = {"adb": args.adb, "benchmark_binary": args.benchmark_binary, "cpu_mask": args.cpu_mask}
+        connect(args.tune_on, opts)  # no device, unknown serial: fail now, not after the conversion
     else:
-        raise UsageError(f"--tune-on {args.tune_on!r}: local or ssh://user@host[:port] (adb tuning is not wired yet: "
-                         "export with --form cpu or --form delegate and compare with `bench --target adb`)")
-    if args.tune_on != "local" and args.form != "auto":
-        raise UsageError("--tune-on chooses among the candidates of --form auto; drop --form or --tune-on")
+        raise UsageError(f"--tune-on {args.tune_on!r}: local, ssh://user@host[:port] or adb[:SERIAL]")
     return {"tune_on": args.tune_on, "tune_options": opts, "tune_rounds": args.tune_rounds, "tune_runs": args.tune_runs}
 
 
