@@ -197,6 +197,7 @@ def export_tflite(
     tune_options: Any = None,
     tune_rounds: int | None = None,
     tune_runs: int | None = None,
+    tune_delegate: str = "cpu",
 ) -> dict[str, Any]:
     """Export `model_name` to TFLite at `out` (+ sidecar). `keep_candidates`: a folder that also receives
     every candidate graph the form considered (``<stem>.<recipe>.tflite``), for side-by-side use.
@@ -339,7 +340,11 @@ def export_tflite(
                     f"{tune_rounds or TUNE_ROUNDS} rounds)"):
             timings = _time_candidates(candidates, to_layout(x_nchw.numpy()[:1]), threads, tune_on, tune_options,
                                        tune_rounds, tune_runs)
-        decision = decide(timings["round_medians_ms"], preferred="cpu" if "cpu" in candidates else next(iter(candidates)))
+        # The preferred form: `delegate` (fewest ops, rank 4) when the artifact is meant for a GPU/NPU delegate,
+        # else the simplest folded CPU recipe.
+        preferred = "delegate" if tune_delegate == "gpu" and "delegate" in candidates else (
+            "cpu" if "cpu" in candidates else next(iter(candidates)))
+        decision = decide(timings["round_medians_ms"], preferred=preferred)
         chosen = decision["chosen"]
         timings.update(decision)
         timings["target"] = tune_on

@@ -120,7 +120,7 @@ def test_export_tunes_on_the_arm_board(arm_board, tmp_path):
     (Emulated timings: this proves the plumbing, not which form is fastest on a real ARM core.)"""
     out = tmp_path / "tuned.tflite"
     r = cli("export", "--model", "shufflenet_v2_x0_5", "--input-size", "64", "--target", "tflite", "--out", str(out),
-            "--tune-on", arm_board.target, "--tune-rounds", "2", "--tune-runs", "3",
+            "--tune-on", arm_board.target, "--tune-rounds", "2", "--tune-runs", "3", "--tune-delegate", "gpu",
             *arm_board.client_args())
     assert r.returncode == 0, r.stdout + r.stderr
     t = json.loads(Path(str(out) + ".json").read_text())["form_timings"]
@@ -128,6 +128,7 @@ def test_export_tunes_on_the_arm_board(arm_board, tmp_path):
     assert set(t["round_medians_ms"]) == {"delegate", "cpu", "reference3", "reference"}
     assert all(len(v) == 2 for v in t["round_medians_ms"].values())
     assert t["chosen"] in t["round_medians_ms"] and "spread" in t["rule"] and t["verdict"]
+    assert t["preferred"] == "delegate"  # --tune-delegate gpu: the artifact is meant for a GPU/NPU delegate
 
 
 def test_tune_on_adb_without_a_device_fails_before_converting(tmp_path):

@@ -51,6 +51,9 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     t.add_argument("--benchmark-binary", action="append", metavar="PATH",
                    help="--tune-on adb: TFLite's benchmark_model built for the phone (or $SHUFFLENET_EDGE_BENCHMARK_MODEL)")
     t.add_argument("--cpu-mask", metavar="HEX", help="--tune-on adb: taskset CPU mask (default: the big cores)")
+    t.add_argument("--tune-delegate", choices=["cpu", "gpu"], default="cpu",
+                   help="TFLite: what the artifact will run on; gpu prefers the delegate form (and times the "
+                        "candidates with benchmark_model --use_gpu on --tune-on adb)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     q = p.add_argument_group("int8 choices (issue 15; README 'int8 that survives')")
     q.add_argument("--keep-float", nargs="+", metavar="UNIT",
@@ -83,7 +86,8 @@ def _tune_kw(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     elif args.tune_on == "adb" or args.tune_on.startswith("adb:"):
         from shufflenet_edge.runtimes.adb import connect
 
-        opts = {"adb": args.adb, "benchmark_binary": args.benchmark_binary, "cpu_mask": args.cpu_mask}
+        opts = {"adb": args.adb, "benchmark_binary": args.benchmark_binary, "cpu_mask": args.cpu_mask,
+                "adb_delegate": args.tune_delegate}
         connect(args.tune_on, opts)  # no device, unknown serial: fail now, not after the conversion
     else:
         raise UsageError(f"--tune-on {args.tune_on!r}: local, ssh://user@host[:port] or adb[:SERIAL]")
@@ -129,8 +133,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.target == "onnx":
         if args.fp16:
             raise UsageError("--fp16 is for --target tflite")
-        if args.keep_candidates:
-            raise UsageError("--keep-candidates is for --target tflite")
+        if args.keep_candidates or args.tune_delegate != "cpu":
+            raise UsageError("--keep-candidates and --tune-delegate are for --target tflite")
         if args.io or args.layout:
             raise UsageError("--io and --layout are for --target tflite (ONNX input is float NCHW)")
         from shufflenet_edge.export.onnx_export import ONNX_FORMS, export_onnx
@@ -153,7 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         side = export_tflite(args.model, out, weights=args.weights, form=args.form, precision=precision,
                              io=args.io or ("int8" if args.int8 else "float"), layout=args.layout or "nhwc",
                              batch=args.batch, input_size=args.input_size, calib=args.calib, threads=args.threads,
-                             seed=args.seed, show_progress=not args.quiet,
+                             seed=args.seed, show_progress=not args.quiet, tune_delegate=args.tune_delegate,
                              keep_candidates=args.keep_candidates, **int8_kw, **user_kw, **_tune_kw(args))
     g = side["graph"]
     print(f"wrote {out} ({side['format']}, {side['precision']}, form {side['form']}, {g['ops']} ops, "
