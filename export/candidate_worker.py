@@ -42,6 +42,9 @@ class ReferenceJob:
             self.error = f"timed out after {timeout:.0f} s"
             return None
         finally:
+            if self.proc.poll() is None:  # interrupted while waiting: the child goes too
+                self.proc.kill()
+                self.proc.wait()
             self.folder.cleanup()
 
     def cancel(self) -> None:
@@ -56,7 +59,8 @@ def start_reference(model: torch.nn.Module, rank4: list[int] | None, layout: str
     """Start converting `model` as written (NHWC wrapper when `layout` is nhwc; int8 when `quant` is given, with
     `calib` in the converted model's layout). None when a child cannot help (one CPU) or the model does not
     pickle."""
-    if (os.cpu_count() or 1) < 2 or os.environ.get("SHUFFLENET_EDGE_SERIAL_CANDIDATES"):
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cpus < 2 or os.environ.get("SHUFFLENET_EDGE_SERIAL_CANDIDATES"):
         return None
     folder = tempfile.TemporaryDirectory(prefix="shufflenet-edge-candidate-")
     payload, out, log = (Path(folder.name) / n for n in ("job.pt", "reference.tflite", "child.log"))
@@ -67,9 +71,13 @@ def start_reference(model: torch.nn.Module, rank4: list[int] | None, layout: str
         folder.cleanup()
         return None
     env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
-    with open(log, "wb") as logf:
-        proc = subprocess.Popen([sys.executable, "-m", "shufflenet_edge.export.candidate_worker", str(payload),
-                                 str(out)], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env)
+    try:
+        with open(log, "wb") as logf:
+            proc = subprocess.Popen([sys.executable, "-m", "shufflenet_edge.export.candidate_worker", str(payload),
+                                     str(out)], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env)
+    except OSError:  # cannot start a process here: convert in this one
+        folder.cleanup()
+        return None
     return ReferenceJob(proc, folder, out, log)
 
 

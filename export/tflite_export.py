@@ -280,58 +280,61 @@ def export_tflite(
     threads_before = torch.get_num_threads()
     if ref_job is not None:
         torch.set_num_threads(1)  # one CPU each while the child converts (more threads than CPUs only wait)
-    fold_report = None
-    step = "converting with litert-torch" + (" (int8: PT2E calibration first)" if precision == "int8" else "")
-    try:
-        if form == "reference":
-            torch_form = ref
-        else:
-            torch_form, fold_report = fold_graph(ref, (x_nchw,), form="transpose", split="slice", int8_friendly=True)
-        wrapped = _nhwc(torch_form, rank4 if layout == "nhwc" else None) if layout == "nhwc" else torch_form.eval()
-        with p.step(f"{model_name}: {step}"):
-            if precision == "int8":
-                sim, quantizer = quantize_for_litert(wrapped, x, calib_l, **quant(form != "reference"))  # type: ignore[arg-type]
-                base = convert(sim, x, quantizer)
+    try:  # the child never outlives this export (an error, Ctrl-C)
+        fold_report = None
+        step = "converting with litert-torch" + (" (int8: PT2E calibration first)" if precision == "int8" else "")
+        try:
+            if form == "reference":
+                torch_form = ref
             else:
-                base = convert(wrapped, x)
-    except BaseException:
+                torch_form, fold_report = fold_graph(ref, (x_nchw,), form="transpose", split="slice", int8_friendly=True)
+            wrapped = _nhwc(torch_form, rank4 if layout == "nhwc" else None) if layout == "nhwc" else torch_form.eval()
+            with p.step(f"{model_name}: {step}"):
+                if precision == "int8":
+                    sim, quantizer = quantize_for_litert(wrapped, x, calib_l, **quant(form != "reference"))  # type: ignore[arg-type]
+                    base = convert(sim, x, quantizer)
+                else:
+                    base = convert(wrapped, x)
+        finally:
+            torch.set_num_threads(threads_before)
+        # Check inputs: random normal images in the model's float domain.
+        chk = to_layout(torch.randn(N_CHECK, *x_nchw.shape[1:], generator=gen).numpy()) if batch == 1 else None
+        recipes = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "auto": ["delegate", *CPU_RECIPES]}[form]
+        candidates: dict[str, bytes] = {}
+        pass_reports: dict[str, list[dict[str, Any]]] = {}
+        with p.step("graph passes (shuffle path, max-pool padding, I/O types)"):
+            for r in recipes:
+                key = r or "reference"
+                candidates[key], pass_reports[key] = apply_passes(base, r, io, precision == "fp16")
+                for rep in pass_reports[key]:
+                    if (rep.get("pass") == "shuffle_path" and rep["rewritten"] == 0 and fold_report is not None
+                            and fold_report.counts()["data_path"] > 0):
+                        raise EdgeError(f"shuffle_path found no shuffle region to rewrite in {model_name}: {rep['skipped'][:1]}")
+        timings = None
+        chosen = next(iter(candidates))
+        base_of = {k: base for k in candidates}
+        sim_of = {k: sim for k in candidates}
+        if form == "auto":
+            # The reference form (the graph as written, converted the same way) is a candidate too: the folded
+            # forms must earn their place on the target (issue 13).
+            ref_wrapped = _nhwc(ref, rank4 if layout == "nhwc" else None) if layout == "nhwc" else ref.eval()
+            sim_r = None
+            with p.step(f"{model_name}: converting the reference form too (a candidate of --form auto)"):
+                base_r = ref_job.result() if ref_job is not None else None
+                if ref_job is not None and base_r is None:
+                    p.log(f"reference candidate: the child conversion failed ({(((ref_job.error or '').strip().splitlines()) or ['?'])[-1][:160]}); "
+                          "converting it here")
+                if base_r is None:  # no child, or it failed: convert here
+                    if precision == "int8":
+                        sim_r, q_r = quantize_for_litert(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
+                        base_r = convert(sim_r, x, q_r)
+                    else:
+                        base_r = convert(ref_wrapped, x)
+            candidates["reference"], pass_reports["reference"] = apply_passes(base_r, None, io, precision == "fp16")
+            base_of["reference"], sim_of["reference"] = base_r, sim_r
+    finally:
         if ref_job is not None:
             ref_job.cancel()
-        raise
-    finally:
-        torch.set_num_threads(threads_before)
-    # Check inputs: random normal images in the model's float domain.
-    chk = to_layout(torch.randn(N_CHECK, *x_nchw.shape[1:], generator=gen).numpy()) if batch == 1 else None
-    recipes = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "auto": ["delegate", *CPU_RECIPES]}[form]
-    candidates: dict[str, bytes] = {}
-    pass_reports: dict[str, list[dict[str, Any]]] = {}
-    with p.step("graph passes (shuffle path, max-pool padding, I/O types)"):
-        for r in recipes:
-            key = r or "reference"
-            candidates[key], pass_reports[key] = apply_passes(base, r, io, precision == "fp16")
-            for rep in pass_reports[key]:
-                if (rep.get("pass") == "shuffle_path" and rep["rewritten"] == 0 and fold_report is not None
-                        and fold_report.counts()["data_path"] > 0):
-                    raise EdgeError(f"shuffle_path found no shuffle region to rewrite in {model_name}: {rep['skipped'][:1]}")
-    timings = None
-    chosen = next(iter(candidates))
-    base_of = {k: base for k in candidates}
-    sim_of = {k: sim for k in candidates}
-    if form == "auto":
-        # The reference form (the graph as written, converted the same way) is a candidate too: the folded
-        # forms must earn their place on the target (issue 13).
-        ref_wrapped = _nhwc(ref, rank4 if layout == "nhwc" else None) if layout == "nhwc" else ref.eval()
-        sim_r = None
-        with p.step(f"{model_name}: converting the reference form too (a candidate of --form auto)"):
-            base_r = ref_job.result() if ref_job is not None else None
-            if base_r is None:  # no child, or it failed: convert here
-                if precision == "int8":
-                    sim_r, q_r = quantize_for_litert(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
-                    base_r = convert(sim_r, x, q_r)
-                else:
-                    base_r = convert(ref_wrapped, x)
-        candidates["reference"], pass_reports["reference"] = apply_passes(base_r, None, io, precision == "fp16")
-        base_of["reference"], sim_of["reference"] = base_r, sim_r
     if len(candidates) > 1:
         from shufflenet_edge.export.timing import TUNE_ROUNDS, decide
 
@@ -352,7 +355,11 @@ def export_tflite(
     base, sim = base_of[chosen], sim_of[chosen]
     if sim is None and precision == "int8":  # the reference form won and was converted in the child: its
         # simulation for the checks (calibration is deterministic: the same observers see the same images)
-        sim, _ = quantize_for_litert(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
+        torch.set_num_threads(1)  # as the child calibrated
+        try:
+            sim, _ = quantize_for_litert(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
+        finally:
+            torch.set_num_threads(threads_before)
     final = candidates[chosen]
     if keep_candidates is not None:
         kd = Path(keep_candidates)

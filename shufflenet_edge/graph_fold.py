@@ -530,10 +530,7 @@ def _data_path(gm: fx.GraphModule, consts: _Consts, s: fx.Node, ends: list[fx.No
                form: str, split: str) -> str:
     graph = gm.graph
     n, c, h, w = _shape(s)  # type: ignore[misc]
-    anchor = ends[0]
-    for e in ends:  # insert before the first endpoint in graph order
-        pass
-    first = min(ends, key=lambda e: list(graph.nodes).index(e))
+    first = min(ends, key=lambda e: list(graph.nodes).index(e))  # insert before the first endpoint in graph order
     sizes = [len(sels[e]) for e in ends]
     if form == "transpose" and n == 1 and len(set(sizes)) == 1 and sum(sizes) == c:
         perm = torch.cat([sels[e] for e in ends])
@@ -573,7 +570,6 @@ def _data_path(gm: fx.GraphModule, consts: _Consts, s: fx.Node, ends: list[fx.No
                 idx_node = consts.node(first, sel.clone(), "idx")
                 o = graph.call_function(aten.index_select.default, (s, 1, idx_node))
         e.replace_all_uses_with(o)
-    del anchor
     return "gather" + (f" ({why})" if why else "")
 
 

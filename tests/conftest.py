@@ -21,12 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Under pytest-xdist the controller makes the folder and its workers (child processes, started after this file is
 # imported) inherit it through the environment, so they share one cache: a digits checkpoint or the arm64 sysroot
 # is built once (paths.cache_lock) and reused by every worker.
-_IS_WORKER = "PYTEST_XDIST_WORKER" in os.environ
-if _IS_WORKER and os.environ.get("SHUFFLENET_EDGE_TEST_HOME"):
+if "PYTEST_XDIST_WORKER" in os.environ and os.environ.get("SHUFFLENET_EDGE_TEST_HOME"):
     _SESSION_HOME = Path(os.environ["SHUFFLENET_EDGE_TEST_HOME"])
 else:
     _SESSION_HOME = Path(tempfile.mkdtemp(prefix="shufflenet-edge-tests-"))
     os.environ["SHUFFLENET_EDGE_TEST_HOME"] = str(_SESSION_HOME)
+    os.environ["SHUFFLENET_EDGE_TEST_HOME_OWNER"] = str(os.getpid())
 _user_xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
 os.environ.setdefault("PIP_CACHE_DIR", os.path.join(_user_xdg, "pip"))
 for _var, _sub in (("SHUFFLENET_EDGE_CACHE", "cache/shufflenet-edge"), ("XDG_CACHE_HOME", "cache"),
@@ -36,7 +36,7 @@ for _var, _sub in (("SHUFFLENET_EDGE_CACHE", "cache/shufflenet-edge"), ("XDG_CAC
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if not _IS_WORKER:  # the controller (or a plain run) owns the folder
+    if os.environ.get("SHUFFLENET_EDGE_TEST_HOME_OWNER") == str(os.getpid()):  # whoever made the folder removes it
         shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 

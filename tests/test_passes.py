@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import collections
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
 from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, shuffle_path
 from shufflenet_edge.export.passes.graph import Graph
 from shufflenet_edge.export.tflite_export import _nhwc, convert
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize
+from shufflenet_edge.runtimes.runner import TFLiteRunner
+
 from shufflenet_edge.graph_fold import fold_graph
 from shufflenet_edge.models import build_model
 from shufflenet_edge.models.common import randomize_batchnorm
-from shufflenet_edge.runtimes.runner import TFLiteRunner
 
 SIZE = 64
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from shufflenet_edge.export.timing import decide, interleaved_medians, ratio_stats
 
 

@@ -75,6 +75,10 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 def _tune_kw(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
     if args.tune_on != "local" and args.form != "auto":
         raise UsageError("--tune-on chooses among the candidates of --form auto; drop --form or --tune-on")
+    is_adb = args.tune_on == "adb" or args.tune_on.startswith("adb:")
+    if args.tune_delegate == "gpu" and not is_adb:
+        raise UsageError("--tune-delegate gpu times the candidates on a phone's GPU: use --tune-on adb[:SERIAL] "
+                         "(elsewhere the timings would be CPU ones; without a phone, export --form delegate)")
     if args.tune_on == "local":
         opts = None
     elif args.tune_on.startswith("ssh://"):
@@ -83,12 +87,16 @@ def _tune_kw(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         parse_ssh_target(args.tune_on)  # a bad spec fails now, not after the conversion
         opts = SshOptions(options=list(args.ssh_option), jump=args.ssh_jump, config=args.ssh_config,
                           identity=args.ssh_identity, remote_python=args.remote_python)
-    elif args.tune_on == "adb" or args.tune_on.startswith("adb:"):
-        from shufflenet_edge.runtimes.adb import connect
+    elif is_adb:
+        from shufflenet_edge.runtimes.adb import ENV_BENCHMARK_MODEL, _tools, connect
 
         opts = {"adb": args.adb, "benchmark_binary": args.benchmark_binary, "cpu_mask": args.cpu_mask,
                 "adb_delegate": args.tune_delegate}
         connect(args.tune_on, opts)  # no device, unknown serial: fail now, not after the conversion
+        tool = _tools(opts).benchmark_model if args.target == "tflite" else _tools(opts).ort_perf_test
+        if tool is None:
+            raise UsageError(f"--tune-on {args.tune_on}: pass --benchmark-binary PATH (TFLite's benchmark_model, or "
+                             f"onnxruntime_perf_test, built for the phone) or set {ENV_BENCHMARK_MODEL}")
     else:
         raise UsageError(f"--tune-on {args.tune_on!r}: local, ssh://user@host[:port] or adb[:SERIAL]")
     return {"tune_on": args.tune_on, "tune_options": opts, "tune_rounds": args.tune_rounds, "tune_runs": args.tune_runs}
