@@ -98,20 +98,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_parity_over_adb_without_a_device_is_one_line(arts, tmp_path):
+@pytest.fixture
+def adb_env(tmp_path):
+    """The real adb client with no phone: its own server port and HOME, the server stopped afterwards."""
     if shutil.which("adb") is None:
         pytest.skip("adb not installed (apt-get install -y adb)")
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(_free_port())}
     env.pop("ANDROID_SERIAL", None)
-    try:
-        for target, words in (("adb", "no Android device attached"), ("adb:nosuch-0042", "not found")):
-            r = cli("parity", str(arts["int8.tflite"]), "--synthetic", "2", "--target", target, env=env, timeout=300)
-            assert r.returncode == 1, r.stdout + r.stderr
-            assert r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
-    finally:
-        subprocess.run(["adb", "kill-server"], env=env, capture_output=True, timeout=30)
+    yield env
+    subprocess.run(["adb", "kill-server"], env=env, capture_output=True, timeout=30)
+
+
+def test_parity_over_adb_without_a_device_is_one_line(arts, adb_env):
+    for target, words in (("adb", "no Android device attached"), ("adb:nosuch-0042", "not found")):
+        r = cli("parity", str(arts["int8.tflite"]), "--synthetic", "2", "--target", target, env=adb_env, timeout=300)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
 
 
 def test_export_tunes_on_the_arm_board(arm_board, tmp_path):
@@ -131,22 +135,13 @@ def test_export_tunes_on_the_arm_board(arm_board, tmp_path):
     assert t["preferred"] == "cpu"
 
 
-def test_tune_on_adb_without_a_device_fails_before_converting(tmp_path):
+def test_tune_on_adb_without_a_device_fails_before_converting(adb_env, tmp_path):
     """The real adb client, no phone: one line, exit 1, nothing written, and no conversion spent first."""
-    if shutil.which("adb") is None:
-        pytest.skip("adb not installed (apt-get install -y adb)")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {**os.environ, "HOME": str(home), "ANDROID_ADB_SERVER_PORT": str(_free_port())}
-    env.pop("ANDROID_SERIAL", None)
     out = tmp_path / "x.tflite"
-    try:
-        r = cli("export", "--model", "shufflenet_v2_x0_5", "--target", "tflite", "--out", str(out), "--tune-on", "adb",
-                "--quiet", env=env, timeout=300)
-        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no Android device attached" in r.stderr, r.stderr
-        assert not out.exists() and "wrote" not in r.stdout and "fold:" not in r.stdout  # nothing exported first
-    finally:
-        subprocess.run(["adb", "kill-server"], env=env, capture_output=True, timeout=30)
+    r = cli("export", "--model", "shufflenet_v2_x0_5", "--target", "tflite", "--out", str(out), "--tune-on", "adb",
+            "--quiet", env=adb_env, timeout=300)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no Android device attached" in r.stderr, r.stderr
+    assert not out.exists() and "wrote" not in r.stdout and "fold:" not in r.stdout  # nothing exported first
     for args, words in ((["--tune-on", "usb"], "adb[:SERIAL]"), (["--tune-delegate", "gpu"], "--tune-on adb"),
                         (["--tune-on", "adb", "--form", "cpu"], "--form auto")):
         r = cli("export", "--model", "shufflenet_v2_x0_5", "--target", "tflite", "--out", str(out), *args)
