@@ -37,15 +37,10 @@ class ReferenceJob:
             self.error = f"exit code {rc}: " + self.log.read_text(errors="replace")[-2000:]
             return None
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
             self.error = f"timed out after {timeout:.0f} s"
             return None
-        finally:
-            if self.proc.poll() is None:  # interrupted while waiting: the child goes too
-                self.proc.kill()
-                self.proc.wait()
-            self.folder.cleanup()
+        finally:  # timed out or interrupted while waiting: the child goes too
+            self.cancel()
 
     def cancel(self) -> None:
         if self.proc.poll() is None:
@@ -85,12 +80,13 @@ def main(argv: list[str]) -> int:
     payload, out = argv
     torch.set_num_threads(1)
     job = torch.load(payload, weights_only=False)
-    from shufflenet_edge.export.tflite_export import _nhwc, convert, quantize_for_litert
+    from shufflenet_edge.export.tflite_export import _nhwc, convert
+    from shufflenet_edge.export.tflite_quantize import pt2e_quantize
 
     model = job["model"].eval()
     wrapped = _nhwc(model, job["rank4"]) if job["layout"] == "nhwc" else model
     if job["quant"] is not None:
-        sim, quantizer = quantize_for_litert(wrapped, job["x"], job["calib"], **job["quant"])
+        sim, quantizer = pt2e_quantize(wrapped, job["x"], job["calib"], **job["quant"])
         buf = convert(sim, job["x"], quantizer)
     else:
         buf = convert(wrapped, job["x"])

@@ -86,12 +86,6 @@ def convert(model: nn.Module, x: torch.Tensor, quantizer: Any = None) -> bytes:
         return bytes(edge.model_content())
 
 
-def quantize_for_litert(wrapped: nn.Module, x: torch.Tensor, calib: np.ndarray, *, calib_method: str,
-                        per_channel: bool, keep_float: list[str] | None) -> tuple[nn.Module, Any]:
-    """PT2E with the shared-data-path quantizer: (simulation, quantizer) for `convert`."""
-    return pt2e_quantize(wrapped, x, calib, calib_method=calib_method, per_channel=per_channel, keep_float=keep_float)
-
-
 def apply_passes(buf: bytes, recipe: str | None, io_type: str, fp16: bool) -> tuple[bytes, list[dict[str, Any]]]:
     from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, shuffle_path
     from shufflenet_edge.export.passes.graph import Graph
@@ -291,7 +285,7 @@ def export_tflite(
             wrapped = _nhwc(torch_form, rank4 if layout == "nhwc" else None) if layout == "nhwc" else torch_form.eval()
             with p.step(f"{model_name}: {step}"):
                 if precision == "int8":
-                    sim, quantizer = quantize_for_litert(wrapped, x, calib_l, **quant(form != "reference"))  # type: ignore[arg-type]
+                    sim, quantizer = pt2e_quantize(wrapped, x, calib_l, **quant(form != "reference"))  # type: ignore[arg-type]
                     base = convert(sim, x, quantizer)
                 else:
                     base = convert(wrapped, x)
@@ -326,7 +320,7 @@ def export_tflite(
                           "converting it here")
                 if base_r is None:  # no child, or it failed: convert here
                     if precision == "int8":
-                        sim_r, q_r = quantize_for_litert(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
+                        sim_r, q_r = pt2e_quantize(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
                         base_r = convert(sim_r, x, q_r)
                     else:
                         base_r = convert(ref_wrapped, x)
@@ -357,7 +351,7 @@ def export_tflite(
         # simulation for the checks (calibration is deterministic: the same observers see the same images)
         torch.set_num_threads(1)  # as the child calibrated
         try:
-            sim, _ = quantize_for_litert(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
+            sim, _ = pt2e_quantize(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
         finally:
             torch.set_num_threads(threads_before)
     final = candidates[chosen]

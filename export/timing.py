@@ -91,23 +91,18 @@ def time_on_target(paths: dict[str, str], target: str, threads: int, *, rounds: 
     candidates' order rotates per round; each measurement is its own runner process on the board). Returns the
     same record as `interleaved_medians`, plus the target and the board's environment."""
     keys = list(paths)
+    order = [k for r in range(rounds) for k in keys[r % len(keys):] + keys[: r % len(keys)]]  # rotated per round
     if target.startswith("ssh://"):
         from shufflenet_edge.runtimes.local import Job
         from shufflenet_edge.runtimes.ssh import SshOptions, run_ssh_target
 
-        opts = ssh_options or SshOptions()
-        jobs, order = [], []
-        for r in range(rounds):
-            for k in keys[r % len(keys):] + keys[: r % len(keys)]:
-                jobs.append(Job(paths[k], "auto", None, threads))
-                order.append(k)
-        recs = run_ssh_target(target, jobs, runs=runs, warmup=warmup, opts=opts)
+        jobs = [Job(paths[k], "auto", None, threads) for k in order]
+        recs = run_ssh_target(target, jobs, runs=runs, warmup=warmup, opts=ssh_options or SshOptions())
     elif target == "adb" or target.startswith("adb:"):
         # benchmark_model on the phone (pinned to its big cores unless --cpu-mask), one run per candidate per
         # round in the rotated order; `ssh_options` is then the adb options dict (benchmark_binary, adb, ...).
         from shufflenet_edge.runtimes.adb import run_adb_target
 
-        order = [k for r in range(rounds) for k in keys[r % len(keys):] + keys[: r % len(keys)]]
         recs = run_adb_target(target, [paths[k] for k in order], runtime="auto", threads=threads, runs=runs,
                               warmup=warmup, options=dict(ssh_options or {}))
     else:

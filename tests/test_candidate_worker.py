@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from shufflenet_edge.export.candidate_worker import start_reference
-from shufflenet_edge.export.tflite_export import _nhwc, convert, quantize_for_litert
+from shufflenet_edge.export.tflite_export import _nhwc, convert
+from shufflenet_edge.export.tflite_quantize import pt2e_quantize
 from torch import nn
 
 from shufflenet_edge.models import build_model
@@ -26,7 +27,7 @@ def test_child_conversion_is_byte_identical_int8():
     job = start_reference(m, None, "nhwc", x, calib, q)
     assert job is not None, "a 2-CPU machine with a picklable registry model should use the child"
     try:
-        sim, quantizer = quantize_for_litert(_nhwc(m, None), x, calib, **q)
+        sim, quantizer = pt2e_quantize(_nhwc(m, None), x, calib, **q)
         here = convert(sim, x, quantizer)
         there = job.result()
         assert there is not None, job.error
