@@ -1339,10 +1339,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="only rewrite the .md and .png from a recorded JSON (no measurement)")
     a = ap.parse_args(argv)
     if a.render:
-        data = json.loads(a.render.read_text())
-        data["rendered"] = datetime.datetime.now().isoformat(timespec="seconds")
+        try:
+            data = json.loads(a.render.read_text())
+            data["rendered"] = datetime.datetime.now().isoformat(timespec="seconds")
+            page = markdown(data)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"peers: cannot render {a.render}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                  file=sys.stderr)
+            return 1
         stem = a.render.with_suffix("")
-        Path(f"{stem}.md").write_text(markdown(data) + "\n")
+        Path(f"{stem}.md").write_text(page + "\n")
         plot(data, Path(f"{stem}.png"))
         log(f"rewrote {stem}.md and {stem}.png from {a.render}")
         return 0
