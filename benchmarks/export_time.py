@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--goal", type=float, default=60.0)
     ap.add_argument("--out", type=Path, default=RESULTS / "export_time")
     a = ap.parse_args(argv)
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     load0 = os.getloadavg()
     walls: dict[str, list[float]] = {"as shipped (child process)": [], "serial candidates": []}
     with tempfile.TemporaryDirectory() as td:
