@@ -108,9 +108,9 @@ def run_onnx_all(path: str | os.PathLike[str], xs: list[np.ndarray], threads: in
     """Every output of an ONNX graph for the batch `xs` (one array per graph input), in graph order."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    from shufflenet_edge.runtimes.ort_session import session_options
+
+    so = session_options(threads, check_numbers=True)
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     return [np.asarray(y) for y in sess.run(None, dict(zip(names, xs)))]

@@ -141,18 +141,21 @@ class OnnxRunner:
     """onnxruntime InferenceSession on the CPU (or the providers asked for), spinning off."""
 
     def __init__(self, path: str, threads: int = 1, providers: list[str] | None = None,
-                 optimization: str = "all") -> None:
+                 optimization: str = "all", *, check_numbers: bool = False) -> None:
         try:
             import onnxruntime as ort  # type: ignore[import-not-found]
         except ImportError as e:
             raise RunnerError("onnxruntime is not installed here: pip install onnxruntime", ["onnxruntime"]) from e
         self.runtime = "onnxruntime"
         self.runtime_version = ort.__version__
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
+        try:
+            from shufflenet_edge.runtimes.ort_session import session_options
+        except ImportError:  # runner.py run as a script (a board): ort_session.py lies beside it
+            from ort_session import session_options  # type: ignore[import-not-found,no-redef]
+        # Spinning threads starve other runtimes timed in the same process (DESIGN.md section 3). check_numbers:
+        # exact int8 kernels on x86-64 without VNNI (ort_session); timing keeps the default kernels.
+        so = session_options(threads, check_numbers=check_numbers)
         so.inter_op_num_threads = 1
-        # Spinning threads starve other runtimes timed in the same process (DESIGN.md section 3).
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = {
             "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

@@ -332,7 +332,8 @@ def infer_ssh(target: str, artifact: str, x: Any, *, opts: SshOptions, runtime: 
             inp = Path(td) / "inputs.npz"
             np.savez(inp, x=np.ascontiguousarray(x))
             try:
-                s.copy([RUNNER_PATH, artifact, inp], tmp, setup_timeout + os.path.getsize(artifact) / 1e6)
+                s.copy([RUNNER_PATH, RUNNER_PATH.with_name("ort_session.py"), artifact, inp], tmp,  # OnnxRunner imports it
+                       setup_timeout + os.path.getsize(artifact) / 1e6)
             except subprocess.TimeoutExpired:
                 raise EdgeError(f"{target}: copy timed out") from None
         py = opts.remote_python

@@ -123,10 +123,10 @@ def onnx_tensors(path: str, x: np.ndarray) -> list[ArtifactTensor]:
     for name in order:
         if name not in have:
             g.output.append(vi[name])
-    so = ort.SessionOptions()
+    from shufflenet_edge.runtimes.ort_session import session_options
+
+    so = session_options(1, check_numbers=True)
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.intra_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         sess = ort.InferenceSession(inferred.SerializeToString(), so, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001

@@ -121,24 +121,42 @@ def _output_scale(m: onnx.ModelProto) -> float:
     return float(numpy_helper.to_array(inits[node.input[1]]))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "measured 2026-12-02 on a fresh install: onnxruntime's optimized int8 kernels are 44-47 output steps from its "
-    "own QDQ simulation on this graph, for the gather, transpose and reference forms alike, with the old module "
-    "fold too, and with onnxruntime 1.31.1 as with 1.32.0 -- so it lies in the quantized graph or the kernels, not "
-    "in the fold; the previous CI passed with the same test. Open: find the op (per-node dump of both sessions)."))
-def test_int8_qdq_optimized_equals_simulation(session_tmp):
-    """Full graph optimizations (int8 kernels) vs the same QDQ graph unoptimized (float simulation)."""
+@pytest.fixture(scope="module")
+def v2_int8_onnx(session_tmp: Path) -> tuple[Path, dict]:
     p = session_tmp / "q.onnx"
     side = export_onnx("shufflenet_v2_x0_5", p, form="gather", int8=True, input_size=64, show_progress=False)
+    return p, side
+
+
+@pytest.mark.parametrize("precise", [True, False], ids=["x64quantprecision", "host-default"])
+def test_int8_qdq_optimized_equals_simulation(v2_int8_onnx, precise, monkeypatch, request):
+    """Full graph optimizations (int8 kernels) vs the same QDQ graph unoptimized (float simulation).
+
+    On x86-64 without VNNI, onnxruntime's u8s8 kernels saturate 16-bit pair sums (VPMADDUBSW): measured 47 output
+    steps here (AVX2, onnxruntime 1.32.0) with the default kernels, 0 with `session.x64quantprecision` = 1
+    (runtimes/ort_session.py). `precise`: the key forced on whatever the host, which must match on any host; else
+    the host's default kernels, which must match where VNNI (or another architecture) sums in 32 bits and are only
+    recorded (the test's user_properties "steps") on a host without VNNI."""
+    from shufflenet_edge.runtimes import ort_session
+
+    p, side = v2_int8_onnx
     assert side["precision"] == "int8" and "synthetic" in side["calibration"]
     info = inspect_onnx(p)
     assert info["quantized"] and info["max_rank"] <= 4
     scale = _output_scale(onnx.load(str(p)))
     x = np.random.default_rng(3).standard_normal((16, 3, 64, 64)).astype(np.float32)
-    fast = OnnxRunner(str(p), optimization="all")(x)
+    saturating_host = ort_session.int8_needs_precise_mode()
     sim = OnnxRunner(str(p), optimization="none")(x)
-    steps = np.abs(fast - sim).max() / scale
-    assert steps <= 2.0 + 1e-3, f"{steps:.2f} output quantization steps"
+    if precise:
+        monkeypatch.setattr(ort_session, "int8_needs_precise_mode", lambda *a, **k: True)
+    fast = OnnxRunner(str(p), optimization="all", check_numbers=precise)(x)
+    steps = float(np.abs(fast - sim).max() / scale)
+    mode = "x64quantprecision=1 (forced)" if precise else ort_session.describe_int8_mode(False)
+    request.node.user_properties += [("steps", round(steps, 3)), ("int8_mode", mode), ("isa", ort_session.cpu_isa())]
+    if precise or not saturating_host:
+        assert steps <= 2.0 + 1e-3, f"{steps:.2f} output quantization steps"
+    else:  # u8s8 saturation may or may not bite on this graph: the distance is recorded, not judged
+        print(f"default int8 kernels on a host without VNNI: {steps:.2f} output quantization steps from the simulation")
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
