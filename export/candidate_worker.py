@@ -7,11 +7,16 @@ script the way a multiprocessing spawn would), it reads the model, the example i
 from a ``torch.save`` file, and writes the converted flatbuffer. Anything that goes wrong there (a model that does
 not pickle, a crash, one CPU only) returns None and the exporter converts the candidate in its own process as
 before, so this only ever changes the wall time.
+
+The child never outlives the export: the exporter kills it and removes its temporary folder on every way out
+(an error, Ctrl-C, SIGTERM and SIGHUP, which the CLI turns into the same unwinding), and on Linux the child also
+asks the kernel to kill it if the exporting process dies without unwinding (SIGKILL).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,26 +63,55 @@ def start_reference(model: torch.nn.Module, rank4: list[int] | None, layout: str
     if cpus < 2 or os.environ.get("SHUFFLENET_EDGE_SERIAL_CANDIDATES"):
         return None
     folder = tempfile.TemporaryDirectory(prefix="shufflenet-edge-candidate-")
-    payload, out, log = (Path(folder.name) / n for n in ("job.pt", "reference.tflite", "child.log"))
-    try:
-        torch.save({"model": model, "rank4": rank4, "layout": layout, "x": x, "calib": calib, "quant": quant},
-                   payload)
-    except Exception:  # noqa: BLE001  (a module that does not pickle: convert it in this process)
+    proc: subprocess.Popen[bytes] | None = None
+    try:  # stopped part-way (Ctrl-C, SIGTERM): the folder and a started child go before the stop propagates
+        payload, out, log = (Path(folder.name) / n for n in ("job.pt", "reference.tflite", "child.log"))
+        try:
+            torch.save({"model": model, "rank4": rank4, "layout": layout, "x": x, "calib": calib, "quant": quant},
+                       payload)
+        except Exception:  # noqa: BLE001  (a module that does not pickle: convert it in this process)
+            folder.cleanup()
+            return None
+        env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+                   **{PARENT_ENV: str(os.getpid())})
+        try:
+            with open(log, "wb") as logf:
+                proc = subprocess.Popen([sys.executable, "-m", "shufflenet_edge.export.candidate_worker", str(payload),
+                                         str(out)], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                        env=env)
+        except OSError:  # cannot start a process here: convert in this one
+            folder.cleanup()
+            return None
+        return ReferenceJob(proc, folder, out, log)
+    except BaseException:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         folder.cleanup()
-        return None
-    env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
-    try:
-        with open(log, "wb") as logf:
-            proc = subprocess.Popen([sys.executable, "-m", "shufflenet_edge.export.candidate_worker", str(payload),
-                                     str(out)], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env)
-    except OSError:  # cannot start a process here: convert in this one
-        folder.cleanup()
-        return None
-    return ReferenceJob(proc, folder, out, log)
+        raise
+
+
+PARENT_ENV = "SHUFFLENET_EDGE_CANDIDATE_PARENT"
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGKILL when the exporting process dies (PR_SET_PDEATHSIG), so a
+    parent killed without unwinding (SIGKILL, a crash) leaves no conversion running; if it is already gone, exit."""
+    parent = int(os.environ.get(PARENT_ENV) or 0)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover (no libc prctl)
+            pass
+    if parent and os.getppid() != parent:
+        os._exit(1)
 
 
 def main(argv: list[str]) -> int:
     payload, out = argv
+    _die_with_parent()
     torch.set_num_threads(1)
     job = torch.load(payload, weights_only=False)
     from shufflenet_edge.export.tflite_export import _nhwc, convert

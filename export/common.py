@@ -160,8 +160,49 @@ def _read_json_object(path: Path) -> dict[str, Any]:
 
 
 def missing_identity_hint(artifact: str | os.PathLike[str]) -> str:
+    """Why an artifact says nothing about itself, and what to pass. A file that does not parse (cut short by a copy,
+    or not a model at all) says so, instead of blaming the metadata it cannot hold."""
+    broken = _unreadable(Path(artifact))
+    if broken:
+        return f"{artifact} is {broken}: copy or export it again"
     return (f"{artifact} has no sidecar ({sidecar_path(artifact).name}) and no embedded shufflenet-edge metadata: "
-            "pass --model (and --weights, --input-size if not the defaults), or re-export it with shufflenet-edge")
+            "pass --model NAME (and --weights FILE if it was exported from trained weights; the input size is read "
+            "from the artifact), or re-export it with shufflenet-edge")
+
+
+def _unreadable(p: Path) -> str | None:
+    """'truncated or not a TFLite file' (or ONNX) when the file does not parse whole; None when it does."""
+    ext = p.suffix.lower()
+    try:
+        data = p.read_bytes()
+    except OSError:
+        return None
+    if ext == ".tflite":
+        what = "truncated or not a TFLite file"
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            return f"{what} (no TFL3 identifier)"
+        try:
+            from ai_edge_litert import schema_py_generated as schema
+
+            model = schema.ModelT.InitFromPackedBuf(data, 0)
+        except ImportError:
+            return None
+        except Exception:  # noqa: BLE001  (flatbuffers raises assorted errors on a cut-short buffer)
+            return f"{what} ({len(data)} bytes; the flatbuffer points past its end)"
+        for b in model.buffers or []:  # weights stored after the flatbuffer (models over 2 GB, some converters)
+            if (b.offset or 0) > 1 and b.offset + (b.size or 0) > len(data):
+                return f"{what} ({len(data)} bytes; a weight buffer ends at byte {b.offset + b.size})"
+        return None
+    if ext == ".onnx":
+        try:
+            import onnx
+
+            onnx.load_from_string(data)
+        except ImportError:
+            return None
+        except Exception:  # noqa: BLE001  (protobuf DecodeError and friends)
+            return f"truncated or not an ONNX file ({len(data)} bytes that do not parse as an ONNX model)"
+    return None
 
 
 def write_sidecar(artifact: Path, info: dict[str, Any]) -> Path:
@@ -180,18 +221,65 @@ def read_sidecar(artifact: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def progress(enabled: bool = True) -> Any:
-    """A rich status spinner on stderr (silent when not a terminal or disabled)."""
+    """Progress on stderr, where users look: a rich spinner on a terminal; elsewhere (a CI log, a pipe, a file)
+    plain lines, one when a stage starts and one when it ends, each with the seconds since the export began, and a
+    "still running" line every $SHUFFLENET_EDGE_PROGRESS_EVERY seconds (default 30) of a long stage, so a log shows
+    the export is alive. Silent when disabled (--quiet)."""
+    import contextlib
+    import threading
+    import time
+
     from rich.console import Console
 
     from shufflenet_edge.console import err
 
-    console = Console(file=err(), quiet=not enabled)
+    stream = err()
+    console = Console(file=stream, quiet=not enabled)
+    if not enabled or console.is_terminal:
 
-    class _P:
+        class _P:
+            def step(self, text: str) -> Any:
+                return console.status(text, spinner="dots")
+
+            def log(self, text: str) -> None:
+                console.print(text, highlight=False)
+
+        return _P()
+    try:
+        every = float(os.environ.get("SHUFFLENET_EDGE_PROGRESS_EVERY") or 30)
+    except ValueError:
+        every = 30.0
+    every = every if every > 0 else 30.0
+    t0 = time.monotonic()
+    lock = threading.Lock()
+
+    def line(text: str) -> None:
+        with lock, contextlib.suppress(OSError, ValueError):
+            print(f"[{time.monotonic() - t0:6.1f} s] {text}", file=stream, flush=True)
+
+    class _Plain:
+        @contextlib.contextmanager
         def step(self, text: str) -> Any:
-            return console.status(text, spinner="dots")
+            start = time.monotonic()
+            line(f"{text} ...")
+            stop = threading.Event()
+
+            def beat() -> None:
+                while not stop.wait(every):
+                    line(f"{text}: still running ({time.monotonic() - start:.0f} s)")
+
+            beater = threading.Thread(target=beat, name="shufflenet-edge-progress", daemon=True)
+            beater.start()
+            finished = False
+            try:
+                yield
+                finished = True
+            finally:
+                stop.set()
+                beater.join()
+                line(f"{text}: {'done' if finished else 'did not finish'} ({time.monotonic() - start:.1f} s)")
 
         def log(self, text: str) -> None:
-            console.print(text, highlight=False)
+            line(text)
 
-    return _P()
+    return _Plain()

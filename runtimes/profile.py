@@ -395,12 +395,14 @@ def profile_from_benchmark_model(text: str, top: int = 10) -> dict[str, Any]:
         notes.append(f"{len(regular)} regular-run profiles in this output; the last one is used")
     prof: dict[str, Any] = {"source": "benchmark_model", "timing": True, "summary_source": source, "notes": notes}
     _finish(prof, summary)
-    run_ms = None
+    run_ms, kind = None, None
     if b["timings_us"] and b["timings_us"].get("avg") is not None:
-        run_ms = b["timings_us"]["avg"] / 1000.0
+        run_ms, kind = b["timings_us"]["avg"] / 1000.0, "mean"
     elif b["timings_us"] and b["timings_us"].get("curr") is not None:
-        run_ms = b["timings_us"]["curr"] / 1000.0
+        run_ms, kind = b["timings_us"]["curr"] / 1000.0, "last run"
     prof["run_ms"] = _round(run_ms)
+    prof["run_ms_kind"] = kind
+    prof["run_mean_ms"] = prof["run_ms"] if kind == "mean" else None
     prof["top_ops"] = ([{"name": r.get("name"), "node_type": r["node_type"], "avg_ms": r.get("avg_ms"),
                          "times_called": r.get("times_called"), "percent": r.get("percent"),
                          "category": op_category(str(r["node_type"]))} for r in t["top_by_time"][:top]]
@@ -436,6 +438,9 @@ def profile_from_runner(op: dict[str, Any], top: int = 10) -> dict[str, Any]:
     prof["summary_source"] = f"{op.get('source')} trace" if prof["timing"] else f"{op.get('source')} op list (counts only)"
     runs = [float(x) for x in op.get("run_ms") or []]
     prof["run_ms"] = _round(sorted(runs)[len(runs) // 2]) if runs else None
+    prof["run_ms_kind"] = "median" if runs else None
+    # The per-op times are means over the same runs: the whole run's mean is the figure to set beside their sum.
+    prof["run_mean_ms"] = _round(sum(runs) / len(runs)) if runs else None
     prof["runs"] = op.get("runs")
     prof["top_ops"] = _top(nodes, top, prof["total_ms"]) if prof["timing"] else []
     prof["nodes"] = len(nodes)
@@ -483,7 +488,17 @@ def format_profile(prof: dict[str, Any], title: str | None = None, max_rows: int
     total = prof.get("total_ms")
     run = prof.get("run_ms")
     if total is not None:
-        out.append(f"  sum of op times {total:.3f} ms/run" + (f"; whole run {run:.3f} ms" if run else ""))
+        # Like with like: the sum of per-op means beside the whole run's mean; a median (onnxruntime traces) or a
+        # single run is labelled as such, never set beside the sum as if the two added up.
+        mean, kind = prof.get("run_mean_ms"), prof.get("run_ms_kind")
+        whole = []
+        if mean is not None:
+            whole.append(f"mean {mean:.3f} ms")
+        if run is not None and kind not in (None, "mean"):
+            whole.append(f"{kind} {run:.3f} ms")
+        elif run is not None and kind is None and mean is None:
+            whole.append(f"{run:.3f} ms")
+        out.append(f"  sum of per-op mean times {total:.3f} ms/run" + (f"; whole run: {', '.join(whole)}" if whole else ""))
     dm, wide = prof.get("data_movement"), prof.get("data_movement_wide")
     if dm is not None:
         out.append(f"  data movement ({DATA_MOVEMENT_LABEL}): {dm['count']} ops, {_ms(dm['avg_ms'])} ms/run, "
@@ -514,5 +529,5 @@ def report_json(prof: dict[str, Any], source_file: str | None = None) -> dict[st
     avg_ms, percent, category), the top ops, the data-movement shares, the initialization block, the format."""
     return {"schema": "shufflenet-edge/op-profile/1", "source_file": source_file, **{
         k: prof.get(k) for k in ("source", "timing", "reason", "summary_source", "summary_by_node_type", "top_ops",
-                                 "total_ms", "run_ms", "nodes", "data_movement", "data_movement_wide",
+                                 "total_ms", "run_ms", "run_ms_kind", "run_mean_ms", "nodes", "data_movement", "data_movement_wide",
                                  "delegate_opaque", "initialization", "format", "notes")}}

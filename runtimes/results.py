@@ -4,7 +4,7 @@ Every target (local, ssh, adb) produces the same record, one per artifact x runt
 threads, built with `new_record` so no field is forgotten:
 
     artifact, model, format, precision, form, madds, runtime, runtime_version, provider, target, threads,
-    runs, warmup, latency_ms {median, p90, p99, mean, std, min, max}, init_ms, first_inference_ms,
+    runs, warmup, latency_ms {median, p10, p90, p99, mean, std, min, max}, init_ms, first_inference_ms,
     peak_rss_mb, model_size_bytes, xnnpack_partitions, environment {cpu_model, cores, machine, os, python,
     runtime_versions, ...}, status ("ok" | "skipped" | "error"), reason (str | None)
 
@@ -12,6 +12,7 @@ plus a few optional extras (`extra`: input shape, runtime options, device detail
 from the list of per-run times after warm-up (`latency_stats`), or, for tools that print only a summary
 (TFLite's `benchmark_model`, `onnxruntime_perf_test`), from that summary (`latency_from_summary`).
 Percentiles interpolate linearly between order statistics (numpy's default); std is the population std.
+p10 (the lower whisker of the plot) is newer than the schema's first files: a record without it is still valid.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from shufflenet_edge.errors import EdgeError
 
 SCHEMA = "shufflenet-edge/bench/1"
 STATUSES = ("ok", "skipped", "error")
-LATENCY_KEYS = ("median", "p90", "p99", "mean", "std", "min", "max")
+LATENCY_KEYS = ("median", "p10", "p90", "p99", "mean", "std", "min", "max")
 FIELDS = (
     "artifact", "model", "format", "precision", "form", "madds", "runtime", "runtime_version", "provider",
     "target", "threads", "runs", "warmup", "latency_ms", "init_ms", "first_inference_ms", "peak_rss_mb",
@@ -61,7 +62,7 @@ def _percentile(sorted_v: Sequence[float], q: float) -> float:
 
 
 def latency_stats(times_ms: Iterable[float]) -> dict[str, float]:
-    """median, p90, p99, mean, std (population), min, max of per-run times (warm-up already excluded)."""
+    """median, p10, p90, p99, mean, std (population), min, max of per-run times (warm-up already excluded)."""
     v = sorted(float(t) for t in times_ms)
     if not v:
         raise ValueError("latency_stats needs at least one timed run, got none")
@@ -69,7 +70,7 @@ def latency_stats(times_ms: Iterable[float]) -> dict[str, float]:
         raise ValueError(f"per-run times must be finite and >= 0, got min {v[0]}, max {v[-1]}")
     mean = sum(v) / len(v)
     std = math.sqrt(sum((t - mean) ** 2 for t in v) / len(v))
-    out = {"median": _percentile(v, 50), "p90": _percentile(v, 90), "p99": _percentile(v, 99),
+    out = {"median": _percentile(v, 50), "p10": _percentile(v, 10), "p90": _percentile(v, 90), "p99": _percentile(v, 99),
            "mean": mean, "std": std, "min": v[0], "max": v[-1]}
     return {k: round(x, 4) for k, x in out.items()}
 
@@ -271,9 +272,129 @@ def describe_artifact(path: str, *, input_size: int | None = None, num_classes: 
         if info["format"] == "onnx" and p.is_file():
             info["companions"] = onnx_companions(p)
             info["model_size_bytes"] += sum(c.stat().st_size for c in info["companions"] if c.is_file())
+    if info["madds"] is not None:
+        info["madds_source"] = "sidecar"
     if madds and info["madds"] is None:
         info["madds"] = registry_madds(info["model"], info["input_size"], info["num_classes"])
+        info["madds_source"] = "registry" if info["madds"] is not None else None
+    if madds and info["madds"] is None and not path.startswith("torch:"):
+        # A user's model (`export --model-file`) or an artifact from elsewhere: its own multiply-adds, counted in
+        # the graph (conv, depthwise conv, fully connected, matmul), so it is plotted where it belongs.
+        info["madds"] = graph_madds(path)
+        info["madds_source"] = "graph" if info["madds"] is not None else None
     return info
+
+
+# Multiply-adds per image counted in an artifact's graph: the same rule as shufflenet_edge/complexity.py
+# (k*k*c_in/g multiply-adds per output element of a conv, n_in per output of a fully connected layer); other ops
+# count 0. The first dimension of an output is the batch.
+_TFLITE_MADDS_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
+_ONNX_CONV = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}  # op -> index of the weight input
+_ONNX_MATMUL = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1)}
+
+
+def _prod(dims: Sequence[int]) -> int:
+    out = 1
+    for d in dims:
+        out *= int(d)
+    return out
+
+
+def graph_madds(path: str | os.PathLike[str]) -> int | None:
+    """Multiply-adds per image of an .onnx / .tflite, counted in its graph; None when the file does not parse or
+    no counted op has static shapes."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() == ".tflite":
+            return _tflite_madds(p.read_bytes())
+        if p.suffix.lower() == ".onnx":
+            return _onnx_madds(p)
+    except Exception:  # noqa: BLE001  (a damaged or foreign file: the plot says the count is unknown)
+        return None
+    return None
+
+
+def _tflite_madds(buf: bytes) -> int | None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(buf, 0)
+    names = {v: k for k, v in schema.BuiltinOperator.__dict__.items() if not k.startswith("_")}
+    sg = model.subgraphs[0]
+
+    def shape(i: int) -> list[int]:
+        t = sg.tensors[i]
+        return [int(d) for d in (t.shape if t.shape is not None else [])]
+
+    total, counted = 0, False
+    for op in sg.operators or []:
+        oc = model.operatorCodes[op.opcodeIndex]
+        name = names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode))
+        if name not in _TFLITE_MADDS_OPS:
+            continue
+        out, w = shape(int(op.outputs[0])), shape(int(op.inputs[1]))
+        if not out or not w or min(out + w) < 1:
+            continue
+        per_image = _prod(out[1:]) if len(out) > 1 else _prod(out)
+        if name == "CONV_2D":  # filter (c_out, kh, kw, c_in / groups)
+            total += per_image * w[1] * w[2] * w[3]
+        elif name == "DEPTHWISE_CONV_2D":  # filter (1, kh, kw, c_out)
+            total += per_image * w[1] * w[2]
+        elif name == "FULLY_CONNECTED":  # weights (units, n_in)
+            total += per_image * w[-1]
+        else:  # BATCH_MATMUL: (..., m, k) x (..., k, n)
+            a = shape(int(op.inputs[0]))
+            if not a:
+                continue
+            total += per_image * a[-1]
+        counted = True
+    return total if counted else None
+
+
+def _onnx_madds(p: Path) -> int | None:
+    import onnx
+
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(p), load_external_data=False))
+    g = m.graph
+    shapes: dict[str, list[int | None]] = {t.name: [int(d) for d in t.dims] for t in g.initializer}
+    for v in list(g.value_info) + list(g.input) + list(g.output):
+        tt = v.type.tensor_type
+        if tt.HasField("shape"):
+            shapes[v.name] = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+    producer = {o: n for n in g.node for o in n.output}
+
+    def shape_of(name: str) -> list[int | None] | None:
+        if name in shapes:
+            return shapes[name]
+        n = producer.get(name)  # a weight behind DequantizeLinear / Cast / Identity keeps its shape
+        if n is not None and n.op_type in ("DequantizeLinear", "Cast", "Identity") and n.input:
+            return shape_of(n.input[0])
+        return None
+
+    total, counted = 0, False
+    for n in g.node:
+        if n.op_type in _ONNX_CONV and len(n.input) > _ONNX_CONV[n.op_type]:
+            out, w = shape_of(n.output[0]), shape_of(n.input[_ONNX_CONV[n.op_type]])
+            if not out or not w or any(d is None for d in out[1:] + w):
+                continue
+            total += _prod(out[1:]) * _prod(w[1:])  # (n, c_out, *spatial) x (c_out, c_in / g, *kernel)
+            counted = True
+        elif n.op_type in _ONNX_MATMUL:
+            a_i, b_i = _ONNX_MATMUL[n.op_type]
+            out, a = shape_of(n.output[0]), shape_of(n.input[a_i])
+            if not out or not a or any(d is None for d in out[1:]):
+                continue
+            k = None
+            if n.op_type == "Gemm":
+                trans_a = next((at.i for at in n.attribute if at.name == "transA"), 0)
+                k = a[0] if trans_a else a[-1]
+            else:
+                k = a[-1]
+            if k is None:
+                continue
+            per_image = _prod(out[1:]) if len(out) > 1 else _prod(out)
+            total += per_image * int(k)
+            counted = True
+    return total if counted else None
 
 
 def onnx_companions(path: Path) -> list[Path]:
@@ -313,11 +434,38 @@ def _runtime_label(r: dict[str, Any]) -> str:
     return f"{r['runtime']}/{prov}" if prov else str(r["runtime"])
 
 
+_GPU_ROWS = {("onnxruntime", "cuda"), ("onnxruntime", "tensorrt"), ("litert", "gpu"), ("torch", "cuda")}
+
+
+def is_gpu_skip(r: dict[str, Any]) -> bool:
+    """A GPU row (runtimes/gpu.py's GPU_ROWS) skipped because this machine or this build has no GPU for it."""
+    return r.get("status") == "skipped" and (r.get("runtime"), r.get("provider")) in _GPU_ROWS
+
+
+def _short_reason(reason: Any) -> str:
+    first = str(reason or "").split(";")[0]
+    return re.sub(r"\s*\([^)]*\)", "", first).strip() or "no reason given"
+
+
+def gpu_skip_line(records: Sequence[dict[str, Any]]) -> str | None:
+    """One line for all the skipped GPU rows of a run (which rows, why in a few words), or None."""
+    skips = [r for r in records if is_gpu_skip(r)]
+    if not skips:
+        return None
+    rows = list(dict.fromkeys(_runtime_label(r) for r in skips))
+    why = list(dict.fromkeys(_short_reason(r.get("reason")) for r in skips))
+    where = ", ".join(dict.fromkeys(str(r.get("target")) for r in skips))
+    return (f"GPU rows skipped on {where} ({', '.join(rows)}): {why[0]} (each row's reason is in the JSON; "
+            "--no-gpu leaves them out)")
+
+
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     """A fixed-width table (times in ms), then numbered notes with the reason of every skipped/error row,
-    then one line per distinct environment."""
+    then one line per distinct environment. Skipped GPU rows are one line for the whole run, not rows."""
     head = ["artifact", "prec", "runtime", "target", "thr", "median", "p90", "p99", "mean", "std", "min",
             "init", "first", "RSS MB", "size MB", "parts"]
+    gpu_line = gpu_skip_line(records)
+    records = [r for r in records if not is_gpu_skip(r)]
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in records:
@@ -346,6 +494,8 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         out.append(line(cells) + ("  (!)" if record_cpu_changes(rec) else ""))
     out.append("times in ms; warm-up excluded; parts = XNNPACK partitions (TFLite)")
     out += [f"[{i + 1}] {n}" for i, n in enumerate(notes)]
+    if gpu_line:
+        out.append(gpu_line)
     out += cpu_state_lines(records)
     out += [f"{t}: {environment_line(env)}" for t, env in target_environments(records).items()]
     return "\n".join(out)
@@ -584,56 +734,119 @@ def _short_model(name: str | None) -> str:
     return s.replace("_x", " ").replace("_g", " g").replace("_", ".")
 
 
-def write_plot(path: str | os.PathLike[str], records: Sequence[dict[str, Any]], title: str | None = None) -> Path:
-    """PNG of median latency against multiply-adds (the papers' Figure 1 view): one series per
-    runtime/provider, precision, format, target and thread count; points labelled with the model. Rows
-    without a known multiply-add count are listed under the plot instead; when no row has one, a bar chart
-    of median latency per row is drawn."""
+PRECISION_COLOURS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#ff7f0e"}
+OTHER_COLOUR = "#7f7f7f"
+
+
+def _model_key(r: dict[str, Any]) -> str:
+    return str(r.get("model") or os.path.splitext(os.path.basename(str(r["artifact"])))[0])
+
+
+def _whiskers(r: dict[str, Any]) -> tuple[float, float, bool]:
+    """(down, up) lengths from the median to p10 and p90, and whether p10 was recorded (else min is used)."""
+    lat = r["latency_ms"]
+    y = float(lat["median"])
+    lo, has_p10 = lat.get("p10"), lat.get("p10") is not None
+    if lo is None:
+        lo = lat.get("min")
+    hi = lat.get("p90")
+    return (max(0.0, y - float(lo)) if lo is not None else 0.0, max(0.0, float(hi) - y) if hi is not None else 0.0,
+            has_p10)
+
+
+def plot_figure(records: Sequence[dict[str, Any]], title: str | None = None) -> Any:
+    """The bench figure (matplotlib Figure), or None when no measurement succeeded (then nothing is drawn).
+
+    One model: median latency per artifact x runtime x threads as bars, whiskers p10 to p90, coloured by
+    precision. Several models with known multiply-adds: latency against multiply-adds (the papers' Figure 1 view),
+    one series per runtime/provider, precision, format, target and thread count; rows without a multiply-add count
+    are named under the plot, with the reason."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ok = [r for r in records if r.get("status") == "ok" and (r.get("latency_ms") or {}).get("median") is not None]
+    if not ok:
+        return None
+    models = list(dict.fromkeys(_model_key(r) for r in ok))
     with_madds = [r for r in ok if r.get("madds")]
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
-    if with_madds:
-        series: dict[str, list[dict[str, Any]]] = {}
-        for r in with_madds:
-            key = (f"{_runtime_label(r)} {r.get('precision') or ''} {r.get('format') or ''}, {r.get('threads')} thr"
-                   f" @ {r.get('target')}")
-            series.setdefault(key, []).append(r)
-        for key, rs in sorted(series.items()):
-            rs = sorted(rs, key=lambda r: r["madds"])
-            xs = [r["madds"] / 1e6 for r in rs]
-            ys = [r["latency_ms"]["median"] for r in rs]
-            yerr = [[max(0.0, y - (r["latency_ms"].get("min") or y)) for y, r in zip(ys, rs, strict=True)],
-                    [max(0.0, (r["latency_ms"].get("p90") or y) - y) for y, r in zip(ys, rs, strict=True)]]
-            ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=key, linewidth=1)
-            for x, y, r in zip(xs, ys, rs, strict=True):
-                ax.annotate(_short_model(r.get("model")), (x, y), textcoords="offset points", xytext=(4, 4),
-                            fontsize=7)
-        ax.set_xlabel("multiply-adds (millions)")
-        ax.set_ylabel("median latency (ms); bars: min to p90")
-        ax.set_title(title or "Latency against multiply-adds (measured, not inferred)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-        missing = [r for r in ok if not r.get("madds")]
-        if missing:
-            names = ", ".join(sorted({os.path.basename(str(r["artifact"])) for r in missing}))
-            fig.text(0.01, 0.01, f"not plotted (multiply-adds unknown): {names}", fontsize=7)
-    elif ok:
-        labels = [f"{os.path.basename(str(r['artifact']))}\n{_runtime_label(r)} {r.get('threads')}thr @ {r.get('target')}"
-                  for r in ok]
-        ys = [r["latency_ms"]["median"] for r in ok]
-        ax.barh(range(len(ys)), ys)
-        ax.set_yticks(range(len(ys)), labels, fontsize=7)
-        ax.set_xlabel("median latency (ms)")
-        ax.set_title(title or "Median latency (multiply-adds unknown for these artifacts)")
+    if len(models) > 1 and len({_model_key(r) for r in with_madds}) > 1:
+        _madds_view(fig, ax, ok, with_madds, title)
     else:
-        ax.text(0.5, 0.5, "no successful measurement to plot", ha="center", va="center")
-        ax.set_axis_off()
+        _bars_view(fig, ax, ok, models, title)
     fig.tight_layout()
+    return fig
+
+
+def _bars_view(fig: Any, ax: Any, ok: list[dict[str, Any]], models: list[str], title: str | None) -> None:
+    from matplotlib.patches import Patch
+
+    targets = {str(r.get("target")) for r in ok}
+    rows = sorted(ok, key=lambda r: (os.path.basename(str(r["artifact"])), _runtime_label(r), str(r.get("target")),
+                                     r.get("threads") or 0))
+    labels, ys, down, up, colours = [], [], [], [], []
+    all_p10 = True
+    for r in rows:
+        name = r["artifact"] if str(r["artifact"]).startswith("torch:") else os.path.basename(str(r["artifact"]))
+        where = f" @ {r.get('target')}" if len(targets) > 1 else ""
+        labels.append(f"{name}\n{_runtime_label(r)}{where}, {r.get('threads')} thr")
+        ys.append(float(r["latency_ms"]["median"]))
+        d, u, has_p10 = _whiskers(r)
+        down.append(d)
+        up.append(u)
+        all_p10 = all_p10 and has_p10
+        colours.append(PRECISION_COLOURS.get(str(r.get("precision")), OTHER_COLOUR))
+    xs = list(range(len(rows)))
+    ax.bar(xs, ys, color=colours, yerr=[down, up], capsize=3, error_kw={"elinewidth": 1, "ecolor": "black"})
+    ax.set_xticks(xs, labels, fontsize=7, rotation=30 if len(rows) > 4 else 0, ha="right" if len(rows) > 4 else "center")
+    ax.set_xlabel("artifact, runtime, threads")
+    ax.set_ylabel("median latency (ms); whiskers p10 to p90" + ("" if all_p10 else " (min to p90 where p10 is not recorded)"))
+    who = ", ".join(models) if len(models) <= 3 else f"{len(models)} models"
+    ax.set_title(title or f"{who}: median latency per artifact and thread count")
+    ax.grid(True, axis="y", alpha=0.3)
+    seen = list(dict.fromkeys(str(r.get("precision")) for r in rows))
+    ax.legend(handles=[Patch(color=PRECISION_COLOURS.get(pr, OTHER_COLOUR), label=pr if pr != "None" else "precision unknown")
+                       for pr in seen], fontsize=7, loc="best", title="precision", title_fontsize=7)
+
+
+def _madds_view(fig: Any, ax: Any, ok: list[dict[str, Any]], with_madds: list[dict[str, Any]], title: str | None) -> None:
+    series: dict[str, list[dict[str, Any]]] = {}
+    for r in with_madds:
+        key = (f"{_runtime_label(r)} {r.get('precision') or ''} {r.get('format') or ''}, {r.get('threads')} thr"
+               f" @ {r.get('target')}")
+        series.setdefault(key, []).append(r)
+    all_p10 = True
+    for key, rs in sorted(series.items()):
+        rs = sorted(rs, key=lambda r: r["madds"])
+        xs = [r["madds"] / 1e6 for r in rs]
+        ys = [r["latency_ms"]["median"] for r in rs]
+        w = [_whiskers(r) for r in rs]
+        all_p10 = all_p10 and all(h for _, _, h in w)
+        ax.errorbar(xs, ys, yerr=[[d for d, _, _ in w], [u for _, u, _ in w]], marker="o", capsize=3, label=key,
+                    linewidth=1)
+        for x, y, r in zip(xs, ys, rs, strict=True):
+            ax.annotate(_short_model(r.get("model")), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("multiply-adds (millions)")
+    ax.set_ylabel("median latency (ms); bars p10 to p90" + ("" if all_p10 else " (min to p90 where p10 is not recorded)"))
+    ax.set_title(title or "Latency against multiply-adds (measured, not inferred)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    missing = [r for r in ok if not r.get("madds")]
+    if missing:
+        names = ", ".join(sorted({os.path.basename(str(r["artifact"])) for r in missing}))
+        fig.text(0.01, 0.01, f"not plotted: {names} (multiply-adds unknown: not a registered model, no madds in the "
+                 "sidecar, and no conv/matmul with static shapes in the graph)", fontsize=7)
+
+
+def write_plot(path: str | os.PathLike[str], records: Sequence[dict[str, Any]], title: str | None = None) -> Path | None:
+    """Write `plot_figure` as a PNG (atomically); None, and nothing written, when no measurement succeeded."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_figure(records, title)
+    if fig is None:
+        return None
 
     def w(tmp: str) -> None:
         fig.savefig(tmp, format="png")

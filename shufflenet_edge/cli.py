@@ -1,14 +1,19 @@
-"""The `shufflenet-edge` command. Exit codes: 0 ok, 1 failure, 2 usage error."""
+"""The `shufflenet-edge` command. Exit codes: 0 ok, 1 failure, 2 usage error, 128 + N when stopped by signal N
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: the same clean stop for all three, children and temporary files gone)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
 
 from shufflenet_edge import __version__
 from shufflenet_edge.errors import EdgeError, UsageError
@@ -59,6 +64,66 @@ def input_size(s: str) -> int:
     return v
 
 
+# --------------------------------------------------------------------------------------------------- --json
+# One meaning on every command: `--json` alone prints the JSON document to stdout (and nothing else goes to
+# stdout: the human table, if the command prints one, moves to stderr); `--json FILE.json` writes it there.
+
+JSON_STDOUT = "-"
+
+
+def json_destination(s: str) -> str:
+    """`--json`'s value: `-` (stdout) or a FILE.json. A value not ending in .json is refused, so that
+    `inspect --json model.tflite` never overwrites the artifact it was meant to read."""
+    if s == JSON_STDOUT or s.lower().endswith(".json"):
+        return s
+    raise argparse.ArgumentTypeError(
+        f"expected FILE.json, or nothing to print the JSON on stdout; got {s!r} (put --json after the other "
+        "arguments, or write --json -)")
+
+
+def add_json_argument(p: argparse.ArgumentParser, what: str = "the result", default: str | None = None) -> None:
+    """`--json [FILE.json]`: alone, JSON on stdout; with a file, written there (atomically). `default`: a file
+    written when --json is not given at all (bench)."""
+    tail = f" (default {default})" if default else ""
+    p.add_argument("--json", nargs="?", const=JSON_STDOUT, default=default, type=json_destination,
+                   metavar="FILE.json", help=f"{what} as JSON: on stdout with --json alone, or into FILE.json{tail}")
+
+
+def json_to_stdout(args: argparse.Namespace) -> bool:
+    return getattr(args, "json", None) == JSON_STDOUT
+
+
+def human_stream(args: argparse.Namespace) -> IO[str]:
+    """Where the human-readable output goes: stdout, or stderr when stdout carries the JSON."""
+    if json_to_stdout(args):
+        from shufflenet_edge.console import err
+
+        return err()
+    return sys.stdout
+
+
+def emit_json(obj: Any, dest: str | None) -> Path | None:
+    """Print `obj` as JSON on stdout (`dest` "-") or write it to `dest` atomically; the path written, or None."""
+    if not dest:
+        return None
+    text = json.dumps(obj, indent=2, default=str) + "\n"
+    if dest == JSON_STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return None
+    path = Path(dest)
+    if path.is_dir():
+        raise UsageError(f"--json path is a folder: {dest}")
+    from shufflenet_edge.files import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    except OSError as e:
+        raise EdgeError(f"cannot write {path}: {e.strerror or e}") from e
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_commands()
     p = _Parser(
@@ -72,9 +137,31 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (add_args, handler, help_) in _COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
-        add_args(sp)
+        try:
+            add_args(sp)
+        except ModuleNotFoundError as e:  # an install without torch (runtimes only): the command says so when used
+            sp.set_defaults(_handler=_needs(name, e.name or str(e)), _lenient=True)
+            continue
         sp.set_defaults(_handler=handler)
     return p
+
+
+# The import names of the default install's dependencies: one missing means an install without it (a board or CI
+# runner with only the runtimes), not a bug.
+DEPENDENCY_MODULES = frozenset({"torch", "torchao", "numpy", "onnx", "onnxruntime", "onnxscript", "onnxslim",
+                                "litert_torch", "ai_edge_litert", "PIL", "rich", "matplotlib"})
+
+
+def _needs_message(command: str, module: str) -> str:
+    return (f"`{command}` needs {module}, which is not installed here: pip install -c constraints.txt shufflenet-edge "
+            "(the full install; see the README)")
+
+
+def _needs(command: str, module: str) -> Handler:
+    def handler(_args: argparse.Namespace) -> int:
+        raise EdgeError(_needs_message(command, module))
+
+    return handler
 
 
 def _load_commands() -> None:
@@ -94,35 +181,101 @@ def _quiet_native_logs() -> None:
     logging.getLogger("torchao").setLevel(logging.ERROR)
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the main thread is, so the command unwinds as it does on Ctrl-C: `finally`
+    blocks kill child processes and remove temporary files (a KeyboardInterrupt, so every Ctrl-C path applies)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise `Stopped` in the main thread (once: a second signal during
+    the clean-up is ignored, so the clean-up finishes). Elsewhere (a thread, no signals): nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stopping:
+            return
+        stopping.append(signum)
+        raise Stopped(signum)
+
+    old: dict[int, Any] = {}
+    for s in STOP_SIGNALS:
+        try:
+            old[s] = signal.signal(s, handler)
+        except (ValueError, OSError):  # pragma: no cover (not the main interpreter)
+            pass
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(s, h)
+
+
+def _stop_message(e: KeyboardInterrupt) -> tuple[int, str]:
+    signum = getattr(e, "signum", signal.SIGINT)
+    if signum == signal.SIGINT:
+        return 130, "shufflenet-edge: interrupted"
+    return 128 + int(signum), f"shufflenet-edge: stopped by {signal.Signals(signum).name}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with stop_on_signals():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as e:  # before or after the command (parsing, the capture's own clean-up)
+            rc, message = _stop_message(e)
+            print(message, file=sys.stderr)
+            return rc
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     from shufflenet_edge.console import capture_native
 
     _quiet_native_logs()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "_lenient", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     debug = bool(getattr(args, "debug", False))
     if not debug:
         warnings.simplefilter("ignore")
-    rc, message, native = 0, None, None
-    # Native libraries' stderr goes to a capture file unless --debug (shufflenet_edge/console.py).
+    rc, message, native, failure = 0, None, None, None
+    # Native libraries' stderr goes to a capture file unless --debug (shufflenet_edge/console.py); the file is
+    # removed when the command ends, unless an error message names it.
     with capture_native(enabled=not debug) as cap:
         try:
             rc = int(args._handler(args) or 0)
         except UsageError as e:
-            rc, message = 2, f"shufflenet-edge: error: {e}"
+            rc, message, failure = 2, f"shufflenet-edge: error: {e}", e
         except EdgeError as e:
-            rc, message = 1, f"shufflenet-edge: error: {e}"
+            rc, message, failure = 1, f"shufflenet-edge: error: {e}", e
             log = cap.keep()
             if log:
                 message += f" (native library output: {log})"
-        except KeyboardInterrupt:
-            rc, message = 130, "shufflenet-edge: interrupted"
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP (Stopped)
+            rc, message = _stop_message(e)
         except Exception as e:  # noqa: BLE001  (unexpected: still one line unless --debug)
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            rc, message = 1, f"shufflenet-edge: error: {type(e).__name__}: {msg} (run with --debug for the traceback)"
-            native = cap.text()
-        if debug and message and rc not in (0, 130):
-            traceback.print_exc()
+            if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in DEPENDENCY_MODULES:
+                # an install without torch (runtimes only): this command needs the full install
+                rc, message, failure = 1, f"shufflenet-edge: error: {_needs_message(args.command, e.name or '')}", e
+            else:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                hint = "" if debug else " (run with --debug for the traceback)"
+                rc, message, failure = 1, f"shufflenet-edge: error: {type(e).__name__}: {msg}{hint}", e
+                native = cap.text()
+        if debug and failure is not None:
+            traceback.print_exception(type(failure), failure, failure.__traceback__)
     if native and native.strip():
         print("shufflenet-edge: what the native libraries printed before the failure:", file=sys.stderr)
         print("\n".join(native.rstrip().splitlines()[-40:]), file=sys.stderr)

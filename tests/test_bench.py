@@ -126,7 +126,7 @@ def test_bench_local_table_json_png(arts, tmp_path):
     for x in gpu:
         if x["status"] == "skipped":
             assert "GPU" in x["reason"] or "CUDA" in x["reason"] or "cuda" in x["reason"].lower(), x["reason"]
-    assert "skipped [" in r.stdout
+    assert "GPU rows skipped on local" in r.stdout and "skipped [" not in r.stdout  # one line, not a row per file
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out_png.stat().st_size > 10_000
 
 
@@ -176,12 +176,18 @@ def test_no_artifact_and_no_defaults_says_how_to_make_them(tmp_path):
     assert "shufflenet-edge export" in r.stderr and "out/shufflenet_v2_x1_0_int8.tflite" in r.stderr
 
 
-def test_corrupt_artifact_is_an_error_row(tmp_path):
+def test_corrupt_artifact_is_an_error_row(arts, tmp_path):
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"not a flatbuffer" * 10)
+    # nothing measured: one line, nothing written (tests/test_cli_promises.py has the full promise)
     r = cli("bench", str(bad), "--no-gpu", "--runs", "3", "--json", str(tmp_path / "o.json"), "--no-plot", "--quiet")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "broken.tflite" in r.stderr
-    assert read_json(tmp_path / "o.json")[0]["status"] == "error"
+    assert not (tmp_path / "o.json").exists()
+    # beside a good artifact: an error row in the table and the JSON, exit 1
+    r = cli("bench", str(bad), str(arts["fp32.onnx"]), "--no-gpu", "--runs", "3", "--json", str(tmp_path / "o.json"),
+            "--no-plot", "--quiet")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "broken.tflite" in r.stderr
+    assert [x["status"] for x in read_json(tmp_path / "o.json")] == ["error", "ok"]
 
 
 # --- the adb plug-in contract (the real adb target has its own tests) ------------------------------

@@ -252,10 +252,22 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def missing_app_message(app: Path) -> str:
+    """Where the demo app is: the source tree's android_demo/, which a wheel install does not carry."""
+    checkout = Path(__file__).resolve().parents[2] / "android_demo"  # beside the package in a source checkout
+    if (checkout / "app").is_dir():
+        return f"Android project not found: {app} (this checkout's demo app is {checkout}: pass --app {checkout})"
+    from shufflenet_edge import __version__
+
+    return (f"Android project not found: {app}. The demo app is not installed with the package: it is the "
+            f"android_demo/ folder of the shufflenet-edge source (the project's repository, or the source archive "
+            f"shufflenet-edge-{__version__}.tar.gz); run this from that folder's parent or pass --app PATH/android_demo")
+
+
 def write_assets(artifact: Path, app: Path, labels_file: Path | None = None) -> dict[str, Any]:
     """Copy model, labels and model_config.json into the app's assets; returns the config written."""
     if not app.is_dir():
-        raise EdgeError(f"Android project not found: {app}")
+        raise EdgeError(missing_app_message(app))
     if not (app / "app").is_dir():
         raise EdgeError(f"{app} is not the Android demo project (no {app / 'app'} folder); pass --app android_demo")
     cfg, labels = read_artifact_constants(artifact, labels_file)

@@ -5,8 +5,10 @@
     shufflenet-edge bench out/m_int8.tflite --target adb --threads 4 --benchmark-binary ~/benchmark_model
 
 One record per artifact x runtime x provider x target x threads (runtimes/results.py has the schema); a
-table on stdout, JSON (rewritten after every measurement, so an interrupted run keeps what it measured)
-and a PNG of latency against multiply-adds.
+table on stdout, JSON (rewritten after every measurement, so an interrupted run keeps what it measured; `--json`
+alone prints it on stdout at the end and the table goes to stderr) and a PNG: for one model, latency per artifact
+and thread count as bars; for several, latency against multiply-adds. When nothing was measured (every
+measurement failed, or the target was unreachable) the command says so in one line, writes nothing and exits 1.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from shufflenet_edge.cli import command, positive_int
+from shufflenet_edge.cli import add_json_argument, command, human_stream, json_to_stdout, positive_int
 from shufflenet_edge.console import err  # noqa: E402
 from shufflenet_edge.errors import EdgeError, UsageError
 
@@ -94,9 +96,10 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=positive_int, default=DEFAULT_RUNS, help=f"timed runs (default {DEFAULT_RUNS})")
     p.add_argument("--warmup", type=non_negative_int, default=DEFAULT_WARMUP,
                    help=f"untimed runs after the first inference (default {DEFAULT_WARMUP})")
-    p.add_argument("--json", metavar="OUT", default=DEFAULT_JSON, help=f"JSON results (default {DEFAULT_JSON})")
+    add_json_argument(p, "the results", default=DEFAULT_JSON)
     p.add_argument("--plot", metavar="OUT.png", default=DEFAULT_PLOT,
-                   help=f"PNG of latency against multiply-adds (default {DEFAULT_PLOT})")
+                   help="PNG: one model, latency per artifact and thread count (bars, p10-p90 whiskers); several "
+                        f"models, latency against multiply-adds (default {DEFAULT_PLOT})")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--no-gpu", action="store_true", help="leave out the GPU rows of the local target")
     p.add_argument("--include-transfers", action="store_true",
@@ -203,9 +206,10 @@ class _Collector:
         self.order: list[str] = []
         self.json_path = json_path
         self.meta = meta
-        self.quiet = quiet
+        self.quiet = quiet or total <= 1  # one measurement: its result follows at once
         self.total = total
         self.lock = threading.Lock()
+        self.done = 0  # measurements announced (GPU rows skipped for want of a GPU are not measurements)
 
     def add_target(self, t: str) -> None:
         self.order.append(t)
@@ -223,19 +227,23 @@ class _Collector:
 
         return add
 
-    def extend(self, target: str, recs: list[dict[str, Any]]) -> None:
+    def extend(self, target: str, recs: list[dict[str, Any]], announce: bool = True) -> None:
         with self.lock:
             known = {id(r) for r in self.by_target[target]}
             for r in recs:
                 if id(r) not in known:
                     self.by_target[target].append(r)
-                    self._progress(r)
+                    if announce:
+                        self._progress(r)
             self.save()
 
     def _progress(self, r: dict[str, Any]) -> None:
-        if self.quiet:
+        from shufflenet_edge.runtimes.results import is_gpu_skip
+
+        if self.quiet or is_gpu_skip(r):  # the skipped GPU rows are one line under the table
             return
-        n = sum(len(v) for v in self.by_target.values())
+        self.done += 1
+        n = self.done
         name = os.path.basename(str(r["artifact"]))
         what = f"{r['runtime']}/{r.get('provider')}" if r.get("provider") else str(r["runtime"])
         if r["status"] == "ok":
@@ -244,11 +252,19 @@ class _Collector:
             res = f"{r['status']}: {r.get('reason')}"
         print(f"[{n}/{self.total}] {r['target']} {name} {what} {r.get('threads')} thr: {res}", file=err())
 
-    def save(self) -> None:
-        if self.json_path:
+    def measured(self) -> bool:
+        return any(r.get("status") == "ok" for r in self.all())
+
+    def save(self, final: bool = False) -> None:
+        """Rewrite the JSON file once something was measured (a run where everything failed writes nothing);
+        `final`: also a run of skipped rows only (their reasons are the result)."""
+        if not self.json_path or self.json_path == "-":
+            return
+        records = self.all()
+        if self.measured() or (final and records and all(r.get("status") == "skipped" for r in records)):
             from shufflenet_edge.runtimes.results import write_json
 
-            write_json(self.json_path, self.all(), **self.meta)
+            write_json(self.json_path, records, **self.meta)
 
 
 @command("bench", "measure latency of artifacts locally, on boards over SSH, on phones over adb, on a GPU")(_add_bench)
@@ -273,7 +289,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         adb_run = _adb_runner()
     if any(k != "local" for k in kinds.values()) and any(a.startswith("torch:") for a in artifacts):
         raise UsageError("torch:MODEL runs on the local target only (boards get the .onnx/.tflite runner)")
-    for path in (args.json, None if args.no_plot else args.plot):
+    for path in (None if json_to_stdout(args) else args.json, None if args.no_plot else args.plot):
         if path and os.path.isdir(path):
             raise UsageError(f"output path is a folder: {path}")
 
@@ -286,7 +302,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                             "runs": args.runs, "warmup": args.warmup, "threads": threads, "targets": targets,
                             "gpu": gpu_info, "cooldown_s": args.cooldown, "profile": bool(args.profile)}
     total = sum(len(v) for v in plans.values()) + sum(
-        len(artifacts) * len(threads) for k in kinds.values() if k == "adb")
+        len(artifacts) * len(threads) for k in kinds.values() if k == "adb") - _gpu_rows_to_skip(plans, kinds)
     col = _Collector(args.json, meta, args.quiet, total)
     failures: list[str] = []
 
@@ -315,10 +331,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except TargetError as e:
             col.extend(t, [_fill(r, infos) for r in e.records])
             failures.append(str(e))
-        except EdgeError as e:
+        except EdgeError as e:  # the target itself failed (unreachable, no adb): one line at the end says it
             msg = f"{t}: {e}" if not str(e).startswith(t) else str(e)
             col.extend(t, [new_record(artifact=a, runtime=runtimes[0], target=t, threads=threads[0], status="error",
-                                      reason=str(e), runs=args.runs, warmup=args.warmup) for a in artifacts])
+                                      reason=str(e), runs=args.runs, warmup=args.warmup) for a in artifacts],
+                       announce=False)
             failures.append(msg)
 
     for t in targets:
@@ -341,17 +358,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise
 
     records = col.all()
-    print(format_table(records))
+    errors = [r for r in records if r.get("status") == "error"]
+    if not col.measured() and (failures or errors):
+        # Nothing was measured: no table of error rows, no JSON, no PNG; one line (the first failure).
+        first = failures[0] if failures else _error_line(errors[0])
+        more = len(failures) - 1 if failures else len(errors) - 1
+        raise EdgeError(f"nothing measured, nothing written: {first}"
+                        + (f" (and {more} more failure(s))" if more > 0 else ""))
+    out = human_stream(args)
+    print(format_table(records), file=out)
     if args.profile:
-        print_profiles(records)
+        print_profiles(records, out)
     if gpu_info is not None and not args.no_gpu:
-        print(gpu_mod.summary_line(gpu_info))
-    col.save()
-    if args.json:
-        print(f"wrote {args.json}")
+        print(gpu_mod.summary_line(gpu_info), file=out)
+    if json_to_stdout(args):
+        from shufflenet_edge.cli import emit_json
+        from shufflenet_edge.runtimes.results import bench_document
+
+        emit_json(bench_document(records, **meta), "-")
+    elif args.json:
+        col.save(final=True)
+        print(f"wrote {args.json}", file=out)
     if args.plot and not args.no_plot:
-        write_plot(args.plot, records)
-        print(f"wrote {args.plot}")
+        if write_plot(args.plot, records) is not None:
+            print(f"wrote {args.plot}", file=out)
+        else:
+            print(f"no plot: no measurement succeeded ({args.plot} not written)", file=out)
     if failures:
         more = f" (and {len(failures) - 1} more target(s) failed)" if len(failures) > 1 else ""
         raise EdgeError(failures[0] + more)
@@ -361,9 +393,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_profiles(records: list[dict[str, Any]]) -> None:
+def _gpu_rows_to_skip(plans: dict[str, Any], kinds: dict[str, str]) -> int:
+    """How many planned local GPU rows will be skipped for want of a GPU (the runner's own cheap check)."""
+    from shufflenet_edge.runtimes import gpu as gpu_mod
+    from shufflenet_edge.runtimes.local import gpu_absent_reason
+
+    return sum(1 for t, k in kinds.items() if k == "local" for j in plans.get(t, [])
+               if gpu_mod.is_gpu(j.runtime, j.provider) and gpu_absent_reason(j))
+
+
+def _error_line(r: dict[str, Any]) -> str:
+    name = os.path.basename(str(r["artifact"]))
+    what = f"{r['runtime']}/{r.get('provider')}" if r.get("provider") else str(r["runtime"])
+    return f"{r.get('target')}: {name} ({what}, {r.get('threads')} thread(s)): {r.get('reason')}"
+
+
+def print_profiles(records: list[dict[str, Any]], file: Any = None) -> None:
     """The per-op table of every measurement that has one (bench --profile), after the latency table."""
     from shufflenet_edge.runtimes.profile import format_profile
+
+    file = file or sys.stdout
 
     for r in records:
         prof = (r.get("extra") or {}).get("op_profile")
@@ -371,8 +420,8 @@ def print_profiles(records: list[dict[str, Any]]) -> None:
             continue
         prov = f"/{r['provider']}" if r.get("provider") else ""
         title = f"{os.path.basename(str(r['artifact']))} {r['runtime']}{prov} {r.get('threads')} thr @ {r.get('target')}"
-        print()
-        print(format_profile(prof, title))
+        print(file=file)
+        print(format_profile(prof, title), file=file)
 
 
 def _fill(rec: dict[str, Any], infos: dict[str, dict[str, Any]]) -> dict[str, Any]:

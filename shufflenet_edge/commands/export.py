@@ -199,13 +199,16 @@ def _print_int8(side: dict) -> None:  # type: ignore[type-arg]
 
 
 def _add_inspect(p: argparse.ArgumentParser) -> None:
+    from shufflenet_edge.cli import add_json_argument
+
     p.add_argument("artifact", help=".onnx or .tflite file")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json_argument(p, "the graph summary")
     p.add_argument("--no-gpu-check", action="store_true", help="TFLite: skip LiteRT's GPU compatibility analysis")
 
 
 @command("inspect", "op histogram, data-movement ops, max rank, I/O and quantization of an artifact")(_add_inspect)
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from shufflenet_edge.cli import emit_json, json_to_stdout
     from shufflenet_edge.export.inspect import format_table, inspect_artifact, inspect_tflite
 
     if args.artifact.endswith(".tflite") and args.no_gpu_check:
@@ -214,8 +217,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         info = inspect_tflite(_P(args.artifact), analyze_gpu=False)
     else:
         info = inspect_artifact(args.artifact)
-    if args.json:
+    if json_to_stdout(args):  # the JSON only on stdout
         print_json(info)
-    else:
-        print(format_table(info))
+        return 0
+    written = emit_json(info, args.json)
+    print(format_table(info))
+    if written is not None:
+        print(f"wrote {written}")
     return 0

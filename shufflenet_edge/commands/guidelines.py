@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from shufflenet_edge.cli import command, positive_int
+from shufflenet_edge.cli import add_json_argument, command, emit_json, human_stream, json_to_stdout, positive_int
 from shufflenet_edge.errors import UsageError
 
 DEFAULT_DIR = "out/guidelines"
@@ -87,7 +87,8 @@ def _add(p: argparse.ArgumentParser) -> None:
                    help="conversion worker processes (default min(2, cores))")
     p.add_argument("--cache", default=f"{DEFAULT_DIR}/cache", help=f"artifact cache (default {DEFAULT_DIR}/cache)")
     p.add_argument("--fresh", action="store_true", help="rebuild every artifact even if cached")
-    p.add_argument("--json", metavar="OUT", help=f"JSON results (default {DEFAULT_DIR}/guidelines_RUNTIME_PRECISION.json)")
+    add_json_argument(p, f"the results (written to {DEFAULT_DIR}/guidelines_RUNTIME_PRECISION.json when --json is "
+                         "not given; the report then goes to stderr when the JSON is on stdout)")
     p.add_argument("--markdown", metavar="OUT.md", help="Markdown report (default: beside the JSON)")
     p.add_argument("--plot", metavar="OUT.png", help="PNG (default: beside the JSON)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
@@ -141,10 +142,13 @@ def cmd_guidelines(args: argparse.Namespace) -> int:
 
         parse_ssh_target(args.target)
     stem = f"{DEFAULT_DIR}/guidelines_{args.runtime}_{args.precision}"
-    json_path = args.json or f"{stem}.json"
+    to_stdout = json_to_stdout(args)
+    json_path = f"{stem}.json" if to_stdout or not args.json else args.json
     base = json_path[:-5] if json_path.endswith(".json") else json_path
     md_path = args.markdown or f"{base}.md"
     plot_path = None if args.no_plot else (args.plot or f"{base}.png")
+    if to_stdout:
+        json_path = None
     for path in (json_path, md_path, plot_path):
         if path and os.path.isdir(path):
             raise UsageError(f"output path is a folder: {path}")
@@ -157,12 +161,17 @@ def cmd_guidelines(args: argparse.Namespace) -> int:
     with _RichProgress(args.quiet) as prog:
         doc = run_guidelines(cfg, prog)
     doc["meta"]["command"] = ["shufflenet-edge", *sys.argv[1:]] if sys.argv[1:2] == ["guidelines"] else None
-    print(format_report(doc))
-    write_json(json_path, doc)
+    out = human_stream(args)
+    print(format_report(doc), file=out)
+    if json_path:
+        write_json(json_path, doc)
     write_markdown(md_path, doc)
-    print(f"wrote {json_path}")
-    print(f"wrote {md_path}")
+    if json_path:
+        print(f"wrote {json_path}", file=out)
+    print(f"wrote {md_path}", file=out)
     if plot_path:
         write_plot(plot_path, doc)
-        print(f"wrote {plot_path}")
+        print(f"wrote {plot_path}", file=out)
+    if to_stdout:
+        emit_json(doc, "-")
     return 0

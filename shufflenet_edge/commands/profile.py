@@ -1,7 +1,7 @@
 """`profile-report`: the per-op table of a saved profile, e.g. what a user pasted from a phone.
 
     adb shell /data/local/tmp/benchmark_model --graph=... --enable_op_profiling=true > phone.txt
-    shufflenet-edge profile-report phone.txt --json phone_profile.json
+    shufflenet-edge profile-report phone.txt --json phone_profile.json   # or --json alone: the JSON on stdout
 
 FILE is TFLite `benchmark_model --enable_op_profiling=true` output (any release: with or without the
 `[start]` column, tab-separated or space-aligned, CSV mode, `INFO:`/logcat prefixes, XNNPACK `Delegate/...`
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shufflenet_edge.cli import command, positive_int
+from shufflenet_edge.cli import add_json_argument, command, emit_json, human_stream, positive_int
 from shufflenet_edge.errors import EdgeError, UsageError
 
 
@@ -27,7 +27,7 @@ def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE",
                    help="saved benchmark_model --enable_op_profiling=true output, or an onnxruntime profile .json "
                         "(- for standard input)")
-    p.add_argument("--json", metavar="OUT", help="also write the profile as JSON")
+    add_json_argument(p, "the profile (the table then goes to stderr when the JSON is on stdout)")
     p.add_argument("--top", type=positive_int, default=10, help="top ops to keep (default 10)")
     p.add_argument("--rows", type=positive_int, default=40, help="node types to print (default 40; the JSON has all)")
 
@@ -71,9 +71,8 @@ def load_profile(text: str, top: int = 10) -> dict[str, Any]:
 @command("profile-report", "per-op table of a saved benchmark_model --enable_op_profiling output or onnxruntime trace")(_add)
 def cmd_profile_report(args: argparse.Namespace) -> int:
     from shufflenet_edge.runtimes.profile import format_profile, report_json
-    from shufflenet_edge.runtimes.results import _atomic_write
 
-    if args.json and Path(args.json).is_dir():
+    if args.json and args.json != "-" and Path(args.json).is_dir():
         raise UsageError(f"--json path is a folder: {args.json}")
     text = _read(args.file)
     name = "standard input" if args.file == "-" else args.file
@@ -81,15 +80,10 @@ def cmd_profile_report(args: argparse.Namespace) -> int:
         prof = load_profile(text, top=args.top)
     except ValueError as e:
         raise EdgeError(f"{name}: {e}") from None
-    print(format_profile(prof, None if args.file == "-" else Path(args.file).name, max_rows=args.rows))
+    out = human_stream(args)
+    print(format_profile(prof, None if args.file == "-" else Path(args.file).name, max_rows=args.rows), file=out)
     if args.json:
-        doc = report_json(prof, None if args.file == "-" else str(args.file))
-        payload = json.dumps(doc, indent=2, default=str) + "\n"
-
-        def write(tmp: str) -> None:
-            with open(tmp, "w") as f:
-                f.write(payload)
-
-        _atomic_write(Path(args.json), write, ".json")
-        print(f"wrote {args.json}")
+        written = emit_json(report_json(prof, None if args.file == "-" else str(args.file)), args.json)
+        if written is not None:
+            print(f"wrote {written}", file=out)
     return 0

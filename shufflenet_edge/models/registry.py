@@ -57,10 +57,11 @@ def list_models(family: str | None = None) -> list[str]:
 def get_info(name: str) -> ModelInfo:
     _ensure_loaded()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        # A few close names, not all of them on one line: `shufflenet-edge models` lists the rest.
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UsageError(
-            f"unknown model {name!r}{hint}; valid names: {', '.join(_REGISTRY)}"
+            f"unknown model {name!r}{hint} (`shufflenet-edge models` lists the {len(_REGISTRY)} valid names)"
         )
     return _REGISTRY[name]
 

@@ -35,11 +35,21 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise EdgeError(f"weights file not found: {p}")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive (PK..) since 1.6, a pickle (protocol byte 0x80) before: anything else is not a
+    # checkpoint, and the weights-only unpickler would fail on it with whatever byte it met first (`KeyError: 101`).
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise EdgeError(f"cannot read weights file {p}: not a PyTorch checkpoint (torch.save writes a zip archive or a "
+                        f"pickle; this file starts with {head!r})")
     try:
         obj: Any = torch.load(p, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EdgeError(f"cannot read weights file {p}: not a valid PyTorch state dict ({first})") from e
+    except Exception as e:  # noqa: BLE001  (a damaged pickle: the unpickler raises KeyError, IndexError, ...)
+        raise EdgeError(f"cannot read weights file {p}: not a PyTorch checkpoint, or a damaged one "
+                        f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
