@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,9 @@ from shufflenet_edge.runtimes.runner import TFLiteRunner
 from shufflenet_edge.graph_fold import fold_graph
 from shufflenet_edge.models import build_model
 from shufflenet_edge.models.common import randomize_batchnorm
+
+sys.path.insert(0, str(Path(__file__).parent))
+import user_models as um  # noqa: E402
 
 SIZE = 64
 
@@ -142,3 +147,86 @@ def test_metadata_round_trip(small_bases):
     assert metadata.read(out)["labels"] == ["a", "b"]
     assert metadata.read(buf) is None
     assert np.array_equal(_run(buf, X), _run(out, X))
+
+
+class _Rank3Head(torch.nn.Module):
+    """NanoDet-Plus's output in small: two V2 units (one shuffle left as a data path), then per-level 1x1 convs
+    flattened, concatenated and permuted to one (1, N, C) tensor: rank-3 regions in the converted graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = um._cbr(3, 16, 3, 2)
+        self.blocks = torch.nn.Sequential(um.HandBlock(16, 16, 1), um.HandBlock(16, 16, 1))
+        self.cls = torch.nn.ModuleList([torch.nn.Conv2d(16, 6, 1), torch.nn.Conv2d(16, 6, 1)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.blocks(self.stem(x))
+        levels = [y, torch.nn.functional.max_pool2d(y, 2)]
+        outs = [conv(f).flatten(start_dim=2) for conv, f in zip(self.cls, levels)]
+        return torch.cat(outs, dim=2).permute(0, 2, 1)
+
+
+@pytest.fixture(scope="module")
+def rank3_base() -> bytes:
+    m = um.randomize(_Rank3Head())
+    gm, rep = fold_graph(m, (torch.randn(1, 3, 32, 32),), form="transpose", split="slice", int8_friendly=True)
+    assert rep.counts()["data_path"] == 1
+    return convert(_nhwc(gm), torch.randn(1, 32, 32, 3))
+
+
+@pytest.mark.parametrize("recipe", shuffle_path.RECIPES)
+def test_shuffle_path_leaves_rank3_regions_alone(rank3_base, recipe):
+    """Regions that are not a rank-4 NHWC channel selection (a detector head's flatten/concat/permute to (1, N, C))
+    are left as converted, each with its reason; the shuffle beside them is still rewritten. Was: "not enough values
+    to unpack (expected 4, got 3)"."""
+    g = Graph(rank3_base)
+    assert any(len(g.shape(i)) == 3 for i in range(len(g.sg.tensors)))
+    rep = shuffle_path.run(g, recipe)
+    out = g.finish()
+    assert rep["rewritten"] == 1, rep
+    assert any("rank-3" in s for s in rep["skipped"]), rep["skipped"]
+    assert any("not NHWC channels of the start" in s for s in rep["skipped"]), rep["skipped"]
+    x = np.random.default_rng(2).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    assert np.array_equal(_run(rank3_base, x), _run(out, x)), "the pass changed outputs"
+
+
+class _OutputAndReader(torch.nn.Module):
+    """mmpretrain's multi-output backbone in small: a unit's shuffled output is a graph output and a conv's input;
+    the conv takes the permutation into its weights, so the converted region ends in the shuffle and in a copy of
+    the start (TRANSPOSE NHWC -> NCHW -> NHWC)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = um._cbr(3, 16, 3, 2)
+        self.unit = um.HandBlock(16, 16, 1)
+        self.head = um._cbr(16, 8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.unit(self.stem(x))
+        return y, self.head(y)
+
+
+@pytest.fixture(scope="module")
+def identity_base() -> bytes:
+    m = um.randomize(_OutputAndReader())
+    gm, _ = fold_graph(m, (torch.randn(1, 3, 32, 32),), form="transpose", split="slice", int8_friendly=True)
+    return convert(_nhwc(gm, [0, 1]), torch.randn(1, 32, 32, 3))
+
+
+@pytest.mark.parametrize("recipe", shuffle_path.RECIPES)
+def test_shuffle_path_identity_endpoint_reads_the_start(identity_base, recipe):
+    """An endpoint equal to the start is read from the start (its transpose pair goes), the shuffle beside it gets
+    the recipe; a chunk of a tensor never shuffled is listed as plain slices."""
+    from shufflenet_edge.export.tflite_export import run_tflite_all
+
+    before = _ops(identity_base)
+    g = Graph(identity_base)
+    rep = shuffle_path.run(g, recipe)
+    out = g.finish()
+    assert rep["rewritten"] == 1, rep
+    assert rep["skipped"] and all("plain slices" in s for s in rep["skipped"]), rep["skipped"]
+    if recipe == "delegate":
+        assert before["TRANSPOSE"] == 4 and _ops(out)["TRANSPOSE"] == 1
+    x = np.random.default_rng(3).standard_normal((3, 32, 32, 3)).astype(np.float32)
+    for a, b in zip(run_tflite_all(identity_base, x), run_tflite_all(out, x)):
+        assert np.array_equal(a, b), "the pass changed outputs"

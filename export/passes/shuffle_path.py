@@ -19,7 +19,7 @@ Recipes (NHWC, batch 1, input (1, H, W, C)):
   transposes back to NHWC per half. On x86 XNNPACK an element-interleaving transpose (the delegate
   recipe) is slower than three tile transposes.
 - ``reference3``: the reference's own three transposes with the rank-5 reshape at rank 3, then one SPLIT
-  on the channel axis (what DESIGN.md section 3's prototype measured at 0.98 of the reference).
+  on the channel axis (what docs/design.md (the fold)'s prototype measured at 0.98 of the reference).
 
 Any other channel selection (megvii V2's even/odd split, V1's inverse order, other group counts): the
 endpoints' index arrays give the channel permutation ``P`` they take together; `graph_fold.factorize`
@@ -252,51 +252,124 @@ def _candidates(g: Graph, region: dict[str, Any], recipe: str, k: int) -> list[C
     return out
 
 
-def run(g: Graph, recipe: str = "delegate") -> dict[str, Any]:
-    """Rewrite all regions with `recipe`. Returns counts and the reason for any region left alone."""
-    if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
-    regions = find_regions(g)
-    rewritten, skipped = 0, []
-    for k, region in enumerate(regions):
+def _not_a_feature_map(g: Graph, start: int) -> str | None:
+    """Why a region's start is not what the recipes take (a batch-1 NHWC feature map), or None."""
+    shp = g.shape(start)
+    if len(shp) != 4:
+        return f"starts at a rank-{len(shp)} tensor {list(shp)}, not a rank-4 NHWC feature map (left alone)"
+    if shp[0] != 1:
+        return f"starts at a batch-{shp[0]} tensor {list(shp)}; the recipes are built for batch 1 (left alone)"
+    return None
+
+
+def _not_a_channel_selection(g: Graph, start: int, endpoints: list[int], want: dict[int, np.ndarray]) -> str | None:
+    """Why the endpoints are not channel selections of the (1, H, W, C) start (each position's channels some of the
+    start's channels at the same position, e.g. a detector head's reshape to (1, N, C) or rank 5), or None."""
+    _, h, w, c = g.shape(start)
+    base = (np.arange(h * w) * c).reshape(1, h, w, 1)
+    for e in endpoints:
+        a = want[e]
+        if a.ndim != 4 or a.shape[:3] != (1, h, w) or not np.array_equal(a, base + a[0, 0, 0]):
+            return (f"endpoint tensor {e} {list(a.shape)} is not a channel selection of the (1, {h}, {w}, {c}) start: "
+                    "its shape or order is not NHWC channels of the start (a layout change: NCHW<->NHWC, a reshape to (1, N, C), rank 5); left alone")
+    return None
+
+
+def _contiguous(sel: np.ndarray) -> bool:
+    return bool(len(sel)) and np.array_equal(sel, np.arange(sel[0], sel[0] + len(sel)))
+
+
+def _describe(sel: np.ndarray) -> str:
+    v = sel.tolist()
+    return str(v) if len(v) <= 8 else f"[{', '.join(str(x) for x in v[:6])}, ... ({len(v)} channels)]"
+
+
+def _find_recipe(g: Graph, region: dict[str, Any], ends: list[int], want: dict[int, np.ndarray], recipe: str,
+                 k: int) -> list[Any] | None:
+    """The ops of the first candidate recipe that reproduces `ends` exactly, writing into the endpoint tensors
+    themselves; None (and nothing added to the graph) if none does."""
+    sub = dict(region, endpoints=ends)
+    cands = _candidates(g, sub, recipe, k) + _generic_candidates(g, sub, want, recipe, f"shuffle_path_{k}g")
+    for make in cands:
+        n_tensors, n_buffers = len(g.sg.tensors), len(g.model.buffers)
         try:
-            want = run_ops(g, region["ops"], region["start"])
-        except Unsupported as e:
-            skipped.append(f"region at tensor {region['start']}: cannot simulate ({e})")
-            continue
-        qs = {g.quant(region["start"])} | {g.quant(e) for e in region["endpoints"]}
-        if len(qs) > 1:
-            skipped.append(f"region at tensor {region['start']}: quantization changes inside the region")
-            continue
-        done = False
-        cands = _candidates(g, region, recipe, k) + _generic_candidates(g, region, want, recipe, f"shuffle_path_{k}g")
-        for make in cands:
-            n_tensors, n_buffers = len(g.sg.tensors), len(g.model.buffers)
-            try:
-                new_ops, outs = make()
-            except ValueError:
-                del g.sg.tensors[n_tensors:]
-                del g.model.buffers[n_buffers:]
-                continue
+            new_ops, outs = make()
+        except ValueError:
+            new_ops = None
+        if new_ops is not None:
             got = run_ops(g, new_ops, region["start"])
             match: dict[int, int] = {}
-            for e in region["endpoints"]:
+            for e in ends:
                 for o in outs:
                     if o not in match.values() and got[o].shape == want[e].shape and np.array_equal(got[o], want[e]):
                         match[e] = o
                         break
-            if len(match) == len(region["endpoints"]):
-                # Write the recipe's outputs into the endpoint tensors themselves.
+            if len(match) == len(ends):
                 for e, o in match.items():
                     last = next(op for op in new_ops if o in (int(v) for v in op.outputs))
                     last.outputs = np.asarray([e if int(v) == o else int(v) for v in last.outputs], dtype=np.int32)
-                g.replace_ops(region["ops"], new_ops)
-                rewritten += 1
-                done = True
-                break
-            # Roll back the tensors and buffers the failed candidate added.
-            del g.sg.tensors[n_tensors:]
-            del g.model.buffers[n_buffers:]
-        if not done:
-            skipped.append(f"region at tensor {region['start']}: no {recipe} recipe reproduces it exactly")
+                return new_ops  # type: ignore[no-any-return]
+        # Roll back the tensors and buffers the failed candidate added.
+        del g.sg.tensors[n_tensors:]
+        del g.model.buffers[n_buffers:]
+    return None
+
+
+def run(g: Graph, recipe: str = "delegate") -> dict[str, Any]:
+    """Rewrite all regions with `recipe`. Returns counts and the reason for any region left alone.
+
+    Only regions that start at a batch-1 rank-4 (NHWC) feature map and end in channel selections of it are
+    candidates; any other region (a detector head's flatten/concat/permute to (1, N, C), rank-3 or rank-5
+    tensors) is left as converted, its reason recorded in ``skipped``. An endpoint that is the start itself (a
+    transpose pair NHWC -> NCHW -> NHWC beside a shuffle, e.g. for readers whose weights took the permutation) is
+    read from the start directly; the other endpoints get the recipe. Regions of plain contiguous slices (a chunk
+    of a tensor that was never shuffled) have nothing to rewrite and are listed as such."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+    regions = find_regions(g)
+    rewritten, skipped = 0, []
+    outputs = g.graph_outputs()
+    for k, region in enumerate(regions):
+        start = region["start"]
+        why = _not_a_feature_map(g, start)
+        if why:
+            skipped.append(f"region at tensor {start}: {why}")
+            continue
+        try:
+            want = run_ops(g, region["ops"], start)
+        except Unsupported as e:
+            skipped.append(f"region at tensor {start}: cannot simulate ({e})")
+            continue
+        why = _not_a_channel_selection(g, start, region["endpoints"], want)
+        if why:
+            skipped.append(f"region at tensor {start}: {why}")
+            continue
+        qs = {g.quant(start)} | {g.quant(e) for e in region["endpoints"]}
+        if len(qs) > 1:
+            skipped.append(f"region at tensor {start}: quantization changes inside the region")
+            continue
+        c = g.shape(start)[3]
+        sels = {e: want[e][0, 0, 0] % c for e in region["endpoints"]}
+        ident = [e for e in region["endpoints"] if g.shape(e) == g.shape(start) and np.array_equal(sels[e], np.arange(c))]
+        rest = [e for e in region["endpoints"] if e not in ident]
+        if rest and all(_contiguous(sels[e]) for e in rest):
+            skipped.append(f"region at tensor {start}: plain slices of channels in order "
+                           f"({', '.join(f'{int(sels[e][0])}..{int(sels[e][-1])}' for e in rest)}), no channel permutation: "
+                           "nothing to rewrite")
+            continue
+        new_ops = _find_recipe(g, region, rest, want, recipe, k) if rest else []
+        if new_ops is None:
+            skipped.append(f"region at tensor {start}: no {recipe} recipe reproduces it exactly (endpoint channels: "
+                           + "; ".join(_describe(sels[e]) for e in rest) + ")")
+            continue
+        # Endpoints equal to the start: their readers read the start; a graph output gets a free RESHAPE.
+        region_ids = {id(op) for op in region["ops"]}
+        for e in ident:
+            for op in g.ops:
+                if id(op) not in region_ids and e in (int(i) for i in op.inputs):
+                    op.inputs = np.asarray([start if int(i) == e else int(i) for i in op.inputs], dtype=np.int32)
+            if e in outputs:
+                new_ops.append(g.reshape(start, g.shape(e), f"shuffle_path_{k}/identity", out=e)[0])
+        g.replace_ops(region["ops"], new_ops)
+        rewritten += 1
     return {"pass": "shuffle_path", "recipe": recipe, "regions": len(regions), "rewritten": rewritten, "skipped": skipped}
