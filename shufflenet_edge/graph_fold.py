@@ -275,6 +275,8 @@ def _plan_absorb(t: fx.Node, sel: torch.Tensor, gm: fx.GraphModule, plan: list[t
     if depth > 32:
         raise NotFoldable("permutation path too long")
     for u in t.users:
+        if depth == 0 and _is_dm(u):
+            continue  # a region op: the endpoints after it are rewritten on their own
         if u.op == "output":
             if depth == 0:
                 continue  # the output keeps its own data path; the other readers fold
@@ -379,9 +381,9 @@ def _find_regions(graph: fx.Graph) -> list[tuple[fx.Node, list[fx.Node], list[fx
                 us = list(u.users)
                 dm = [x for x in us if _is_dm(x)]
                 if isinstance(_val(u), torch.Tensor) and (len(dm) < len(us)):
-                    if dm:
-                        problem = f"{u.name} is read both by data movement and by {_op_name(next(x for x in us if not _is_dm(x)))}"
                     endpoints.append(u)
+                    if dm:  # read by compute ops and by data movement (Lite-HRNet's stem output: a conv and a chunk)
+                        frontier.append(u)  # both: an endpoint for its compute readers, the region goes on through the rest
                 elif dm:
                     frontier.append(u)
         # side inputs of region ops must not be other tensors
@@ -487,7 +489,7 @@ def fold_graph(
                     remaining.append(e)
                     continue
                 _apply_absorb(gm, plan, consts)
-                e.replace_all_uses_with(s, delete_user_cb=lambda u: u.op != "output")
+                e.replace_all_uses_with(s, delete_user_cb=lambda u: u.op != "output" and not _is_dm(u))
                 folded_any = True
                 if any(u.op == "output" for u in e.users):
                     why_not_weights.append(f"{e.name}: is also a graph output (its channel order is part of the contract)")

@@ -15,6 +15,7 @@ from shufflenet_edge.models.common import randomize_batchnorm
 
 sys.path.insert(0, str(Path(__file__).parent))
 import user_models as um  # noqa: E402
+import zoo  # noqa: E402
 
 SHUFFLE_OPS = {"aten.permute.default", "aten.transpose.int", "aten.channel_shuffle.default", "aten.native_channel_shuffle.default",
                "aten.index_select.default"}
@@ -155,3 +156,32 @@ def test_whole_registry_folds(name):
     else:
         assert c["shuffles"] > 0 and c["left_alone"] == 0, report_lines(rep.to_dict())
     assert _max_rank(gm) <= 4
+
+
+def test_fold_mixed_readers():
+    """A shuffled tensor read both by a conv and by a chunk (Lite-HRNet's stem output feeds the new branch's
+    transition conv and the first block's split): the conv reader folds into weights, the chunk halves become one
+    rank-4 data path; nothing is left alone."""
+
+    class StemAndReaders(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = zoo.HRStem(3, 16, 16)
+            self.conv = nn.Conv2d(16, 16, 3, 2, 1, groups=16)
+            self.pw = nn.Conv2d(16, 8, 1)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            y = self.stem(x)
+            a, b = y.chunk(2, dim=1)
+            return self.pw(self.conv(y)), a * 2, b + 1
+
+    mod = zoo.randomize(StemAndReaders(), 9)
+    x = torch.randn(1, 3, 32, 24)
+    gm, rep = fold_graph(mod, (x,), form="transpose")
+    c = rep.counts()
+    assert c["shuffles"] == 1 and c["left_alone"] == 0, report_lines(rep.to_dict())
+    assert rep.matches[0].action.startswith("data path + weights"), report_lines(rep.to_dict())
+    with torch.no_grad():
+        for a, b in zip(_outs(mod(x)), _outs(gm(x))):
+            assert float((a - b).abs().max()) <= 1e-5 * max(1.0, float(a.abs().max()))
+    assert "aten.transpose.int" not in [str(n.target) for n in gm.graph.nodes]
