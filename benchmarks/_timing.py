@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,23 +40,10 @@ def environment() -> dict[str, Any]:
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, runs: int, warmup: int = 20) -> dict[str, list[float]]:
-    """Median latency (ms) of each fn per round."""
-    for f in fns.values():
-        for _ in range(warmup):
-            f()
-    names = list(fns)
-    per: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for k in order:
-            f = fns[k]
-            ts = np.empty(runs)
-            for i in range(runs):
-                t0 = time.perf_counter()
-                f()
-                ts[i] = time.perf_counter() - t0
-            per[k].append(float(np.median(ts) * 1e3))
-    return per
+    """Median latency (ms) of each fn per round: the library's interleaved timer (export/timing.py)."""
+    from shufflenet_edge.export.timing import round_medians
+
+    return round_medians(fns, rounds, runs, warmup)
 
 
 def summarize(per: dict[str, list[float]], reference: str, bound: str | None) -> dict[str, Any]:

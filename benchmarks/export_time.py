@@ -1,4 +1,4 @@
-"""Issue 13's export-time goal: the README's default `shufflenet-edge export --target tflite --int8` of ShuffleNetV2
+"""Export-time goal: the README's default `shufflenet-edge export --target tflite --int8` of ShuffleNetV2
 1.0x, tuning included, under 60 s wall on this machine.
 
 Each round runs the exact CLI command in a fresh process twice, in alternating order: as shipped (the reference

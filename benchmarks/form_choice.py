@@ -1,4 +1,4 @@
-"""Issue 13's benchmark: is `--form auto` ever slower than `--form reference`? fp32 and int8, 1 and 2 threads.
+"""Benchmark: is `--form auto` ever slower than `--form reference`? fp32 and int8, 1 and 2 threads.
 
 For ShuffleNetV2 1.0x (224x224, batch 1, seeded random weights) it runs the exporter's default
 `shufflenet-edge export --target tflite [--int8] --keep-candidates DIR` (the reference form is one of the

@@ -6,7 +6,7 @@
                                     [--fresh] [-- EXTRA GUIDELINES ARGS]
 
 Each (runtime, precision) runs in its own process (runtimes timed in one process disturb each other,
-DESIGN.md section 3) and writes benchmarks/results/guidelines_<runtime>_<precision>.{json,md,png}.
+docs/design.md, the fold) and writes benchmarks/results/guidelines_<runtime>_<precision>.{json,md,png}.
 Then benchmarks/results/guidelines.md gathers the verdicts of all runs beside the paper's, with each run's
 wall-clock time and the load average before and after it (the machine may be shared: read the numbers
 with that in mind).

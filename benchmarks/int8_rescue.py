@@ -1,4 +1,4 @@
-"""A model where int8 hurts, and the tools that rescue it (issue 15, item 5).
+"""A model where int8 hurts, and the tools that rescue it.
 
     python benchmarks/int8_rescue.py [--work DIR] [--factor 512] [--unit stage3.2] [--qat-epochs 2]
 
@@ -6,7 +6,7 @@
    the test suite's schedule) and plants an outlier channel in one unit (`shufflenet_edge.outliers`: the first
    BatchNorm of `branch2` x factor on one channel, the depthwise convolution reading it / factor): the float
    model's accuracy is unchanged;
-2. exports it as full-integer int8 TFLite through `export_tflite` with the defaults (PT2E, histogram calibration on
+2. exports it as full-integer int8 TFLite through the export pipeline with the defaults (PT2E, histogram calibration on
    64 class-interleaved training images, per-channel weights), runs `parity --per-layer`'s engine on it and takes
    the unit it names;
 3. exports again with `keep_float=[that unit]`, with `calib_method` minmax and percentile, and fine-tunes with
@@ -33,9 +33,9 @@ MODEL = "shufflenet_v2_x0_5"
 
 
 def tflite_logits(path: Path, x_nchw: np.ndarray) -> np.ndarray:
-    from shufflenet_edge.export.tflite_export import _run
+    from shufflenet_edge.export.tflite_export import run_tflite_all
 
-    return _run(path.read_bytes(), np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)))
+    return run_tflite_all(path.read_bytes(), np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)))[0]
 
 
 def run_qat(weights: str, splits: Any, calib: np.ndarray, epochs: int, lr: float, out: Path, factor_unit: str,
@@ -69,8 +69,9 @@ def run_qat(weights: str, splits: Any, calib: np.ndarray, epochs: int, lr: float
             opt.step()
             total += float(loss.detach()) * len(b)
         log(f"  QAT epoch {ep + 1}/{epochs}: loss {total / len(x):.4f} ({time.perf_counter() - t0:.0f} s)")
-    side = qat.export_tflite(q, out, model_name=MODEL, input_size=size,
-                             calibration="QAT: ranges initialised on the PTQ calibration images, then learned")
+    from shufflenet_edge.api import export as se_export
+
+    side = se_export(q, out, target="tflite", int8=True, name=MODEL, show_progress=False)
     return {"epochs": epochs, "lr": lr, "seconds": round(time.perf_counter() - t0, 1), "sidecar": str(out) + ".json",
             "io": side["input"].get("dtype")}
 
@@ -115,9 +116,11 @@ def markdown(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     import torch
     from shufflenet_edge.export.inspect import inspect_tflite
-    from shufflenet_edge.export.tflite_export import export_tflite, time_tflite
+    from shufflenet_edge.export.config import TuneConfig
+    from shufflenet_edge.export.timing import time_candidates
 
     from shufflenet_edge import digits
+    from shufflenet_edge.api import export as se_export
     from shufflenet_edge.models.weights import load_model
     from shufflenet_edge.outliers import plant_outlier
     from shufflenet_edge.parity import compare, write_json_atomic
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.reuse and path.exists() and Path(str(path) + ".json").exists():
             log(f"reusing {path.name} ({what})")
             return
-        export_tflite(MODEL, path, **common, **kw)
+        se_export(MODEL, path, target="tflite", **common, **kw)
         log(f"exported {path.name} ({what}) in {time.perf_counter() - t:.0f} s")
 
     export("fp32", "float32 TFLite", precision="fp32")
@@ -193,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{key}: accuracy {rows[-1]['accuracy']:.2%}, PSNR {st.psnr_db:.1f} dB")
     # fp32 first so that rows[1] is the default int8 in the table's "vs default int8" column
     rows = [rows[0], *[r for r in rows if r["name"] == "int8_default"], *[r for r in rows[1:] if r["name"] != "int8_default"]]
-    timing = time_tflite({k: v[0].read_bytes() for k, v in arts.items()}, xt[:1].transpose(0, 2, 3, 1).copy(), 1,
-                         rounds=a.rounds, runs=a.runs)
+    timing = time_candidates({k: str(v[0]) for k, v in arts.items()}, xt[:1].transpose(0, 2, 3, 1).copy(),
+                             TuneConfig(threads=1, rounds=a.rounds, runs=a.runs))
     for r in rows:
         if r["name"] in timing["median_ms"]:
             r["latency_ms"] = timing["median_ms"][r["name"]]

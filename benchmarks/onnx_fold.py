@@ -1,4 +1,4 @@
-"""Issue 3's benchmark: the fold on onnxruntime (CPU), interleaved in one process.
+"""Benchmark: the fold on onnxruntime (CPU), interleaved in one process.
 
 Graphs (ShuffleNetV2 1.0x unless --model, 224x224, batch 1, random weights with random BN statistics):
 reference (torchvision form), the two folded forms (gather, transpose), and the lower bound: the same

@@ -32,8 +32,7 @@ INT8 = {"max_accuracy_drop": 0.5, "min_top1_agreement": 0.99, "min_psnr": 30.0}
 
 def export_all(name: str, weights: str, work: Path, calib: Path, size: int, onnx_form: str, tflite_form: str
                ) -> dict[str, Path]:
-    from shufflenet_edge.export.onnx_export import export_onnx
-    from shufflenet_edge.export.tflite_export import export_tflite
+    from shufflenet_edge.api import export as se_export
 
     out = {}
     for target in ("onnx", "tflite"):
@@ -41,10 +40,10 @@ def export_all(name: str, weights: str, work: Path, calib: Path, size: int, onnx
             path = work / f"{name}_digits{size}_{prec}.{target}"
             t = time.perf_counter()
             if target == "onnx":
-                export_onnx(name, path, weights=weights, input_size=size, int8=prec == "int8", form=onnx_form,
+                se_export(name, path, target="onnx", weights=weights, input_size=size, int8=prec == "int8", form=onnx_form,
                             calib=str(calib) if prec == "int8" else None, show_progress=False)
             else:
-                export_tflite(name, path, weights=weights, input_size=size, precision=prec, form=tflite_form,
+                se_export(name, path, target="tflite", weights=weights, input_size=size, precision=prec, form=tflite_form,
                               calib=str(calib) if prec == "int8" else None, show_progress=False)
             print(f"  exported {path.name} in {time.perf_counter() - t:.0f} s", flush=True)
             out[f"{target}_{prec}"] = path

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side by side with what users would pick instead: litert-torch by hand, ExecuTorch, ncnn and MNN (issue 14).
+"""Side by side with what users would pick instead: litert-torch by hand, ExecuTorch, ncnn and MNN.
 
     pip install -c constraints.txt -e '.[peers]'         # executorch + torchao, ncnn, pnnx, MNN (never default)
     python benchmarks/peers.py [--models shufflenet_v2_x0_5,shufflenet_v2_x1_0,shufflenet_v1_x1_0_g3]
@@ -9,8 +9,8 @@ For each model (224x224, batch 1, the registry's seeded random weights, seed 0) 
 PyTorch module and, for int8, the same calibration images (our exporter's stated synthetic fallback: 32 structured
 images, seed 1234; MNN reads them as lossless PNGs of the very same pixels):
 
-- ours: ``export_tflite`` fp32 and int8 (what ``shufflenet-edge export --target tflite [--int8]`` runs), and
-  ``export_onnx`` fp32 and int8 (onnxruntime);
+- ours: ``shufflenet_edge.api.export`` to TFLite fp32 and int8 (what ``shufflenet-edge export --target tflite [--int8]`` runs), and
+  to ONNX fp32 and int8 (onnxruntime);
 - litert-torch by hand: the torchvision form, ``to_channel_last_io`` + ``litert_torch.convert``; int8 with PT2E the
   way its README shows (``PT2EQuantizer``, symmetric per-channel static, ``convert_pt2e(fold_quantize=False)``,
   ``QuantConfig(pt2e_quantizer=...)``);
@@ -81,11 +81,11 @@ ARTIFACTS: tuple[dict[str, str], ...] = (
     {"key": "litert_fp32", "label": "litert-torch fp32 (by hand)", "runtime": "litert", "precision": "fp32",
      "file": "litert_fp32.tflite", "how": "torchvision form, to_channel_last_io + litert_torch.convert"},
     {"key": "ours_tflite_fp32", "label": "ours TFLite fp32", "runtime": "litert", "precision": "fp32",
-     "file": "ours_fp32.tflite", "how": "export_tflite (shufflenet-edge export --target tflite), default --form auto"},
+     "file": "ours_fp32.tflite", "how": "shufflenet-edge export --target tflite, default --form auto"},
     {"key": "litert_int8", "label": "litert-torch int8 (PT2E, by hand)", "runtime": "litert", "precision": "int8",
      "file": "litert_int8.tflite", "how": "PT2EQuantizer per-channel static, convert_pt2e(fold_quantize=False), QuantConfig"},
     {"key": "ours_tflite_int8", "label": "ours TFLite int8", "runtime": "litert", "precision": "int8",
-     "file": "ours_int8.tflite", "how": "export_tflite --int8 (shared data-path scales), default --form auto"},
+     "file": "ours_int8.tflite", "how": "export --target tflite --int8 (shared data-path scales), default --form auto"},
     {"key": "executorch_fp32", "label": "ExecuTorch XNNPACK fp32", "runtime": "executorch", "precision": "fp32",
      "file": "executorch_fp32.pte", "how": "torch.export + to_edge_transform_and_lower(XnnpackPartitioner)"},
     {"key": "executorch_int8", "label": "ExecuTorch XNNPACK int8", "runtime": "executorch", "precision": "int8",
@@ -97,11 +97,11 @@ ARTIFACTS: tuple[dict[str, str], ...] = (
     {"key": "mnn_int8", "label": "MNN int8", "runtime": "mnn", "precision": "int8",
      "file": "mnn_int8.mnn", "how": "MNN quantization tool on mnn_fp32.mnn (KL tried first, then EMA), MAX_ABS weights"},
     {"key": "reference_onnx", "label": "onnxruntime fp32, reference ONNX", "runtime": "onnxruntime", "precision": "fp32",
-     "file": "reference.onnx", "how": "export_onnx --form reference (the ONNX that ncnn and MNN convert)"},
+     "file": "reference.onnx", "how": "export --target onnx --form reference (the ONNX that ncnn and MNN convert)"},
     {"key": "ours_onnx_fp32", "label": "ours ONNX fp32 (onnxruntime)", "runtime": "onnxruntime", "precision": "fp32",
-     "file": "ours_fp32.onnx", "how": "export_onnx, default --form auto"},
+     "file": "ours_fp32.onnx", "how": "export --target onnx, default --form auto"},
     {"key": "ours_onnx_int8", "label": "ours ONNX int8 (onnxruntime)", "runtime": "onnxruntime", "precision": "int8",
-     "file": "ours_int8.onnx", "how": "export_onnx --int8 (QDQ, per-channel)"},
+     "file": "ours_int8.onnx", "how": "export --target onnx --int8 (QDQ, per-channel)"},
 )
 BY_KEY = {a["key"]: a for a in ARTIFACTS}
 # Conversion order: ncnn and MNN start from the reference ONNX, MNN int8 from MNN fp32.
@@ -124,7 +124,7 @@ COMPARABILITY = (
     "ExecuTorch and MNN int8 differ from the TFLite int8 paths in what they quantize: ExecuTorch's XNNPACKQuantizer "
     "leaves view/permute/split in float with quantize/dequantize around them; MNN quantizes convolutions with "
     "per-channel weight scales and its own feature statistics.",
-    "int8 agreement with float on random weights says little about real accuracy (DESIGN.md section 4).",
+    "int8 agreement with float on random weights says little about real accuracy (docs/design.md, int8).",
     "onnxruntime timed in one process with the others runs with spinning off (its default is on); in its own "
     "process (2+ threads) it keeps its default.",
 )
@@ -532,18 +532,18 @@ def _model_and_calib(model: str) -> tuple[Any, Any, np.ndarray]:
 
 def _export(kind: str, model: str, d: Path, path: Path, extra: str | None) -> dict[str, Any]:
     if kind.startswith("ours_tflite"):
-        from shufflenet_edge.export.tflite_export import export_tflite
+        from shufflenet_edge.api import export as se_export
 
-        side = export_tflite(model, path, precision="int8" if kind.endswith("int8") else "fp32", seed=SEED,
+        side = se_export(model, path, target="tflite", precision="int8" if kind.endswith("int8") else "fp32", seed=SEED,
                              show_progress=False)
         g = side["graph"]
         return {"form": side["form"], "recipe": side.get("recipe"), "form_timings": side.get("form_timings"),
                 "checks": side.get("checks"), "ops": g.get("ops"), "xnnpack_partitions": g.get("xnnpack_partitions"),
                 "quantize_ops": g.get("quantize_ops"), "calibration": side.get("calibration")}
     if kind in ("ours_onnx_fp32", "ours_onnx_int8", "reference_onnx"):
-        from shufflenet_edge.export.onnx_export import export_onnx
+        from shufflenet_edge.api import export as se_export
 
-        side = export_onnx(model, path, form="reference" if kind == "reference_onnx" else "auto",
+        side = se_export(model, path, target="onnx", form="reference" if kind == "reference_onnx" else "auto",
                            int8=kind.endswith("int8"), seed=SEED, show_progress=False)
         return {"form": side["form"], "form_timings": side.get("form_timings"), "ops": side["graph"].get("ops"),
                 "calibration": side.get("calibration")}

@@ -1,5 +1,5 @@
 """Per-op profile of ShuffleNetV2 on onnxruntime: the reference form against ours, with the share of the
-data-movement ops ("what the shuffle costs here"). Issue 13, item 3.
+data-movement ops ("what the shuffle costs here").
 
     python benchmarks/profile_ops.py [--model shufflenet_v2_x1_0 --rounds 5 --runs 200 --threads 1]
 
@@ -12,7 +12,7 @@ data-movement ops ("what the shuffle costs here"). Issue 13, item 3.
 3. Writes benchmarks/results/profile_v2_onnxruntime.md and .json: per op type the count, ms per run (median
    over rounds) and share of the summed op time, and the data-movement share per round (median and range).
 
-Data movement = DESIGN.md's list (TRANSPOSE, SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, GATHER, PACK, UNPACK; in
+Data movement = docs/design.md's list (TRANSPOSE, SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, GATHER, PACK, UNPACK; in
 ONNX Transpose, Slice, Split, Gather); the wider share adds Concat, Reshape and onnxruntime's NCHWc layout
 copies (ReorderInput / ReorderOutput), see runtimes/profile.py.
 """
@@ -64,9 +64,9 @@ def export(form: str, model: str, out: Path, reuse: bool = False) -> dict[str, A
         # The command failed; the library function it calls may still work (a CLI-only regression): use it,
         # and say so in the results.
         note = f"the CLI failed ({(p.stderr or p.stdout).strip().splitlines()[-1]}); exported with " \
-               "shufflenet_edge.export.onnx_export.export_onnx, the function the command calls"
-        code = ("import sys; from shufflenet_edge.export.onnx_export import export_onnx; "
-                "export_onnx(sys.argv[1], sys.argv[2], form=sys.argv[3], show_progress=False)")
+               "shufflenet_edge.api.export, the pipeline the command runs"
+        code = ("import sys; from shufflenet_edge.api import export as se_export; "
+                "se_export(sys.argv[1], sys.argv[2], target='onnx', form=sys.argv[3], show_progress=False)")
         q = subprocess.run([sys.executable, "-c", code, model, str(out), form], capture_output=True, text=True, cwd=REPO)
         if q.returncode != 0:
             raise SystemExit(f"export --form {form} failed: {note}; then: {(q.stderr or q.stdout).strip()[-300:]}")
@@ -165,7 +165,7 @@ def write_markdown(doc: dict[str, Any]) -> str:
             f"{_rng(x['data_movement_wide_percent'])}% |")
     lines += [
         "",
-        f"*Data movement = {DATA_MOVEMENT_LABEL} (ONNX: Transpose, Slice, Split, Gather), DESIGN.md's list: the ops "
+        f"*Data movement = {DATA_MOVEMENT_LABEL} (ONNX: Transpose, Slice, Split, Gather), docs/design.md's list: the ops "
         "the shuffle adds and the fold changes. Concat (the unit's own output, in every form) and Reshape (a view) "
         "are not in it; with onnxruntime's NCHWc layout copies (ReorderInput/ReorderOutput, inserted where an op "
         "cannot run in the blocked layout) they make up the last column. Shares are of the summed kernel times.",
@@ -196,7 +196,7 @@ def write_markdown(doc: dict[str, Any]) -> str:
         " (a negative number means ours spends more).",
         f"- With concat, reshape and the NCHWc reorders around them: {ref['data_movement_wide_percent']['median']:.1f}% "
         f"(reference) vs {ours['data_movement_wide_percent']['median']:.1f}% (ours).",
-        "- Convolutions dominate on this CPU, so the room the fold has here is bounded by these shares (DESIGN.md "
+        "- Convolutions dominate on this CPU, so the room the fold has here is bounded by these shares (docs/design.md "
         "section 3 measured the shuffle-deleted graph at 0.93 of the reference on onnxruntime).",
         "- Profiling has a cost of its own (the profiled run is slower than the unprofiled one; the gap lands "
         "mostly on the many small ops), so small-op shares are upper bounds; the unprofiled medians are the latency.",

@@ -1,4 +1,4 @@
-"""Issue 4's benchmark: the folded TFLite forms on LiteRT (XNNPACK), interleaved in one process.
+"""Benchmark: the folded TFLite forms on LiteRT (XNNPACK), interleaved in one process.
 
 Per model (ShuffleNetV2 1.0x and ShuffleNet V1 1.0x g=3, 224x224, batch 1, random weights with random
 BN statistics), fp32 and int8 graphs timed together so every ratio is side by side:

@@ -1,7 +1,7 @@
 """The reference-form candidate of ``--form auto``, converted in a child process beside the folded one.
 
 A litert-torch conversion is single-threaded Python and MLIR work (about 20 s for ShuffleNetV2 1.0x here), and
-`--form auto` converts two graphs: the folded one and the graph as written (issue 13). On a machine with two or
+`--form auto` converts two graphs: the folded one and the graph as written. On a machine with two or
 more CPUs they run side by side: the child is a fresh interpreter (``python -m``, so it never re-runs the user's
 script the way a multiprocessing spawn would), it reads the model, the example input and the calibration images
 from a ``torch.save`` file, and writes the converted flatbuffer. Anything that goes wrong there (a model that does
@@ -15,6 +15,7 @@ asks the kernel to kill it if the exporting process dies without unwinding (SIGK
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from shufflenet_edge.errors import eval_mode
 
 
 class ReferenceJob:
@@ -66,6 +69,11 @@ def start_reference(model: torch.nn.Module, rank4: list[int] | None, layout: str
     proc: subprocess.Popen[bytes] | None = None
     try:  # stopped part-way (Ctrl-C, SIGTERM): the folder and a started child go before the stop propagates
         payload, out, log = (Path(folder.name) / n for n in ("job.pt", "reference.tflite", "child.log"))
+        # A --model-file module is pickled by reference to its module: the child imports the same files under the
+        # same names before it unpickles (the names are stable across processes: see api.import_model_file).
+        from shufflenet_edge.api import user_module_files
+
+        (Path(folder.name) / "modules.json").write_text(json.dumps(user_module_files()))
         try:
             torch.save({"model": model, "rank4": rank4, "layout": layout, "x": x, "calib": calib, "quant": quant},
                        payload)
@@ -113,11 +121,15 @@ def main(argv: list[str]) -> int:
     payload, out = argv
     _die_with_parent()
     torch.set_num_threads(1)
+    from shufflenet_edge.api import import_model_file
+
+    for path in json.loads((Path(payload).parent / "modules.json").read_text()).values():
+        import_model_file(Path(path))
     job = torch.load(payload, weights_only=False)
     from shufflenet_edge.export.tflite_export import _nhwc, convert
     from shufflenet_edge.export.tflite_quantize import pt2e_quantize
 
-    model = job["model"].eval()
+    model = eval_mode(job["model"])
     wrapped = _nhwc(model, job["rank4"]) if job["layout"] == "nhwc" else model
     if job["quant"] is not None:
         sim, quantizer = pt2e_quantize(wrapped, job["x"], job["calib"], **job["quant"])

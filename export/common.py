@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from shufflenet_edge.errors import EdgeError
+from shufflenet_edge.files import atomic_path, check_writable  # noqa: F401  (the exporters' import point)
 
 DEFAULT_OUT_DIR = "out"
 
@@ -28,40 +26,6 @@ def tool_versions(*dists: str) -> dict[str, str]:
 
 def default_output(model: str, precision: str, ext: str, form: str | None = None) -> Path:
     return Path(DEFAULT_OUT_DIR) / f"{model}_{precision}.{ext}"
-
-
-def check_writable(path: Path) -> None:
-    """Fail before minutes of conversion if the output cannot be written."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.exists() and path.is_dir():
-        raise EdgeError(f"output path is a folder: {path}")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise EdgeError(f"cannot create output folder {parent}: {e.strerror or e}") from e
-    if not os.access(parent, os.W_OK):
-        raise EdgeError(f"output folder is not writable: {parent}")
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; rename it into place only if the block succeeds."""
-    final = Path(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + final.suffix, dir=final.parent or ".")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; artifacts are ordinary files
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-        data = Path(str(tmp_path) + ".data")
-        if data.exists():
-            data.unlink()
 
 
 def sidecar_path(artifact: str | os.PathLike[str]) -> Path:
@@ -139,12 +103,14 @@ def artifact_info(artifact: str | os.PathLike[str]) -> tuple[dict[str, Any] | No
 
     `where` is the sidecar's path, or "embedded metadata of <file>".
     """
+    from shufflenet_edge.export.sidecar import Sidecar
+
     for c in sidecar_candidates(artifact):
         if c.is_file():
-            return _read_json_object(c), str(c)
+            return Sidecar.from_dict(_read_json_object(c)).to_dict(), str(c)
     emb = read_embedded(artifact)
     if emb is not None:
-        return emb, f"embedded metadata of {Path(artifact).name}"
+        return Sidecar.from_dict(emb).to_dict(), f"embedded metadata of {Path(artifact).name}"
     return None, None
 
 
@@ -205,11 +171,14 @@ def _unreadable(p: Path) -> str | None:
     return None
 
 
-def write_sidecar(artifact: Path, info: dict[str, Any]) -> Path:
-    path = sidecar_path(artifact)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
-    return path
+def write_sidecar(artifact: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """Write `info` as the artifact's record (the typed Sidecar under the current schema); the record written."""
+    from shufflenet_edge.export.sidecar import SCHEMA, Sidecar
+
+    record = Sidecar.from_dict({**info, "schema": SCHEMA}).to_dict()
+    with atomic_path(sidecar_path(artifact)) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return record
 
 
 def read_sidecar(artifact: str | os.PathLike[str]) -> dict[str, Any] | None:

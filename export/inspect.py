@@ -230,7 +230,7 @@ def format_table(info: dict[str, Any]) -> str:
                          f"{info.get('xnnpack_partitions')} (XNNPACK runs fp32 and int8 ops; an op it lacks cuts the graph)")
             for k, i in enumerate(isl):
                 lines.append(f"  island {k + 1}: ops #{i['first_op']}-#{i['last_op']}, {i['float_ops']} float op(s) "
-                             f"{dict(i['op_histogram'])}, ends at {i['last_output'][-60:]}")
+                             f"{dict(i['op_histogram'])}")  # the converter's tensor names stay in --json
         g = info.get("gpu_compatibility")
         if g and g.get("checked"):
             lines.append(f"GPU delegate (model analyzer): {'compatible' if g['compatible'] else 'NOT compatible'}")

@@ -13,9 +13,6 @@ from typing import Any
 
 from shufflenet_edge.errors import UsageError
 
-CALIB_METHODS = ("minmax", "histogram", "percentile")
-WEIGHT_GRANULARITIES = ("per-channel", "per-tensor")
-
 
 def unit_names(model: Any) -> list[str]:
     """The names `--keep-float` accepts, in forward order."""
@@ -46,10 +43,3 @@ def module_paths(model: Any, names: list[str], folded: bool = False) -> list[str
     """Unit names -> module paths in the PyTorch form that is exported. The graph-level fold keeps every op's
     module path, so both forms use the unit names as they are (`folded` is kept for callers)."""
     return list(names)
-
-
-def check_choices(target: str, calib_method: str | None, weights: str | None) -> None:
-    if calib_method is not None and calib_method not in CALIB_METHODS:
-        raise UsageError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {calib_method!r}")
-    if weights is not None and weights not in WEIGHT_GRANULARITIES:
-        raise UsageError(f"--int8-weights must be one of {', '.join(WEIGHT_GRANULARITIES)}, got {weights!r}")

@@ -1,5 +1,5 @@
 """What int8 cost: the artifact and the quantization simulation against the float model, where the loss starts,
-and the user's gate. Shared by the TFLite and ONNX exporters (issue 15, item 0).
+and the user's gate. Shared by the TFLite and ONNX exporters.
 
 The export does not refuse an int8 model because it is far from float: that loss is the quantization's, and the
 user needs the artifact and a diagnosis, not a refusal. It refuses only when the user asked for a gate
@@ -23,7 +23,7 @@ PER_LAYER_SAMPLES = 4
 def remedies(first_weak: str | None) -> str:
     keep = f"--keep-float {first_weak}" if first_weak else "--keep-float UNIT"
     return (f"remedies: {keep} (keep that unit in float), --calib-method percentile|minmax, --calib DIR with "
-            "real images, or QAT (shufflenet_edge.qat.prepare, README 'int8 that survives')")
+            "real images, or QAT (shufflenet_edge.qat.prepare, docs/int8.md)")
 
 
 def loss_report(
@@ -51,11 +51,16 @@ def loss_report(
 def summary_line(rep: dict[str, Any]) -> str:
     a = rep["artifact_vs_float"]
     s = rep.get("simulation_vs_float")
-    line = (f"int8 vs float on {rep['inputs']}: PSNR {fmt_psnr(a['psnr_db'] if a['psnr_db'] is not None else float('inf'))} dB, "
-            f"top-1 agreement {a['top1_agreement']:.1%}")
+    def psnr(m: dict[str, Any]) -> str:
+        return fmt_psnr(m["psnr_db"] if m["psnr_db"] is not None else float("inf"))
+
+    def top1(m: dict[str, Any], lead: str) -> str:
+        return "" if m.get("top1_agreement") is None else f"{lead}{m['top1_agreement']:.1%}"
+
+    worst = f" (worst of {len(rep['per_output'])} outputs: output {rep['worst_output']})" if rep.get("per_output") else ""
+    line = f"int8 vs float on {rep['inputs']}{worst}: PSNR {psnr(a)} dB{top1(a, ', top-1 agreement ')}"
     if s is not None:
-        line += (f" (quantization simulation: {fmt_psnr(s['psnr_db'] if s['psnr_db'] is not None else float('inf'))} dB, "
-                 f"{s['top1_agreement']:.1%})")
+        line += f" (quantization simulation: {psnr(s)} dB{top1(s, ', ')})"
     if rep.get("first_weak_point"):
         line += f"; loss starts at {rep['first_weak_point']}"
     return line

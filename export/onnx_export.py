@@ -14,6 +14,7 @@ through the same code: a name is only a way to build the module.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -23,21 +24,21 @@ import numpy as np
 import torch
 from shufflenet_edge.export.common import (
     atomic_path,
-    check_writable,
     embed_identity,
     progress,
     tool_versions,
     write_sidecar,
 )
+from shufflenet_edge.export import verify
+from shufflenet_edge.export.config import ExportConfig
+from shufflenet_edge.export.pipeline import Prepared
 from torch import nn
 
 from shufflenet_edge.data import Preprocess
-from shufflenet_edge.errors import EdgeError, UsageError
+from shufflenet_edge.errors import UsageError
 from shufflenet_edge.graph_fold import fold_graph
-from shufflenet_edge.models import get_info
-from shufflenet_edge.models.weights import file_sha256, load_model
+from shufflenet_edge.models.weights import file_sha256
 
-ONNX_FORMS = ("auto", "reference", "gather", "transpose")
 OPSET = 18
 
 
@@ -95,177 +96,160 @@ def graph_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {k: info[k] for k in ("ops", "op_histogram", "data_movement_ops", "max_rank", "shape_ops", "size_bytes")}
 
 
-def time_onnx(paths: dict[str, Path], x: np.ndarray, threads: int = 1, rounds: int = 3, runs: int = 30) -> dict[str, Any]:
-    """Interleaved timing of several graphs in one process (spinning off): median ms per round."""
-    from shufflenet_edge.export.timing import interleaved_medians
-    from shufflenet_edge.runtimes.runner import OnnxRunner
-
-    runners = {k: OnnxRunner(str(p), threads=threads) for k, p in paths.items()}
-    return interleaved_medians({k: (lambda r=r: r.invoke(x)) for k, r in runners.items()}, "onnxruntime", threads, rounds, runs)
-
-
 def run_onnx_all(path: str | os.PathLike[str], xs: list[np.ndarray], threads: int = 1) -> list[np.ndarray]:
-    """Every output of an ONNX graph for the batch `xs` (one array per graph input), in graph order."""
+    """Every output of an ONNX graph for the batch `xs` (one array per graph input), in graph order; the session
+    checks numbers (exact int8 kernels where the CPU needs them: runtimes/ort_session.py)."""
     import onnxruntime as ort
 
     from shufflenet_edge.runtimes.ort_session import session_options
 
-    so = session_options(threads, check_numbers=True)
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), session_options(threads, check_numbers=True),
+                                providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     return [np.asarray(y) for y in sess.run(None, dict(zip(names, xs)))]
 
 
-def export_onnx(
-    model_name: str,
-    out: str | os.PathLike[str],
-    *,
-    weights: str | None = None,
-    form: str = "auto",
-    batch: int = 1,
-    dynamic_batch: bool = False,
-    input_size: int = 224,
-    int8: bool = False,
-    calib: str | None = None,
-    threads: int = 1,
-    seed: int = 0,
-    show_progress: bool = True,
-    module: nn.Module | None = None,
-    example_input: Any = None,
-    source: dict[str, Any] | None = None,
-    preprocess: Preprocess | None = None,
-    keep_float: list[str] | None = None,
-    calib_method: str | None = None,
-    calib_images: int | None = None,
-    int8_weights: str | None = None,
-    gate: Any = None,
-    tune_on: str = "local",
-    tune_options: Any = None,
-    tune_rounds: int | None = None,
-    tune_runs: int | None = None,
-) -> dict[str, Any]:
-    """int8 options (issue 15) as in `export_tflite`; calibration methods are onnxruntime's (minmax default,
-    histogram = Entropy, percentile).
+def run_onnx_samples(path: str | os.PathLike[str], x: np.ndarray, optimization: str = "all") -> list[np.ndarray]:
+    """Every output for the one-input samples `x`, run one at a time in one session that checks numbers;
+    `optimization` "none" runs a QDQ graph as its float simulation."""
+    from shufflenet_edge.runtimes.runner import OnnxRunner
 
-    Export `model_name` (a registry name) or `module` (any eval-mode nn.Module, `model_name` then only its
-    label; `example_input` a tensor or tuple of tensors, default (batch, 3, input_size, input_size)) to ONNX at
-    `out` (+ sidecar). `source`: how to rebuild the reference (recorded in the sidecar). Returns the sidecar."""
-    info = get_info(model_name) if module is None else None
-    if form not in ONNX_FORMS:
-        raise UsageError(f"unknown ONNX form {form!r}; valid: {', '.join(ONNX_FORMS)}")
-    if info is not None and info.family == "mobilenet_v2" and form not in ("auto", "reference"):
-        raise UsageError(f"{model_name} has no channel shuffle; use --form reference")
-    if (batch != 1 or dynamic_batch) and form == "transpose":
-        raise UsageError("the transpose form is rank 4 only for batch 1; use --form gather for --batch > 1 or --dynamic-batch")
-    out_path = Path(out)
-    check_writable(out_path)
-    pre = preprocess or Preprocess.for_model(model_name if module is None else None, input_size)
-    p = progress(show_progress)
-    if calib is not None and int8:
-        from shufflenet_edge.data import list_images
+    r = OnnxRunner(str(path), optimization=optimization, check_numbers=True)
+    return [np.concatenate(v) for v in zip(*(r.run_all(x[i : i + 1]) for i in range(len(x))))]
 
-        list_images(calib)  # fail now, not after the export
-    if module is None:
-        ref = load_model(model_name, weights, seed=seed, warn=weights is None)
-        x = torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
-    else:
-        ref = module.eval()
-        x = example_input if example_input is not None else torch.randn(batch, 3, input_size, input_size,
-                                                                          generator=torch.Generator().manual_seed(0))
-    from shufflenet_edge.export.int8_options import check_choices, resolve_keep_float
 
-    check_choices("onnx", calib_method, int8_weights)
-    if not int8 and (keep_float or calib_method or calib_images or int8_weights):
-        raise UsageError("--keep-float, --calib-method, --calib-images and --int8-weights are for --int8 exports")
-    kept = resolve_keep_float(ref, keep_float)
-    excluded: list[str] = []
-    int8_loss = None
-    xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-    if len(xs) != 1 and int8:
+@dataclasses.dataclass
+class _Job:
+    """One ONNX export's state, filled stage by stage (export_onnx runs them in order)."""
+
+    prep: Prepared
+    cfg: ExportConfig
+    out_path: Path
+    p: Any  # progress
+    xs: tuple[torch.Tensor, ...] = ()
+    wants: list[np.ndarray] = dataclasses.field(default_factory=list)
+    kept: list[str] = dataclasses.field(default_factory=list)
+    made: dict[str, Path] = dataclasses.field(default_factory=dict)  # candidate files beside the output
+    fold_reports: dict[str, Any] = dataclasses.field(default_factory=dict)
+    timings: dict[str, Any] | None = None
+    chosen: str = ""
+
+
+def export_onnx(prep: Prepared, out_path: Path, cfg: ExportConfig) -> dict[str, Any]:
+    """The ONNX backend of the pipeline (export/pipeline.py): `prep`'s module to `out_path` as `cfg` says (int8:
+    onnxruntime's calibration methods, minmax default, histogram = Entropy, percentile); returns the sidecar."""
+    from shufflenet_edge.export.int8_options import resolve_keep_float
+
+    if prep.family == "mobilenet_v2" and cfg.form not in ("auto", "reference"):
+        raise UsageError(f"{prep.label} has no channel shuffle; use --form reference")
+    if len(prep.example) != 1 and cfg.precision == "int8":
         raise UsageError("int8 ONNX export takes models with one input")
+    job = _Job(prep, cfg, out_path, progress(cfg.progress), xs=prep.example)
+    job.kept = resolve_keep_float(prep.module, list(cfg.int8.keep_float) if cfg.int8 else None)
     with torch.no_grad():
-        wants = [t.numpy() for t in _flat_outputs(ref(*xs))]
-    if info is not None and info.family == "mobilenet_v2":
-        form = "reference"
-    # auto: the reference form (the graph as written) is a candidate too; the folded forms must earn their place.
-    candidates = ["gather", "transpose", "reference"] if form == "auto" else [form]
-    if form == "auto" and (batch != 1 or dynamic_batch):
-        candidates = ["gather"]
-    timings = None
-    # A dynamic batch is traced at batch 2: torch.export specializes a size-1 dimension to the constant 1.
-    dyn = _batch_dims(len(xs)) if dynamic_batch else None
-    trace_xs = tuple(torch.cat([t, t]) if t.shape[0] == 1 else t for t in xs) if dynamic_batch else xs
-    tmpdir = out_path.parent
-    made: dict[str, Path] = {}
-    fold_reports: dict[str, Any] = {}
+        job.wants = [t.numpy() for t in _flat_outputs(prep.module(*job.xs))]
     try:
-        for f in candidates:
-            tmp = tmpdir / f".{out_path.stem}.{f}.candidate.onnx"
-            with p.step(f"exporting {model_name} ({f} form) to ONNX"):
-                gm, rep = fold_graph(ref, trace_xs, form=f, split="split", dynamic_shapes=dyn)
-                fold_reports[f] = rep
-                _torch_to_onnx(gm, trace_xs, tmp, dynamic_batch, len(wants))
-            made[f] = tmp
-        chosen = candidates[0]
-        if len(made) > 1:
-            from shufflenet_edge.export.timing import TUNE_ROUNDS, TUNE_RUNS, decide, time_on_target
-
-            rounds, runs = tune_rounds or TUNE_ROUNDS, tune_runs or TUNE_RUNS
-            with p.step(f"timing the candidate forms on {'onnxruntime here' if tune_on == 'local' else tune_on} "
-                        f"({threads} thread(s), {rounds} rounds)"):
-                if tune_on == "local":
-                    from shufflenet_edge.runtimes.runner import environment
-
-                    timings = time_onnx(made, xs[0].numpy()[:1] if not dynamic_batch else xs[0].numpy(), threads=threads,
-                                        rounds=rounds, runs=runs)
-                    timings["environment"] = environment()
-                else:
-                    timings = time_on_target({k: str(v) for k, v in made.items()}, tune_on, threads, rounds=rounds,
-                                             runs=runs, ssh_options=tune_options)
-            decision = decide(timings["round_medians_ms"], preferred=candidates[0])
-            chosen = decision["chosen"]
-            timings.update(decision)
-            timings["target"] = tune_on
-            p.log(f"form: {decision['verdict']}")
-        # Check the float graph against PyTorch before claiming anything: every output.
-        gots = run_onnx_all(made[chosen], [t.numpy() for t in xs], threads=threads)
-        errs = []
-        for k, (got, want) in enumerate(zip(gots, wants)):
-            e = float(np.abs(got - want).max())
-            t = 1e-4 * max(1.0, float(np.abs(want).max()))
-            errs.append({"output": k, "max_abs_error": e, "tolerance": t})
-            if not e <= t:
-                raise EdgeError(f"ONNX export of {model_name} ({chosen}) disagrees with PyTorch on output {k}: "
-                                f"max abs error {e:.3g} > {t:.3g}")
-        err = max(e["max_abs_error"] for e in errs)
-        tol = errs[int(np.argmax([e["max_abs_error"] for e in errs]))]["tolerance"]
-        precision = "fp32"
-        calibration = None
-        with atomic_path(out_path) as final_tmp:
-            if int8:
-                from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
-
-                with p.step(f"calibrating and quantizing (int8 QDQ, {int8_weights or 'per-channel'})"):
-                    calibration = quantize_onnx_int8(
-                        made[chosen], final_tmp, pre, calib, batch=batch, input_hw=tuple(int(v) for v in xs[0].shape[2:]),
-                        calib_method=calib_method, calib_images=calib_images,
-                        per_channel=(int8_weights or "per-channel") == "per-channel", keep_float=kept,
-                        excluded_out=excluded)
-                precision = "int8"
-                if xs[0].shape[0] == 1 and not dynamic_batch and len(wants) == 1 and wants[0].ndim == 2:
-                    with p.step("int8 loss against the float model"):
-                        int8_loss = _int8_loss(final_tmp, ref, pre, calib, calib_images, xs[0].shape[2:], gate)
-            else:
-                os.replace(made[chosen], final_tmp)
+        _candidates(job)
+        _select(job)
+        checks, calibration, excluded = _verify_and_write(job)
     finally:
-        for tmp in made.values():
-            if tmp.exists():
-                tmp.unlink()
+        for tmp in job.made.values():
+            tmp.unlink(missing_ok=True)
+    return _record(job, checks, calibration, excluded)
+
+
+def _candidate_forms(job: _Job) -> list[str]:
+    form, cfg = job.cfg.form, job.cfg
+    if job.prep.family == "mobilenet_v2":
+        return ["reference"]  # no channel shuffle to fold: the graph as written is the only candidate
+    if form != "auto":
+        return [form]
+    # auto: the reference form (the graph as written) is a candidate too; the folded forms must earn their place.
+    return ["gather"] if cfg.batch != 1 or cfg.dynamic_batch else ["gather", "transpose", "reference"]
+
+
+def _candidates(job: _Job) -> None:
+    """Each candidate form: the graph-level fold, torch.onnx (dynamo), onnxslim, the full checker."""
+    dynamic = job.cfg.dynamic_batch
+    # A dynamic batch is traced at batch 2: torch.export specializes a size-1 dimension to the constant 1.
+    dyn = _batch_dims(len(job.xs)) if dynamic else None
+    trace_xs = tuple(torch.cat([t, t]) if t.shape[0] == 1 else t for t in job.xs) if dynamic else job.xs
+    for f in _candidate_forms(job):
+        tmp = job.out_path.parent / f".{job.out_path.stem}.{f}.candidate.onnx"
+        with job.p.step(f"exporting {job.prep.label} ({f} form) to ONNX"):
+            gm, job.fold_reports[f] = fold_graph(job.prep.module, trace_xs, form=f, split="split", dynamic_shapes=dyn)
+            job.made[f] = tmp
+            _torch_to_onnx(gm, trace_xs, tmp, dynamic, len(job.wants))
+    job.chosen = next(iter(job.made))
+
+
+def _select(job: _Job) -> None:
+    """Time the candidates interleaved (here or on the tuning target) and apply the rule (export/timing.py)."""
+    if len(job.made) < 2:
+        return
+    from shufflenet_edge.export.timing import TUNE_ROUNDS, decide, time_candidates
+
+    t = job.cfg.tune
+    x = job.xs[0].numpy() if job.cfg.dynamic_batch else job.xs[0].numpy()[:1]
+    with job.p.step(f"timing the candidate forms on {'onnxruntime here' if t.target == 'local' else t.target} "
+                    f"({t.threads} thread(s), {t.rounds or TUNE_ROUNDS} rounds)"):
+        timings = time_candidates({k: str(v) for k, v in job.made.items()}, x, t)
+    graphs = {k: {g: v for g, v in graph_stats(path).items() if g in ("ops", "data_movement_ops", "max_rank")}
+              for k, path in job.made.items()}
+    preferred = next(iter(job.made))
+    decision = decide(timings["round_medians_ms"], preferred=preferred,
+                      data_movement={k: g["data_movement_ops"] for k, g in graphs.items()})
+    job.chosen = decision["chosen"]
+    if job.chosen == "reference":
+        r = graphs["reference"]
+        decision["verdict"] += (f"; the reference graph has max rank {r['max_rank']} and {r['data_movement_ops']} "
+                                "data-movement ops" + (" (rank 5: NNAPI and older GPU delegates refuse it)"
+                                                       if r["max_rank"] > 4 else "")
+                                + f": --form {preferred} keeps the folded graph")
+    timings["candidate_graphs"] = graphs
+    timings.update(decision)
+    timings["target"] = t.target
+    job.p.log(f"form: {decision['verdict']}")
+    job.timings = timings
+
+
+def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]:
+    """The float checks of the chosen graph, then the output (atomic): the graph itself, or its int8 QDQ
+    quantization with the int8 checks and loss. Returns (checks, calibration, nodes left float)."""
+    cfg, chosen, xs = job.cfg, job.chosen, job.xs
+    unfolded = job.made.get("reference") if chosen != "reference" else None
+    checks = _verify_float(job.made[chosen], job.prep.module, xs, job.wants,
+                           f"ONNX export of {job.prep.label} ({chosen})", cfg.dynamic_batch, unfolded,
+                           runtime_only=chosen == "reference")
+    calibration, excluded = None, []
+    with atomic_path(job.out_path) as final_tmp:
+        q = cfg.int8
+        if q is None:
+            os.replace(job.made[chosen], final_tmp)
+            return checks, calibration, excluded
+        from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
+
+        with job.p.step(f"calibrating and quantizing (int8 QDQ, {q.weights})"):
+            calibration = quantize_onnx_int8(
+                job.made[chosen], final_tmp, job.prep.preprocess, q.calib, batch=cfg.batch,
+                input_hw=tuple(int(v) for v in xs[0].shape[2:]), calib_method=q.method, calib_images=q.images,
+                per_channel=q.per_channel, keep_float=job.kept, excluded_out=excluded)
+        if xs[0].shape[0] == 1 and not cfg.dynamic_batch:
+            with job.p.step("int8 against its QDQ simulation and against the float model"):
+                checks = {"float": checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
+                checks["int8_loss"] = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, q.calib, q.images,
+                                                 xs[0].shape[2:], q.gate)
+    return checks, calibration, excluded
+
+
+def _record(job: _Job, checks: dict[str, Any], calibration: str | None, excluded: list[str]) -> dict[str, Any]:
+    """The written artifact's identity embedded in it, and its record beside it."""
     import onnx
 
+    prep, q, out_path = job.prep, job.cfg.int8, job.out_path
     m = onnx.load(str(out_path), load_external_data=False)
     i, o = m.graph.input[0], m.graph.output[0]
-    want = wants[0]
+    want = job.wants[0]
 
     def dims(v: Any) -> list[Any]:
         return [d.dim_value if d.HasField("dim_value") else (d.dim_param or -1) for d in v.type.tensor_type.shape.dim]
@@ -273,58 +257,114 @@ def export_onnx(
     sidecar = {
         "format": "onnx",
         "path": str(out_path),
-        "model": model_name,
-        "num_classes": int(want.shape[1]) if len(wants) == 1 and want.ndim == 2 else None,
-        "weights": {"path": str(weights), "sha256": file_sha256(weights)} if weights else None,
-        "random_weights": weights is None and module is None,
-        "seed": seed if weights is None and module is None else None,
-        "source": source or {"kind": "registry", "name": model_name},
-        "precision": precision,
-        "form": chosen,
+        "model": prep.label,
+        "num_classes": int(want.shape[1]) if len(job.wants) == 1 and want.ndim == 2 else None,
+        "weights": {"path": str(prep.weights), "sha256": file_sha256(prep.weights)} if prep.weights else None,
+        "random_weights": prep.random_weights,
+        "seed": job.cfg.seed if prep.random_weights else None,
+        "source": prep.source,
+        "precision": job.cfg.precision,
+        "form": job.chosen,
         "input": {"name": i.name, "shape": dims(i), "layout": "nchw", "dtype": "float32", "quantization": None},
         "output": {"name": o.name, "shape": dims(o), "dtype": "float32", "quantization": None},
         "outputs": [{"name": v.name, "shape": dims(v), "layout": "nchw" if len(dims(v)) == 4 else None,
                      "dtype": "float32"} for v in m.graph.output],
-        "preprocess": pre.to_dict(),
+        "preprocess": prep.preprocess.to_dict(),
         "labels": None,
         "calibration": calibration,
-        "calibration_method": (calib_method or "minmax") if int8 else None,
-        "int8_weights": (int8_weights or "per-channel") if int8 else None,
-        "keep_float": kept if int8 else None,
-        "float_nodes": excluded if int8 else None,
-        "int8_loss": int8_loss,
-        "float_check": {"max_abs_error_vs_torch": err, "tolerance": tol, "per_output": errs},
-        "fold": fold_reports[chosen].to_dict(),
-        "form_timings": timings,
+        "calibration_method": q.method_for("onnx") if q else None,
+        "int8_weights": q.weights if q else None,
+        "keep_float": job.kept if q else None,
+        "float_nodes": excluded if q else None,
+        "checks": checks,
+        "fold": job.fold_reports[job.chosen].to_dict(),
+        "form_timings": job.timings,
         "opset": OPSET,
         "tools": tool_versions("onnx", "onnxruntime", "onnxslim", "onnxscript"),
         "graph": None,
     }
+    if q is not None:
+        from shufflenet_edge.runtimes.ort_session import describe_int8_mode
+
+        sidecar["deployment_note"] = (
+            "onnxruntime on x86-64 without VNNI (AVX2 only): its default u8s8 int8 kernels can saturate and move "
+            "outputs far from this graph's numbers; open the session with the config entry "
+            "session.x64quantprecision = 1 there (checked here with: " + describe_int8_mode(True) + ")")
     embed_identity(out_path, sidecar)  # the artifact says what it is even without its sidecar
     sidecar["graph"] = graph_stats(out_path)
-    write_sidecar(out_path, sidecar)
-    return sidecar
+    return write_sidecar(out_path, sidecar)
+
+
+def _check_inputs(shape: Any) -> np.ndarray:
+    """The check inputs: seeded normal images in the model's float domain, one at a time."""
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(verify.N_CHECK, *[int(v) for v in shape], generator=g).numpy()
+
+
+def _verify_float(path: Path, ref: nn.Module, xs: tuple[torch.Tensor, ...], wants: list[np.ndarray], what: str,
+                  dynamic_batch: bool, unfolded: Path | None = None, runtime_only: bool = False) -> dict[str, Any]:
+    """The verify stage for ONNX float (export/verify.py): every output against PyTorch (and against torch.onnx's
+    own export of the unfolded module, `unfolded`, when --form auto made one), on the check inputs for a one-input
+    batch-1 model, else on the example input."""
+    if len(xs) == 1 and xs[0].shape[0] == 1 and not dynamic_batch:
+        x = _check_inputs(xs[0].shape[1:])
+        gots = run_onnx_samples(path, x)
+        wants = verify.torch_outputs(ref, x)
+        conv = run_onnx_samples(unfolded, x) if unfolded is not None else None
+        return verify.check_float(gots, wants, "fp32", what, verify.float_noise(ref, x, wants), conversion=conv,
+                                  runtime_only=runtime_only)
+    return verify.check_float(run_onnx_all(path, [t.numpy() for t in xs]), wants, "fp32", what)
+
+
+def _verify_int8(path: Path, chw: Any) -> dict[str, Any]:
+    """The QDQ graph as onnxruntime runs it (int8 kernels) against the same graph unoptimized (its float
+    simulation), in output steps; no graph pass runs after quantization, so nothing can have moved."""
+    x = _check_inputs(chw)
+    sims = run_onnx_samples(path, x, optimization="none")
+    return verify.check_int8(run_onnx_samples(path, x), sims, _output_scales(path), None)
+
+
+def _output_scales(path: Path) -> list[float | None]:
+    """Per graph output, the scale of the DequantizeLinear that produces it (None if none does)."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path), load_external_data=False)
+    inits = {i.name: i for i in m.graph.initializer}
+    producer = {o: n for n in m.graph.node for o in n.output}
+    out = []
+    for o in m.graph.output:
+        n = producer.get(o.name)
+        sc = None
+        if n is not None and n.op_type == "DequantizeLinear" and n.input[1] in inits:
+            arr = numpy_helper.to_array(inits[n.input[1]])
+            sc = float(arr) if arr.size == 1 else None
+        out.append(sc)
+    return out
 
 
 def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, calib: str | None, calib_images: int | None,
                hw: Any, gate: Any) -> dict[str, Any]:
-    """The int8 graph against the float model on the calibration images; per-layer SQNR when below the default
-    int8 gate; the user's gate (raises: the atomic write leaves nothing behind)."""
+    """Every output of the int8 graph against the float model on the calibration images (resized to the model's
+    input as they were for calibration); per-layer SQNR when below the default int8 gate (one-output models); the
+    user's gate (raises: the atomic write leaves nothing behind)."""
     from shufflenet_edge.export import int8_report
     from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_set
 
     images = calibration_set(calib, pre, limit=calib_images or DEFAULT_CALIBRATION_IMAGES)
+    if tuple(images.images.shape[2:]) != tuple(int(v) for v in hw):
+        from shufflenet_edge.export.tflite_export import _resize_images
+
+        images = _resize_images(images, (3, *(int(v) for v in hw)))
     xs = np.ascontiguousarray(images.images[: int8_report.N_LOSS_INPUTS], dtype=np.float32)
-    if tuple(xs.shape[2:]) != tuple(int(v) for v in hw):
-        return {"skipped": "calibration images do not have the model's input size"}
-    got = np.concatenate([run_onnx_all(path, [xs[i : i + 1]])[0] for i in range(len(xs))])
-    with torch.no_grad():
-        want = ref(torch.from_numpy(xs)).numpy()
+    gots = run_onnx_samples(path, xs)
+    wants = verify.torch_outputs(ref, xs)
     desc = f"{len(xs)} calibration images"
-    rep = int8_report.loss_report(got, want, None, desc)
-    if rep["below_default_gate"] or (gate is not None and gate.any()):
+    rep = verify.int8_loss(gots, wants, None, desc)
+    if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
         pl = int8_report.where_loss_starts(str(path), ref, xs, "nchw")
         if pl is not None:
-            rep = int8_report.loss_report(got, want, None, desc, pl)
-    int8_report.apply_gate(rep, got, want, gate)
+            rep = verify.int8_loss(gots, wants, None, desc, pl)
+    k = rep.get("worst_output", 0)
+    int8_report.apply_gate(rep, gots[k], wants[k], gate)
     return rep

@@ -1,6 +1,6 @@
 """ONNX int8: onnxruntime static QDQ quantization, per-channel weights, after quant_pre_process.
 
-Choices (issue 15): `calib_method` minmax (default) | histogram (onnxruntime's Entropy: KL-divergence on a
+Choices: `calib_method` minmax (default) | histogram (onnxruntime's Entropy: KL-divergence on a
 histogram) | percentile (onnxruntime's Percentile, 99.999); `per_channel`; `calib_images`; `keep_float` module
 paths whose nodes go to `nodes_to_exclude` (they stay float, with QuantizeLinear/DequantizeLinear at their
 borders). Nodes are found by the module scope the torch exporter records per node (`pkg.torch.onnx.name_scopes`);
@@ -18,10 +18,11 @@ import numpy as np
 from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_set
 
 from shufflenet_edge.data import Preprocess
+from shufflenet_edge.export.config import DEFAULT_CALIB_METHOD as DEFAULT_CALIB_METHODS
 from shufflenet_edge.errors import EdgeError
 
 SCOPE_KEY = "pkg.torch.onnx.name_scopes"
-DEFAULT_CALIB_METHOD = "minmax"
+DEFAULT_CALIB_METHOD = DEFAULT_CALIB_METHODS["onnx"]
 
 
 def fx_module_paths(gm: Any) -> dict[str, str]:
@@ -73,12 +74,11 @@ def nodes_in(model: Any, prefixes: list[str]) -> list[str]:
     return names
 
 
-def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None, batch: int = 1,
-                       input_hw: tuple[int, int] | None = None, *, calib_method: str | None = None, calib_images: int | None = None, per_channel: bool = True,
-                       keep_float: list[str] | None = None, excluded_out: list[str] | None = None) -> str:
-    """Quantize float `src` into `dst`; returns the description of the calibration data. `excluded_out`, when
-    given, receives the names of the nodes left in float.
-    `input_hw`: the model's input size when it is not `pre`'s square (calibration images are resized to it, stated)."""
+def quantize_qdq(src: Path, dst: Path, batches: list[np.ndarray], *, per_channel: bool = True,
+                 method: str = "minmax", exclude: list[str] | None = None) -> list[str]:
+    """The project's one onnxruntime static quantization: QDQ, symmetric int8 weights (per channel by default),
+    asymmetric int8 activations, after quant_pre_process, calibrated on `batches` (arrays for the graph's first
+    input). Returns the names of the nodes left in float (`exclude` that survived pre-processing)."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -89,44 +89,53 @@ def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(batches)
+
+        def get_next(self):  # type: ignore[no-untyped-def]
+            b = next(self.it, None)
+            return None if b is None else {input_name: np.ascontiguousarray(b, dtype=np.float32)}
+
+    calibrate = {"minmax": CalibrationMethod.MinMax, "histogram": CalibrationMethod.Entropy,
+                 "percentile": CalibrationMethod.Percentile}[method]
+    with tempfile.TemporaryDirectory() as td:
+        prep = Path(td) / "prep.onnx"
+        quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
+        present = {n.name for n in onnx.load(str(prep), load_external_data=False).graph.node}
+        kept = [n for n in (exclude or []) if n in present]
+        quantize_static(
+            str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=calibrate,
+            nodes_to_exclude=kept,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    return kept
+
+
+def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None, batch: int = 1,
+                       input_hw: tuple[int, int] | None = None, *, calib_method: str | None = None, calib_images: int | None = None, per_channel: bool = True,
+                       keep_float: list[str] | None = None, excluded_out: list[str] | None = None) -> str:
+    """Quantize float `src` into `dst`; returns the description of the calibration data. `excluded_out`, when
+    given, receives the names of the nodes left in float.
+    `input_hw`: the model's input size when it is not `pre`'s square (calibration images are resized to it, stated)."""
+    import onnx
+
     images = calibration_set(calib, pre, limit=calib_images or DEFAULT_CALIBRATION_IMAGES)
     if input_hw is not None and tuple(images.images.shape[2:]) != tuple(input_hw):
         from shufflenet_edge.export.tflite_export import _resize_images
 
         images = _resize_images(images, (3, *input_hw))
-    src_model = onnx.load(str(src), load_external_data=False)
-    input_name = src_model.graph.input[0].name
-    exclude = nodes_in(src_model, list(keep_float or []))
+    exclude = nodes_in(onnx.load(str(src), load_external_data=False), list(keep_float or []))
     if keep_float and not exclude:
         raise EdgeError(f"no ONNX node carries the module scope of {', '.join(keep_float)} (the graph has no "
                         f"'{SCOPE_KEY}' metadata): cannot keep them in float")
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(range(0, len(images.images), batch))
-
-        def get_next(self):  # type: ignore[no-untyped-def]
-            i = next(self.it, None)
-            if i is None:
-                return None
-            chunk = images.images[i : i + batch]
-            if len(chunk) < batch:
-                return None
-            return {input_name: np.ascontiguousarray(chunk, dtype=np.float32)}
-
-    method = {"minmax": CalibrationMethod.MinMax, "histogram": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[calib_method or DEFAULT_CALIB_METHOD]
-    with tempfile.TemporaryDirectory() as td:
-        prep = Path(td) / "prep.onnx"
-        quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
-        present = {n.name for n in onnx.load(str(prep), load_external_data=False).graph.node}
-        exclude = [n for n in exclude if n in present]
-        quantize_static(
-            str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-            nodes_to_exclude=exclude,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-        )
+    n = len(images.images) // batch * batch  # whole batches only
+    batches = [images.images[i : i + batch] for i in range(0, n, batch)]
+    kept = quantize_qdq(src, dst, batches, per_channel=per_channel, method=calib_method or DEFAULT_CALIB_METHOD,
+                        exclude=exclude)
     if excluded_out is not None:
-        excluded_out.extend(exclude)
+        excluded_out.extend(kept)
     return images.source

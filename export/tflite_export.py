@@ -23,6 +23,7 @@ Outputs: every output of the module (tuples of feature maps too); rank-4 outputs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -35,25 +36,22 @@ import torch
 from shufflenet_edge.export.calibration import calibration_set
 from shufflenet_edge.export.common import (
     atomic_path,
-    check_writable,
     embed_identity,
     progress,
     tool_versions,
     write_sidecar,
 )
+from shufflenet_edge.export.config import ExportConfig
+from shufflenet_edge.export import verify
+from shufflenet_edge.export.pipeline import Prepared
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize
-from shufflenet_edge.export.timing import interleaved_medians
 from torch import nn
 
-from shufflenet_edge.data import Preprocess
-from shufflenet_edge.errors import EdgeError, UsageError
+from shufflenet_edge.errors import InternalError, UsageError, eval_mode
 from shufflenet_edge.graph_fold import fold_graph
-from shufflenet_edge.models import get_info
-from shufflenet_edge.models.weights import file_sha256, load_model
+from shufflenet_edge.models.weights import file_sha256
 
-TFLITE_FORMS = ("auto", "reference", "cpu", "delegate")
 CPU_RECIPES = ("cpu", "reference3")
-N_CHECK = 16
 
 
 @contextlib.contextmanager
@@ -106,376 +104,374 @@ def _has_int8_io(g: Any) -> bool:
     return any(g.dtype(int(i)) == np.int8 for i in list(g.sg.inputs) + list(g.sg.outputs))
 
 
-def _time_candidates(models: dict[str, bytes], x: np.ndarray, threads: int, tune_on: str,
-                     tune_options: Any, tune_rounds: int | None = None, tune_runs: int | None = None) -> dict[str, Any]:
-    """Interleaved round medians of the candidate graphs: in this process (`local`) or on a target through the
-    bench machinery (`ssh://...`)."""
+def _time_bytes(models: dict[str, bytes], x: np.ndarray, tune: Any) -> dict[str, Any]:
+    """`timing.time_candidates` over candidate flatbuffers (written to a temporary folder first)."""
     import tempfile
 
-    from shufflenet_edge.export.timing import TUNE_ROUNDS, TUNE_RUNS, time_on_target
+    from shufflenet_edge.export.timing import time_candidates
 
-    rounds, runs = (tune_rounds or TUNE_ROUNDS), (tune_runs or TUNE_RUNS)
-    if tune_on == "local":
-        t = time_tflite(models, x, threads, rounds=rounds, runs=runs)
-        from shufflenet_edge.runtimes.runner import environment
-
-        t["environment"] = environment()
-        return t
     with tempfile.TemporaryDirectory() as td:
         paths = {}
         for k, b in models.items():
             paths[k] = str(Path(td) / f"candidate_{k}.tflite")
             Path(paths[k]).write_bytes(b)
-        return time_on_target(paths, tune_on, threads, rounds=rounds, runs=runs, ssh_options=tune_options)
+        return time_candidates(paths, x, tune)
 
 
-def time_tflite(models: dict[str, bytes], x: np.ndarray, threads: int, rounds: int = 3, runs: int = 30) -> dict[str, Any]:
-    """Interleaved medians of several candidate graphs in one LiteRT process."""
-    import tempfile
+@dataclasses.dataclass
+class _Job:
+    """One TFLite export's state, filled stage by stage (export_tflite runs them in order)."""
 
-    from shufflenet_edge.runtimes.runner import TFLiteRunner
+    prep: Prepared
+    cfg: ExportConfig
+    out_path: Path
+    p: Any  # progress
+    form: str
+    images: Any = None  # calibration set (int8), at the model's input size
+    kept: list[str] = dataclasses.field(default_factory=list)  # --keep-float units
+    x_nchw: Any = None
+    x: Any = None  # the example input in the artifact's layout
+    chk: np.ndarray | None = None  # check inputs in the artifact's layout (batch 1 only)
+    ref_outs: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    out_layouts: list[str | None] = dataclasses.field(default_factory=list)
+    calib_l: np.ndarray | None = None
+    fold_report: Any = None
+    candidates: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    pass_reports: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    base_of: dict[str, bytes] = dataclasses.field(default_factory=dict)  # each candidate's graph before the passes
+    sim_of: dict[str, Any] = dataclasses.field(default_factory=dict)  # each candidate's PT2E simulation (int8)
+    timings: dict[str, Any] | None = None
+    chosen: str = ""
 
-    with tempfile.TemporaryDirectory() as td:
-        runners = {}
-        for k, b in models.items():
-            p = Path(td) / f"{k}.tflite"
-            p.write_bytes(b)
-            runners[k] = TFLiteRunner(str(p), threads=threads)
-        prepared = {k: r.prepare(x) for k, r in runners.items()}
-        return interleaved_medians({k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()},
-                                   "litert", threads, rounds, runs)
+    @property
+    def precision(self) -> str:
+        return self.cfg.precision
+
+    @property
+    def layout(self) -> str:
+        return self.cfg.tflite_layout
+
+    def to_layout(self, a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)) if self.layout == "nhwc" else a
+
+    def rank4(self) -> list[int] | None:
+        return [k for k, t in enumerate(self.ref_outs) if t.dim() == 4] if self.layout == "nhwc" else None
+
+    def quant(self, folded: bool) -> dict[str, Any] | None:
+        from shufflenet_edge.export.int8_options import module_paths
+
+        q = self.cfg.int8
+        return None if q is None else {"calib_method": q.method_for("tflite"), "per_channel": q.per_channel,
+                                       "keep_float": module_paths(self.prep.module, self.kept, folded=folded)}
+
+    def wrapped(self, module: nn.Module) -> nn.Module:
+        return _nhwc(module, self.rank4()) if self.layout == "nhwc" else eval_mode(module)
 
 
-def _run(buf: bytes, x: np.ndarray, raw: bool = False) -> np.ndarray:
-    import tempfile
+def export_tflite(prep: Prepared, out_path: Path, cfg: ExportConfig) -> dict[str, Any]:
+    """The TFLite backend of the pipeline (export/pipeline.py): `prep`'s module to `out_path` as `cfg` says;
+    returns the sidecar. `cfg.keep_candidates`: a folder that also receives every candidate graph the form
+    considered (``<stem>.<recipe>.tflite``), for side-by-side use."""
+    if prep.qat:
+        return _export_qat(prep, out_path, cfg)
+    form = cfg.form
+    if prep.family == "mobilenet_v2" and form != "reference":
+        form = "reference"  # no channel shuffle to fold: the graph as written is the only candidate
+    job = _Job(prep, cfg, out_path, progress(cfg.progress), form)
+    _inputs(job)
+    _candidates(job)
+    _select(job)
+    checks = _verify_stage(job)
+    return _write(job, checks)
 
-    from shufflenet_edge.runtimes.runner import TFLiteRunner
 
-    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
-        f.write(buf)
-        f.flush()
-        r = TFLiteRunner(f.name, threads=1)
-        outs = []
-        for i in range(len(x)):
-            r.invoke(r.prepare(x[i : i + 1]))
-            outs.append(r.raw_output() if raw else r.output().copy())
-        return np.concatenate(outs)
+def _inputs(job: _Job) -> None:
+    """Calibration images, the example and check inputs, and the reference outputs' ranks and layouts."""
+    from shufflenet_edge.export.int8_options import resolve_keep_float
 
-
-def export_tflite(
-    model_name: str,
-    out: str | os.PathLike[str],
-    *,
-    weights: str | None = None,
-    form: str = "auto",
-    precision: str = "fp32",
-    io: str = "int8",
-    layout: str = "nhwc",
-    batch: int = 1,
-    input_size: int = 224,
-    calib: str | None = None,
-    threads: int = 1,
-    seed: int = 0,
-    show_progress: bool = True,
-    keep_candidates: str | os.PathLike[str] | None = None,
-    keep_float: list[str] | None = None,
-    calib_method: str | None = None,
-    calib_images: int | None = None,
-    int8_weights: str | None = None,
-    gate: Any = None,
-    module: nn.Module | None = None,
-    example_input: Any = None,
-    source: dict[str, Any] | None = None,
-    preprocess: Preprocess | None = None,
-    tune_on: str = "local",
-    tune_options: Any = None,
-    tune_rounds: int | None = None,
-    tune_runs: int | None = None,
-    tune_delegate: str = "cpu",
-) -> dict[str, Any]:
-    """Export `model_name` to TFLite at `out` (+ sidecar). `keep_candidates`: a folder that also receives
-    every candidate graph the form considered (``<stem>.<recipe>.tflite``), for side-by-side use.
-
-    int8 options (issue 15): `keep_float` unit names / globs that stay float; `calib_method` minmax |
-    histogram (default) | percentile; `calib_images` how many calibration images; `int8_weights` per-channel
-    (default) | per-tensor; `gate` a parity `Thresholds` the artifact must meet against the float model."""
-    info = get_info(model_name) if module is None else None
-    if form not in TFLITE_FORMS:
-        raise UsageError(f"unknown TFLite form {form!r}; valid: {', '.join(TFLITE_FORMS)}")
-    if precision not in ("fp32", "fp16", "int8"):
-        raise UsageError(f"precision must be fp32, fp16 or int8, got {precision!r}")
-    if precision != "int8":
-        io = "float"
-    if io not in ("float", "int8", "uint8"):
-        raise UsageError(f"--io must be float, int8 or uint8, got {io!r}")
-    if layout not in ("nhwc", "nchw"):
-        raise UsageError(f"--layout must be nhwc or nchw, got {layout!r}")
-    note = None
-    if info is not None and info.family == "mobilenet_v2":
-        form = "reference"
-    if batch != 1 and form != "reference":
-        raise UsageError("the folded TFLite forms are built for batch 1; use --form reference for --batch > 1")
-    if layout == "nchw" and form != "reference":
-        raise UsageError("the folded TFLite forms are NHWC (what LiteRT and Android expect); use --layout nhwc or --form reference")
-    out_path = Path(out)
-    check_writable(out_path)
-    pre = preprocess or Preprocess.for_model(model_name if module is None else None, input_size)
-    p = progress(show_progress)
-    if note:
-        p.log(note)
-    images = None
-    from shufflenet_edge.export.int8_options import check_choices, module_paths, resolve_keep_float
-
-    check_choices("tflite", calib_method, int8_weights)
-    if precision != "int8" and (keep_float or calib_method or calib_images or int8_weights):
-        raise UsageError("--keep-float, --calib-method, --calib-images and --int8-weights are for --int8 exports")
-    if precision == "int8":
-        with p.step("loading calibration images"):
-            images = calibration_set(calib, pre, **({"limit": calib_images} if calib_images else {}))
-    if module is None:
-        ref = load_model(model_name, weights, seed=seed, warn=weights is None)
-    else:
-        ref = module.eval()
-    kept = resolve_keep_float(ref, keep_float)
+    q, prep = job.cfg.int8, job.prep
+    if q is not None:
+        with job.p.step("loading calibration images"):
+            job.images = calibration_set(q.calib, prep.preprocess, **({"limit": q.images} if q.images else {}))
+    job.kept = resolve_keep_float(prep.module, list(q.keep_float) if q else None)
+    if len(prep.example) != 1:
+        raise UsageError("TFLite export takes models with one input")
     gen = torch.Generator().manual_seed(0)
-    x_nchw = torch.randn(batch, 3, input_size, input_size, generator=gen)
-    if example_input is not None:
-        if isinstance(example_input, (tuple, list)):
-            if len(example_input) != 1:
-                raise UsageError("TFLite export takes models with one input")
-            example_input = example_input[0]
-        x_nchw = example_input
-        batch = int(x_nchw.shape[0])
-    if images is not None and tuple(images.images.shape[1:]) != tuple(x_nchw.shape[1:]):
-        images = _resize_images(images, tuple(x_nchw.shape[1:]))
-    to_layout = (lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))) if layout == "nhwc" else (lambda a: a)
-    x = torch.from_numpy(to_layout(x_nchw.numpy()))
+    job.x_nchw = prep.example[0]
+    torch.randn(*job.x_nchw.shape, generator=gen)  # the check inputs are the draws after the example's
+    if job.images is not None and tuple(job.images.images.shape[1:]) != tuple(job.x_nchw.shape[1:]):
+        job.images = _resize_images(job.images, tuple(job.x_nchw.shape[1:]))
+    job.x = torch.from_numpy(job.to_layout(job.x_nchw.numpy()))
     with torch.no_grad():
-        ref_outs = _flat_outputs(ref(x_nchw))
-    rank4 = [k for k, t in enumerate(ref_outs) if t.dim() == 4]
-    out_layouts = [("nhwc" if layout == "nhwc" and t.dim() == 4 else ("nchw" if t.dim() == 4 else None)) for t in ref_outs]
-    quantizer = None
-    sim = None
+        job.ref_outs = _flat_outputs(prep.module(job.x_nchw))
+    job.out_layouts = [("nhwc" if job.layout == "nhwc" and t.dim() == 4 else ("nchw" if t.dim() == 4 else None))
+                       for t in job.ref_outs]
+    job.calib_l = job.to_layout(job.images.images) if job.images is not None else None
+    if int(job.x_nchw.shape[0]) == 1:  # random normal images in the model's float domain
+        job.chk = job.to_layout(torch.randn(verify.N_CHECK, *job.x_nchw.shape[1:], generator=gen).numpy())
 
-    def quant(folded: bool) -> dict[str, Any] | None:
-        return None if precision != "int8" else {
-            "calib_method": calib_method or "histogram", "per_channel": (int8_weights or "per-channel") == "per-channel",
-            "keep_float": module_paths(ref, kept, folded=folded)}
 
-    calib_l = to_layout(images.images) if images is not None else None
-    # --form auto: the reference form (the graph as written) is a candidate too, converted in a child process
-    # beside this one when there are CPUs for it (export/candidate_worker.py; the same bytes either way). It
-    # starts first, so its interpreter start-up overlaps the fold.
+def _candidates(job: _Job) -> None:
+    """Fold, convert (PT2E int8 first when asked) and apply each recipe's passes; with --form auto the reference
+    form too, converted in a child process beside this one when there are CPUs for it (the same bytes either
+    way; it starts first, so its interpreter start-up overlaps the fold)."""
     ref_job = None
-    if form == "auto":
+    if job.form == "auto":
         from shufflenet_edge.export.candidate_worker import start_reference
 
-        ref_job = start_reference(ref, rank4 if layout == "nhwc" else None, layout, x, calib_l, quant(False))
-    threads_before = torch.get_num_threads()
-    if ref_job is not None:
-        torch.set_num_threads(1)  # one CPU each while the child converts (more threads than CPUs only wait)
+        ref_job = start_reference(job.prep.module, job.rank4(), job.layout, job.x, job.calib_l, job.quant(False))
     try:  # the child never outlives this export (an error, Ctrl-C)
-        fold_report = None
-        step = "converting with litert-torch" + (" (int8: PT2E calibration first)" if precision == "int8" else "")
-        try:
-            if form == "reference":
-                torch_form = ref
-            else:
-                torch_form, fold_report = fold_graph(ref, (x_nchw,), form="transpose", split="slice", int8_friendly=True)
-            wrapped = _nhwc(torch_form, rank4 if layout == "nhwc" else None) if layout == "nhwc" else torch_form.eval()
-            with p.step(f"{model_name}: {step}"):
-                if precision == "int8":
-                    sim, quantizer = pt2e_quantize(wrapped, x, calib_l, **quant(form != "reference"))  # type: ignore[arg-type]
-                    base = convert(sim, x, quantizer)
-                else:
-                    base = convert(wrapped, x)
-        finally:
-            torch.set_num_threads(threads_before)
-        # Check inputs: random normal images in the model's float domain.
-        chk = to_layout(torch.randn(N_CHECK, *x_nchw.shape[1:], generator=gen).numpy()) if batch == 1 else None
-        recipes = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "auto": ["delegate", *CPU_RECIPES]}[form]
-        candidates: dict[str, bytes] = {}
-        pass_reports: dict[str, list[dict[str, Any]]] = {}
-        with p.step("graph passes (shuffle path, max-pool padding, I/O types)"):
-            for r in recipes:
-                key = r or "reference"
-                candidates[key], pass_reports[key] = apply_passes(base, r, io, precision == "fp16")
-                for rep in pass_reports[key]:
-                    if (rep.get("pass") == "shuffle_path" and rep["rewritten"] == 0 and fold_report is not None
-                            and fold_report.counts()["data_path"] > 0):
-                        raise EdgeError(f"shuffle_path found no shuffle region to rewrite in {model_name}: {rep['skipped'][:1]}")
-        timings = None
-        chosen = next(iter(candidates))
-        base_of = {k: base for k in candidates}
-        sim_of = {k: sim for k in candidates}
-        if form == "auto":
-            # The reference form (the graph as written, converted the same way) is a candidate too: the folded
-            # forms must earn their place on the target (issue 13).
-            ref_wrapped = _nhwc(ref, rank4 if layout == "nhwc" else None) if layout == "nhwc" else ref.eval()
-            sim_r = None
-            with p.step(f"{model_name}: converting the reference form too (a candidate of --form auto)"):
-                base_r = ref_job.result() if ref_job is not None else None
-                if ref_job is not None and base_r is None:
-                    p.log(f"reference candidate: the child conversion failed ({(((ref_job.error or '').strip().splitlines()) or ['?'])[-1][:160]}); "
-                          "converting it here")
-                if base_r is None:  # no child, or it failed: convert here
-                    if precision == "int8":
-                        sim_r, q_r = pt2e_quantize(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
-                        base_r = convert(sim_r, x, q_r)
-                    else:
-                        base_r = convert(ref_wrapped, x)
-            candidates["reference"], pass_reports["reference"] = apply_passes(base_r, None, io, precision == "fp16")
-            base_of["reference"], sim_of["reference"] = base_r, sim_r
+        _convert_folded(job, one_thread=ref_job is not None)
+        if job.form == "auto":
+            _convert_reference(job, ref_job)
     finally:
         if ref_job is not None:
             ref_job.cancel()
-    if len(candidates) > 1:
+
+
+def _convert_folded(job: _Job, one_thread: bool) -> None:
+    precision, ref = job.precision, job.prep.module
+    threads_before = torch.get_num_threads()
+    if one_thread:
+        torch.set_num_threads(1)  # one CPU each while the child converts (more threads than CPUs only wait)
+    sim = None
+    step = "converting with litert-torch" + (" (int8: PT2E calibration first)" if precision == "int8" else "")
+    try:
+        if job.form == "reference":
+            torch_form = ref
+        else:
+            torch_form, job.fold_report = fold_graph(ref, (job.x_nchw,), form="transpose", split="slice",
+                                                     int8_friendly=True)
+        wrapped = job.wrapped(torch_form)
+        with job.p.step(f"{job.prep.label}: {step}"):
+            if precision == "int8":
+                sim, quantizer = pt2e_quantize(wrapped, job.x, job.calib_l, **job.quant(job.form != "reference"))  # type: ignore[arg-type]
+                base = convert(sim, job.x, quantizer)
+            else:
+                base = convert(wrapped, job.x)
+    finally:
+        torch.set_num_threads(threads_before)
+    recipes = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES),
+               "auto": ["delegate", *CPU_RECIPES]}[job.form]
+    with job.p.step("graph passes (shuffle path, max-pool padding, I/O types)"):
+        for r in recipes:
+            key = r or "reference"
+            job.candidates[key], job.pass_reports[key] = apply_passes(base, r, job.cfg.tflite_io, precision == "fp16")
+            job.base_of[key], job.sim_of[key] = base, sim
+            for rep in job.pass_reports[key]:
+                if (rep.get("pass") == "shuffle_path" and rep["rewritten"] == 0 and job.fold_report is not None
+                        and job.fold_report.counts()["data_path"] > 0):
+                    raise InternalError(f"shuffle_path found no shuffle region to rewrite in {job.prep.label}: "
+                                        f"{rep['skipped'][:1]}")
+
+
+def _convert_reference(job: _Job, ref_job: Any) -> None:
+    """The reference form (the graph as written, converted the same way): the folded forms must earn their place."""
+    sim_r = None
+    with job.p.step(f"{job.prep.label}: converting the reference form too (a candidate of --form auto)"):
+        base_r = ref_job.result() if ref_job is not None else None
+        if ref_job is not None and base_r is None:
+            why = (((ref_job.error or "").strip().splitlines()) or ["?"])[-1][:160]
+            job.p.log(f"reference candidate: the child conversion failed ({why}); converting it here")
+        if base_r is None:  # no child, or it failed: convert here
+            wrapped = job.wrapped(job.prep.module)
+            if job.precision == "int8":
+                sim_r, q_r = pt2e_quantize(wrapped, job.x, job.calib_l, **job.quant(False))  # type: ignore[arg-type]
+                base_r = convert(sim_r, job.x, q_r)
+            else:
+                base_r = convert(wrapped, job.x)
+    job.candidates["reference"], job.pass_reports["reference"] = apply_passes(base_r, None, job.cfg.tflite_io,
+                                                                             job.precision == "fp16")
+    job.base_of["reference"], job.sim_of["reference"] = base_r, sim_r
+
+
+def _select(job: _Job) -> None:
+    """Time the candidates interleaved (here or on the tuning target) and apply the rule (export/timing.py)."""
+    job.chosen = next(iter(job.candidates))
+    if len(job.candidates) > 1:
         from shufflenet_edge.export.timing import TUNE_ROUNDS, decide
 
-        where = "LiteRT here" if tune_on == "local" else tune_on
-        with p.step(f"timing {len(candidates)} candidate graphs on {where} ({threads} thread(s), "
-                    f"{tune_rounds or TUNE_ROUNDS} rounds)"):
-            timings = _time_candidates(candidates, to_layout(x_nchw.numpy()[:1]), threads, tune_on, tune_options,
-                                       tune_rounds, tune_runs)
+        t = job.cfg.tune
+        where = "LiteRT here" if t.target == "local" else t.target
+        with job.p.step(f"timing {len(job.candidates)} candidate graphs on {where} ({t.threads} thread(s), "
+                        f"{t.rounds or TUNE_ROUNDS} rounds)"):
+            timings = _time_bytes(job.candidates, job.to_layout(job.x_nchw.numpy()[:1]), t)
         # The preferred form: `delegate` (fewest ops, rank 4) when the artifact is meant for a GPU/NPU delegate,
         # else the simplest folded CPU recipe.
-        preferred = "delegate" if tune_delegate == "gpu" and "delegate" in candidates else (
-            "cpu" if "cpu" in candidates else next(iter(candidates)))
-        decision = decide(timings["round_medians_ms"], preferred=preferred)
-        chosen = decision["chosen"]
+        preferred = "delegate" if t.prefer == "gpu" and "delegate" in job.candidates else (
+            "cpu" if "cpu" in job.candidates else next(iter(job.candidates)))
+        graphs = {k: _graph_summary(b) for k, b in job.candidates.items()}
+        decision = decide(timings["round_medians_ms"], preferred=preferred,
+                          data_movement={k: g["data_movement_ops"] for k, g in graphs.items()})
+        job.chosen = decision["chosen"]
+        if job.chosen == "reference":
+            decision["verdict"] += "; " + _reference_cost(graphs)
         timings.update(decision)
-        timings["target"] = tune_on
-        p.log(f"form: {decision['verdict']}")
-    base, sim = base_of[chosen], sim_of[chosen]
-    if sim is None and precision == "int8":  # the reference form won and was converted in the child: its
-        # simulation for the checks (calibration is deterministic: the same observers see the same images)
+        timings["target"] = t.target
+        timings["candidate_graphs"] = graphs
+        job.p.log(f"form: {decision['verdict']}")
+        job.timings = timings
+    if job.sim_of.get(job.chosen) is None and job.precision == "int8":
+        # the reference form won and was converted in the child: its simulation for the checks (calibration is
+        # deterministic: the same observers see the same images)
+        threads_before = torch.get_num_threads()
         torch.set_num_threads(1)  # as the child calibrated
         try:
-            sim, _ = pt2e_quantize(ref_wrapped, x, calib_l, **quant(False))  # type: ignore[arg-type]
+            job.sim_of[job.chosen], _ = pt2e_quantize(job.wrapped(job.prep.module), job.x, job.calib_l,
+                                                      **job.quant(False))  # type: ignore[arg-type]
         finally:
             torch.set_num_threads(threads_before)
-    final = candidates[chosen]
-    if keep_candidates is not None:
-        kd = Path(keep_candidates)
+    if job.cfg.keep_candidates is not None:
+        kd = Path(job.cfg.keep_candidates)
         kd.mkdir(parents=True, exist_ok=True)
-        for k, b in candidates.items():
-            with atomic_path(kd / f"{out_path.stem}.{k}.tflite") as tmp:
+        for k, b in job.candidates.items():
+            with atomic_path(kd / f"{job.out_path.stem}.{k}.tflite") as tmp:
                 tmp.write_bytes(b)
-    if len(ref_outs) == 1 and ref_outs[0].dim() == 2:
-        checks = _check(final, base, ref, sim, chk, to_layout, precision, io, x_nchw_chk=None)
-    else:
-        checks = _check_outputs(final, base, ref, sim, chk, precision, io, out_layouts, layout)
-    if precision == "int8" and batch == 1 and len(ref_outs) == 1 and ref_outs[0].dim() == 2:
-        assert images is not None
-        with p.step("int8 loss against the float model"):
-            checks["int8_loss"] = _int8_loss(final, ref, sim, images, to_layout, layout, gate)
-    with atomic_path(out_path) as tmp:
-        tmp.write_bytes(final)
+
+
+def _verify_stage(job: _Job) -> dict[str, Any]:
+    """The checks of the chosen graph (export/verify.py) and, for int8, the loss against the float model."""
+    final, chosen = job.candidates[job.chosen], job.chosen
+    unfolded = job.candidates.get("reference") if chosen != "reference" else None
+    checks = _verify(final, job.base_of[chosen], job.prep.module, job.sim_of[chosen], job.chk, job.precision,
+                     job.cfg.tflite_io, job.out_layouts, job.layout, unfolded,
+                     runtime_only=chosen == "reference")
+    if job.precision == "int8" and job.chk is not None:
+        with job.p.step("int8 loss against the float model"):
+            checks["int8_loss"] = _int8_loss(final, job.prep.module, job.sim_of[chosen], job.images, job.to_layout,
+                                             job.layout, job.out_layouts, job.cfg.int8.gate if job.cfg.int8 else None)
+    return checks
+
+
+def _write(job: _Job, checks: dict[str, Any]) -> dict[str, Any]:
+    """The artifact (atomic), its identity embedded, and its record."""
     from shufflenet_edge.export.inspect import inspect_tflite
 
-    g = inspect_tflite(out_path, analyze_gpu=True)
-    chosen_form = "reference" if chosen == "reference" else ("delegate" if chosen == "delegate" else "cpu")
+    final, chosen, prep, q = job.candidates[job.chosen], job.chosen, job.prep, job.cfg.int8
+    with atomic_path(job.out_path) as tmp:
+        tmp.write_bytes(final)
+    g = inspect_tflite(job.out_path, analyze_gpu=True)
+    logits = len(job.ref_outs) == 1 and job.ref_outs[0].dim() == 2
+    fold = job.fold_report
     sidecar = {
         "format": "tflite",
-        "path": str(out_path),
-        "model": model_name,
-        "num_classes": int(g["outputs"][0]["shape"][-1]) if len(ref_outs) == 1 and ref_outs[0].dim() == 2 else None,
-        "weights": {"path": str(weights), "sha256": file_sha256(weights)} if weights else None,
-        "random_weights": weights is None and module is None,
-        "seed": seed if weights is None and module is None else None,
-        "source": source or {"kind": "registry", "name": model_name},
-        "precision": precision,
-        "form": chosen_form,
+        "path": str(job.out_path),
+        "model": prep.label,
+        "num_classes": int(g["outputs"][0]["shape"][-1]) if logits else None,
+        "weights": {"path": str(prep.weights), "sha256": file_sha256(prep.weights)} if prep.weights else None,
+        "random_weights": prep.random_weights,
+        "seed": job.cfg.seed if prep.random_weights else None,
+        "source": prep.source,
+        "precision": job.precision,
+        "form": "reference" if chosen == "reference" else ("delegate" if chosen == "delegate" else "cpu"),
         "recipe": chosen,
-        "input": {**g["inputs"][0], "layout": layout},
+        "input": {**g["inputs"][0], "layout": job.layout},
         "output": g["outputs"][0],
         "outputs": [{**o, "layout": lay, "torch_shape": list(t.shape)}
-                    for o, lay, t in zip(_signature_outputs(final, g["outputs"]), out_layouts, ref_outs)],
-        "preprocess": pre.to_dict(),
+                    for o, lay, t in zip(_signature_outputs(final, g["outputs"]), job.out_layouts, job.ref_outs)],
+        "preprocess": prep.preprocess.to_dict(),
         "labels": None,
-        "calibration": images.source if images is not None else None,
-        "quantization_scheme": (f"PT2E static, {int8_weights or 'per-channel'} symmetric int8 weights, int8 activations "
-                                f"({calib_method or 'histogram'} calibration)") if precision == "int8" else None,
-        "calibration_method": (calib_method or "histogram") if precision == "int8" else None,
-        "keep_float": kept if precision == "int8" else None,
+        "calibration": job.images.source if job.images is not None else None,
+        "quantization_scheme": (f"PT2E static, {q.weights} symmetric int8 weights, int8 activations "
+                                f"({q.method_for('tflite')} calibration)") if q else None,
+        "calibration_method": q.method_for("tflite") if q else None,
+        "keep_float": job.kept if q else None,
         "checks": checks,
-        "form_timings": timings,
-        "passes": pass_reports[chosen],
-        "fold": fold_report.to_dict() if fold_report is not None else {"form": "reference", "counts": None},
+        "form_timings": job.timings,
+        "passes": job.pass_reports[chosen],
+        "fold": (fold.to_dict() if fold is not None and chosen != "reference" else
+                 {"form": "reference", "counts": None,
+                  "found_in_candidates": fold.counts() if fold is not None else None}),
         "tools": tool_versions("litert-torch", "ai-edge-litert", "torchao"),
-        "graph": {k: g[k] for k in ("ops", "op_histogram", "data_movement_ops", "max_rank", "xnnpack_partitions", "quantize_ops", "size_bytes", "gpu_compatibility")},
+        "graph": {k: g[k] for k in ("ops", "op_histogram", "data_movement_ops", "max_rank", "xnnpack_partitions",
+                                    "quantize_ops", "size_bytes", "gpu_compatibility")},
     }
-    embed_identity(out_path, sidecar)  # the artifact says what it is even without its sidecar
-    sidecar["graph"]["size_bytes"] = out_path.stat().st_size
-    write_sidecar(out_path, sidecar)
-    return sidecar
+    embed_identity(job.out_path, sidecar)  # the artifact says what it is even without its sidecar
+    sidecar["graph"]["size_bytes"] = job.out_path.stat().st_size
+    return write_sidecar(job.out_path, sidecar)
 
 
-def _check(final: bytes, base: bytes, ref: nn.Module, sim: Any, chk: np.ndarray | None, to_layout: Any,
-           precision: str, io: str, x_nchw_chk: Any) -> dict[str, Any]:
-    """Prove the artifact: fp32 vs PyTorch; int8 vs the PT2E simulation and vs the unpassed graph."""
+def _graph_summary(buf: bytes) -> dict[str, Any]:
+    """What a candidate graph costs where delegates are concerned: ops, data movement, max rank, XNNPACK partitions."""
+    import tempfile
+
+    from shufflenet_edge.export.inspect import inspect_tflite
+
+    with tempfile.TemporaryDirectory() as td:
+        f = Path(td) / "candidate.tflite"
+        f.write_bytes(buf)
+        g = inspect_tflite(f, analyze_gpu=False)
+    return {k: g[k] for k in ("ops", "data_movement_ops", "max_rank", "xnnpack_partitions")}
+
+
+def _reference_cost(graphs: dict[str, dict[str, Any]]) -> str:
+    """What shipping the graph as written costs on a GPU/NPU delegate, against the best folded candidate."""
+    r = graphs["reference"]
+    folded = {k: g for k, g in graphs.items() if k != "reference"}
+    best = min(folded, key=lambda k: (folded[k]["data_movement_ops"], k)) if folded else None
+    text = (f"the reference graph has max rank {r['max_rank']}, {r['xnnpack_partitions']} XNNPACK partition(s) and "
+            f"{r['data_movement_ops']} data-movement ops")
+    if best is not None:
+        b = folded[best]
+        text += (f" (folded {best}: rank {b['max_rank']}, {b['xnnpack_partitions']} partition(s), "
+                 f"{b['data_movement_ops']})")
+    if r["max_rank"] > 4:
+        text += "; GPU/NPU delegates (NNAPI, older GPU delegates) refuse rank 5"
+    return text + ": --form cpu, or --tune-delegate gpu with --tune-on adb, keeps the folded graph"
+
+
+def _nchw_outputs(ys: list[np.ndarray], layouts: list[str | None]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if lay == "nhwc" and y.ndim == 4 else y
+            for y, lay in zip(ys, layouts)]
+
+
+def _verify(final: bytes, base: bytes, ref: nn.Module, sim: Any, chk: np.ndarray | None, precision: str, io: str,
+            layouts: list[str | None], in_layout: str, unfolded: bytes | None = None,
+            runtime_only: bool = False) -> dict[str, Any]:
+    """The verify stage for TFLite (export/verify.py): float against PyTorch (and against the converter's own
+    conversion of the unfolded module, `unfolded`, when --form auto made one), int8 against its simulation."""
     if chk is None:
         return {"skipped": "checks run for batch 1 only"}
-    out: dict[str, Any] = {"inputs": len(chk)}
-    got = _run(final, chk)
     if precision in ("fp32", "fp16"):
-        with torch.no_grad():
-            want = ref(torch.from_numpy(np.ascontiguousarray(chk.transpose(0, 3, 1, 2)) if chk.shape[-1] == 3 else torch.from_numpy(chk))).numpy()
-        err = float(np.abs(got - want).max())
-        scale = max(1.0, float(np.abs(want).max()))  # float32 rounding grows with the logits' size
-        tol = (1e-4 if precision == "fp32" else 0.05) * scale
-        out.update({"vs_torch_max_abs_error": err, "tolerance": tol,
-                    "top1_agreement": float((got.argmax(1) == want.argmax(1)).mean())})
-        if err > tol:
-            raise EdgeError(f"TFLite {precision} disagrees with PyTorch: max abs logit error {err:.3g} > {tol:.3g} on {len(chk)} inputs")
-        return out
-    # int8: the passes must not change a single value (data movement only).
-    before = _run(base, chk, raw=True)
-    after_raw = _run(final, chk, raw=io == "int8")
-    if io == "int8":
-        moved = int(np.abs(before.astype(np.int32) - after_raw.astype(np.int32)).max())
-    else:
-        moved = None
-    with torch.no_grad():
-        want = torch.cat([sim(torch.from_numpy(chk[i : i + 1])) for i in range(len(chk))]).numpy()
-    m = _tflite_model_from_bytes(final)
-    scale = _output_scale(m)
-    steps = float(np.abs(got - want).max() / scale) if scale else None
-    out.update({"passes_max_int8_change": moved, "output_scale": scale,
-                "vs_pt2e_simulation_max_steps": steps,
-                "top1_agreement_vs_simulation": float((got.argmax(1) == want.argmax(1)).mean())})
-    if moved not in (None, 0):
-        raise EdgeError(f"graph passes changed int8 outputs by up to {moved} steps: a pass is not exact")
-    # The converter's int8 kernels round differently from the float simulation (fixed-point
-    # requantization): a step or two at the output is expected. Far more is recorded, not refused: on a model
-    # that quantizes badly (issue 15: a torchvision-made checkpoint at 19 dB) the rounding differences grow through
-    # depth, and the loss is the quantization's; `int8_loss` says how far both are from float.
-    out["within_2_steps_fraction"] = float((np.abs(got - want) / scale <= 2.0 + 1e-3).mean()) if scale else None
-    return out
+        x_nchw = np.ascontiguousarray(chk.transpose(0, 3, 1, 2)) if in_layout == "nhwc" else chk
+        gots = _nchw_outputs(run_tflite_all(final, chk), layouts)
+        wants = verify.torch_outputs(ref, x_nchw)
+        conv = _nchw_outputs(run_tflite_all(unfolded, chk), layouts) if unfolded is not None else None
+        return verify.check_float(gots, wants, precision, f"TFLite {precision}", verify.float_noise(ref, x_nchw, wants),
+                                  conversion=conv, runtime_only=runtime_only)
+    moved = None
+    if io == "int8":  # the passes must not change a single stored value (they move data only)
+        before, after = run_tflite_all(base, chk, raw=True), run_tflite_all(final, chk, raw=True)
+        moved = max(int(np.abs(b.astype(np.int64) - a.astype(np.int64)).max()) for b, a in zip(before, after))
+    # The simulation takes the artifact's input layout and gives its output layout: compared as they are.
+    return verify.check_int8(run_tflite_all(final, chk), verify.torch_outputs(sim, chk), _output_scales(final), moved)
 
 
-def _int8_loss(final: bytes, ref: nn.Module, sim: Any, images: Any, to_layout: Any, layout: str, gate: Any) -> dict[str, Any]:
-    """The artifact and the PT2E simulation against the float model on the calibration images; per-layer SQNR
-    when below the default int8 gate; the user's gate (raises, nothing written)."""
+def _int8_loss(final: bytes, ref: nn.Module, sim: Any, images: Any, to_layout: Any, layout: str,
+               layouts: list[str | None], gate: Any) -> dict[str, Any]:
+    """Every output of the artifact and of the PT2E simulation against the float model on the calibration images;
+    per-layer SQNR when below the default int8 gate (one-output models); the user's gate (raises, nothing
+    written)."""
     import tempfile
 
     from shufflenet_edge.export import int8_report
 
     xs = np.ascontiguousarray(images.images[: int8_report.N_LOSS_INPUTS], dtype=np.float32)
-    xl = to_layout(xs)
-    got = _run(final, xl)
-    with torch.no_grad():
-        want = ref(torch.from_numpy(xs)).numpy()
-        sim_out = torch.cat([sim(torch.from_numpy(np.ascontiguousarray(xl[i : i + 1]))) for i in range(len(xl))]).numpy()
-    rep = int8_report.loss_report(got, want, sim_out, f"{len(xs)} calibration images")
-    if rep["below_default_gate"] or (gate is not None and gate.any()):
+    xl = np.ascontiguousarray(to_layout(xs))
+    gots = _nchw_outputs(run_tflite_all(final, xl), layouts)
+    wants = verify.torch_outputs(ref, xs)
+    sims = _nchw_outputs(verify.torch_outputs(sim, xl), layouts)
+    desc = f"{len(xs)} calibration images"
+    rep = verify.int8_loss(gots, wants, sims, desc)
+    if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
             f.write(final)
             f.flush()
             pl = int8_report.where_loss_starts(f.name, ref, xs, layout)
         if pl is not None:
-            rep = int8_report.loss_report(got, want, sim_out, f"{len(xs)} calibration images", pl)
-    int8_report.apply_gate(rep, got, want, gate)
+            rep = verify.int8_loss(gots, wants, sims, desc, pl)
+    k = rep.get("worst_output", 0)
+    int8_report.apply_gate(rep, gots[k], wants[k], gate)
     return rep
 
 
@@ -551,56 +547,69 @@ def _signature_outputs(buf: bytes, outs: list[dict[str, Any]]) -> list[dict[str,
     return rows
 
 
-def _check_outputs(final: bytes, base: bytes, ref: nn.Module, sim: Any, chk: np.ndarray | None, precision: str,
-                   io: str, layouts: list[str | None], in_layout: str = "nhwc") -> dict[str, Any]:
-    """Every output: fp32 within 1e-4 of PyTorch (relative to its largest value); int8: the passes move no
-    value, and the artifact is within a few output steps of the PT2E simulation. Per output."""
-    if chk is None:
-        return {"skipped": "checks run for batch 1 only"}
-    nchw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # noqa: E731
-    x_nchw = torch.from_numpy(nchw(chk)) if in_layout == "nhwc" else torch.from_numpy(chk)
-    gots = run_tflite_all(final, chk)
-    gots = [nchw(g) if lay == "nhwc" else g for g, lay in zip(gots, layouts)]
-    per: list[dict[str, Any]] = []
-    if precision in ("fp32", "fp16"):
-        with torch.no_grad():
-            wants = [torch.cat(v).numpy() for v in zip(*[_flat_outputs(ref(x_nchw[i : i + 1])) for i in range(len(chk))])]
-        for k, (got, want) in enumerate(zip(gots, wants)):
-            if got.shape != want.shape:
-                raise EdgeError(f"TFLite output {k} has shape {got.shape}, PyTorch {want.shape}")
-            err = float(np.abs(got - want).max())
-            tol = (1e-4 if precision == "fp32" else 0.05) * max(1.0, float(np.abs(want).max()))
-            per.append({"output": k, "max_abs_error": err, "tolerance": tol})
-            if not err <= tol:
-                raise EdgeError(f"TFLite {precision} disagrees with PyTorch on output {k}: max abs error {err:.3g} > {tol:.3g} "
-                                f"on {len(chk)} inputs")
-        return {"inputs": len(chk), "per_output": per, "vs_torch_max_abs_error": max(p["max_abs_error"] for p in per)}
-    before = run_tflite_all(base, chk, raw=True)
-    after = run_tflite_all(final, chk, raw=True)
-    moved = max(int(np.abs(b.astype(np.int64) - a.astype(np.int64)).max()) for b, a in zip(before, after)) if io == "int8" else None
-    if moved not in (None, 0):
-        raise EdgeError(f"graph passes changed int8 outputs by up to {moved} steps: a pass is not exact")
-    with torch.no_grad():
-        wants = [torch.cat(v).numpy() for v in zip(*[_flat_outputs(sim(torch.from_numpy(chk[i : i + 1]))) for i in range(len(chk))])]
-    for k, (got, want) in enumerate(zip(run_tflite_all(final, chk), wants)):
-        scale = float(np.abs(want).max()) / 127.0 or 1.0
-        per.append({"output": k, "max_abs_error_vs_simulation": float(np.abs(got - want).max()),
-                    "within_2_steps_fraction": float((np.abs(got - want) / scale <= 2.0 + 1e-3).mean())})
-    return {"inputs": len(chk), "passes_max_int8_change": moved, "per_output": per}
-
-
-def _tflite_model_from_bytes(buf: bytes) -> Any:
+def _output_scales(buf: bytes) -> list[float | None]:
+    """Per output (signature order), its int8 quantization scale: the output tensor's own when it is int8, else
+    that of the int8 tensor its DEQUANTIZE reads; None for a float output with no int8 tensor before it."""
     from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
 
-    return schema.ModelT.InitFromPackedBuf(buf, 0)
-
-
-def _output_scale(m: Any) -> float | None:
+    m = schema.ModelT.InitFromPackedBuf(buf, 0)
     sg = m.subgraphs[0]
-    # The scale of the last int8 tensor before any float output conversion.
-    for op in reversed(sg.operators):
-        for o in op.outputs:
-            t = sg.tensors[o]
-            if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) == 1 and t.type == 9:
-                return float(t.quantization.scale[0])
-    return None
+    producer = {o: op for op in sg.operators for o in op.outputs}
+
+    def int8_scale(t_index: int) -> float | None:
+        t = sg.tensors[t_index]
+        q = t.quantization
+        if t.type in (9, 3) and q is not None and q.scale is not None and len(q.scale) == 1:  # INT8, UINT8
+            return float(q.scale[0])
+        return None
+
+    scales = []
+    for d in _ordered_output_details(Interpreter(model_content=buf)):
+        sc = int8_scale(d["index"])
+        op = producer.get(d["index"])
+        if sc is None and op is not None and op.inputs is not None and len(op.inputs) == 1:
+            sc = int8_scale(op.inputs[0])  # DEQUANTIZE (or another one-input op) of an int8 tensor
+        scales.append(sc)
+    return scales
+
+
+def _export_qat(prep: Prepared, out_path: Path, cfg: ExportConfig) -> dict[str, Any]:
+    """A graph fine-tuned with shufflenet_edge.qat: full-integer int8 with the scales it learned (NHWC input).
+    Its float reference is the model it started from (`prep.source`), which `parity` rebuilds when recorded."""
+    from shufflenet_edge import qat
+    from shufflenet_edge.export.inspect import inspect_tflite
+
+    prepared = prep.module
+    meta = getattr(prepared, qat.QAT_MARK)
+    converted = qat.convert(prepared)
+    _, c, h, w = prep.example[0].shape
+    x = torch.randn(1, h, w, c, generator=torch.Generator().manual_seed(0))
+    wrapped = qat.NHWCInput(converted)
+    wrapped.training = False  # not .eval(): torchao refuses train/eval calls on the converted graph
+    base = convert(wrapped, x, meta["quantizer"])
+    final, passes = apply_passes(base, None, cfg.tflite_io, False)
+    with atomic_path(out_path) as tmp:
+        tmp.write_bytes(final)
+    g = inspect_tflite(out_path, analyze_gpu=False)
+    sidecar = {
+        "format": "tflite", "path": str(out_path), "model": prep.label,
+        "num_classes": int(g["outputs"][0]["shape"][-1]) if len(g["outputs"]) == 1 else None,
+        "weights": None, "random_weights": False, "seed": None, "source": prep.source,
+        "precision": "int8", "form": "reference", "recipe": "qat",
+        "input": {**g["inputs"][0], "layout": "nhwc"},
+        "outputs": [{**o, "layout": "nhwc" if len(o["shape"]) == 4 else None} for o in g["outputs"]],
+        "preprocess": prep.preprocess.to_dict(), "labels": None,
+        "calibration": "none: quantization-aware training (learned scales)",
+        "quantization_scheme": f"PT2E QAT, {'per-channel' if meta['per_channel'] else 'per-tensor'} symmetric int8 weights, "
+                               "int8 activations (moving-average ranges learned in training)",
+        "keep_float": meta["keep_float"], "qat": True, "passes": passes,
+        "checks": {"skipped": "a QAT graph is its own simulation: judge it with parity against the float model it "
+                              "started from"},
+        "tools": tool_versions("litert-torch", "ai-edge-litert", "torchao"),
+        "graph": {k: g[k] for k in ("ops", "op_histogram", "data_movement_ops", "max_rank", "xnnpack_partitions",
+                                    "quantize_ops", "size_bytes")},
+    }
+    embed_identity(out_path, sidecar)
+    sidecar["graph"]["size_bytes"] = out_path.stat().st_size
+    return write_sidecar(out_path, sidecar)

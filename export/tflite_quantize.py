@@ -4,11 +4,17 @@ Why: litert-torch's PT2EQuantizer shares a concat's output scale with its first 
 and `slice` are not in its list of scale-sharing ops, so each unit's shuffle got its own observers and
 the converted graph carried two requantize (QUANTIZE) ops per unit: each one more full pass over the
 tensor. Data movement never changes values, so sharing the producer's quantization through reshape,
-permute, slice, squeeze and their copy variants is exact and removes those ops.
+permute, slice, squeeze, chunk/split parts and their copy variants is exact and removes those ops.
+
+Models from the wild (tests/zoo.py) needed more of the graph in int8, or the converter refused it: LeakyReLU,
+clamp/hardtanh and scalar arithmetic (h-swish, hard-sigmoid) get observers of their own, SiLU is annotated as the
+``x * sigmoid(x)`` TFLite runs, a concat's shared scale is anchored on the input computed first, Python scalars
+stay scalars (litert-torch's transform made int64 tensors of them), and no observer goes on an integer tensor.
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -31,6 +37,92 @@ def _share_ops() -> set[Any]:
     return _SHARE_OPS
 
 
+def _own_scale_ops() -> set[Any]:
+    """Ops with an int8 TFLite kernel whose output range differs from their input's, taken here when their other
+    operands are Python scalars: LeakyReLU, clamp / hardtanh (h-swish's ``clamp(x + 3, 0, 6) / 6``), arithmetic
+    with a scalar."""
+    a = torch.ops.aten
+    return {a.leaky_relu.default, a.leaky_relu_.default, a.clamp.default, a.clamp_.default, a.hardtanh.default,
+            a.hardtanh_.default, a.div.Tensor, a.div_.Tensor, a.add.Tensor, a.add_.Tensor, a.sub.Tensor, a.sub_.Tensor,
+            a.mul.Tensor, a.mul_.Tensor}
+
+
+def _binary_ops() -> set[Any]:
+    """Element-wise ops of two tensors with int8 TFLite kernels (a residual add, an SE or attention multiply)."""
+    a = torch.ops.aten
+    return {a.add.Tensor, a.add_.Tensor, a.mul.Tensor, a.mul_.Tensor}
+
+
+def _float_node(n: Any) -> bool:
+    """An FX node whose value is a floating-point tensor (observers only go on those)."""
+    if not isinstance(n, torch.fx.Node):
+        return False
+    v = n.meta.get("val")
+    return isinstance(v, torch.Tensor) and v.is_floating_point()
+
+
+def _attr_value(model: torch.fx.GraphModule, n: torch.fx.Node) -> Any:
+    obj: Any = model
+    for part in str(n.target).split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _value(model: torch.fx.GraphModule, n: Any) -> Any:
+    """The example value of an FX node (a constant's tensor for get_attr nodes, which carry no `val`)."""
+    if not isinstance(n, torch.fx.Node):
+        return n
+    return _attr_value(model, n) if n.op == "get_attr" else n.meta.get("val")
+
+
+def _decompose_silu(model: torch.fx.GraphModule) -> int:
+    """SiLU as ``x * sigmoid(x)``: what TFLite runs anyway (LOGISTIC and MUL). Whole, PT2E has no annotation for it and
+    the converter keeps both ops float between DEQUANTIZE and QUANTIZE (YOLOv5's every conv); decomposed, the sigmoid
+    takes litert's fixed int8 parameters and the multiply an observer."""
+    a = torch.ops.aten
+    n_done = 0
+    for n in list(model.graph.nodes):
+        if n.op != "call_function" or n.target not in (a.silu.default, a.silu_.default) or not _float_node(n.args[0]):
+            continue
+        x = n.args[0]
+        with model.graph.inserting_before(n):
+            sig = model.graph.call_function(a.sigmoid.default, (x,))
+            mul = model.graph.call_function(a.mul.Tensor, (x, sig))
+        for new in (sig, mul):
+            new.meta = {k: v for k, v in n.meta.items() if k != "source_fn_stack"}
+        n.replace_all_uses_with(mul)
+        model.graph.erase_node(n)
+        n_done += 1
+    if n_done:
+        model.recompile()
+    return n_done
+
+
+def _drop_integer_observers(model: torch.fx.GraphModule) -> None:
+    """No observer on an integer tensor (an index, a shape, an integer constant): activation observers compute
+    float ranges, and a histogram of an int64 tensor is not implemented."""
+    for n in model.graph.nodes:
+        ann = n.meta.get("quantization_annotation")
+        if ann is None:
+            continue
+        for inp in list(ann.input_qspec_map):
+            v = _value(model, inp)
+            if isinstance(v, torch.Tensor) and not v.is_floating_point():
+                del ann.input_qspec_map[inp]
+        v = n.meta.get("val")
+        if ann.output_qspec is not None and isinstance(v, torch.Tensor) and not v.is_floating_point():
+            ann.output_qspec = None
+
+
+def _split_ops() -> set[Any]:
+    """Ops that return several parts of one tensor (read through getitem)."""
+    a = torch.ops.aten
+    return {a.chunk.default, a.split.Tensor, a.split_with_sizes.default, a.unbind.int, a.split_copy.Tensor,
+            a.split_with_sizes_copy.default, a.unbind_copy.int}
+
+
 def _annotate_uncovered(model: torch.fx.GraphModule, config: Any) -> None:
     """Ops litert-torch's quantizer leaves in float in ShuffleNet V1: the residual add, a ReLU after an
     add or a concat, and the 3x3 average-pool shortcut. Left in float they cost a DEQUANTIZE/QUANTIZE
@@ -40,10 +132,19 @@ def _annotate_uncovered(model: torch.fx.GraphModule, config: Any) -> None:
 
     a = torch.ops.aten
     act_in, act_out = get_input_act_qspec(config), get_output_act_qspec(config)
+    own_scale, binary = _own_scale_ops(), _binary_ops()
     for n in model.graph.nodes:
         if n.op != "call_function" or n.meta.get("quantization_annotation") is not None:
             continue
-        if n.target in (a.add.Tensor, a.add_.Tensor) and all(isinstance(x, torch.fx.Node) for x in n.args[:2]):
+        if n.target in own_scale and _float_node(n.args[0]) and not any(isinstance(v, torch.fx.Node) for v in n.args[1:]):
+            # In int8 with an observer of its own. Left float (NanoDet's LeakyReLU), the tensor after it is float:
+            # a concat it feeds is not annotated, the shuffle's data path after that concat stays float between
+            # QUANTIZE ops, and litert's converter failed ("'tfl.pad' op quantization parameters violate the same
+            # scale constraint"); float h-swish ops kept ShuffleNetV2+'s int8 graph in NCHW islands.
+            n.meta["quantization_annotation"] = QuantizationAnnotation(
+                input_qspec_map={n.args[0]: act_in}, output_qspec=act_out, _annotated=True)
+            continue
+        if n.target in binary and all(_float_node(x) for x in n.args[:2]):
             n.meta["quantization_annotation"] = QuantizationAnnotation(
                 input_qspec_map={n.args[0]: act_in, n.args[1]: act_in}, output_qspec=act_out, _annotated=True)
         # max_pool2d: the graph-level fold re-exports a GraphModule, whose nodes carry no nn.MaxPool2d source, so
@@ -210,11 +311,21 @@ def make_quantizer(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool =
     class SharedDataPathQuantizer(PT2EQuantizer):  # type: ignore[misc]
         """One scale per shuffle chain: concat inputs, concat output, its data path and the halves."""
 
+        def transform_for_annotation(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            # Not litert-torch's transform, which turns the scalar operands of add/mul into tensor constants with
+            # torch.tensor(v): the int 3 of megvii's h-swish ``clamp(x + 3, 0, 6) / 6`` became an int64 tensor, its
+            # add annotation put a histogram observer on it ("histogram_cpu" not implemented for 'Long'), and float
+            # scalar constants left the adds in NCHW between TRANSPOSEs. Scalars stay scalars: the converter
+            # quantizes them with the op.
+            _decompose_silu(model)
+            return model
+
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
             model = super().annotate(model)
             _annotate_uncovered(model, self.global_config)
-            share = _share_ops()
+            share, split = _share_ops(), _split_ops()
             moved: set[torch.fx.Node] = set()
+            order = {n: k for k, n in enumerate(model.graph.nodes)}
             for n in model.graph.nodes:  # topological order
                 if n.op != "call_function":
                     continue
@@ -225,6 +336,19 @@ def make_quantizer(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool =
                         n.meta["quantization_annotation"] = QuantizationAnnotation(
                             input_qspec_map={prev: s}, output_qspec=s, _annotated=True)
                         moved.add(n)
+                elif n.target in split:
+                    # chunk / split / unbind hand out parts of one tensor: each part (a getitem) keeps the producer's
+                    # scale. Left unannotated, every part got the observer of its reader, and litert's converter failed
+                    # on the data movement between them ("'tfl.transpose' op quantization parameters violate the same
+                    # scale constraint", Lite-HRNet's chunk of the stem output).
+                    prev = n.args[0]
+                    if isinstance(prev, torch.fx.Node) and prev.meta.get("quantization_annotation") is not None:
+                        s = SharedQuantizationSpec(prev)
+                        n.meta["quantization_annotation"] = QuantizationAnnotation(input_qspec_map={prev: s}, _annotated=True)
+                        for part in n.users:
+                            if part.target is operator.getitem:
+                                part.meta["quantization_annotation"] = QuantizationAnnotation(output_qspec=s, _annotated=True)
+                                moved.add(part)
                 elif n.target == torch.ops.aten.cat.default:
                     ins = [i for i in n.args[0] if isinstance(i, torch.fx.Node)]
                     observed = [i for i in ins if (i.meta.get("quantization_annotation") is not None
@@ -232,7 +356,11 @@ def make_quantizer(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool =
                     relu_after = any(u.target in (torch.ops.aten.relu.default, torch.ops.aten.relu_.default) for u in n.users)
                     if not observed or relu_after:  # V1's concat-then-ReLU: keep the quantizer's own choice
                         continue
-                    anchor = observed[0]
+                    # The anchor is the input computed first: prepare_pt2e inserts observers in graph order, and a
+                    # producer that shares the scale of one computed after it refers to an observer that does not
+                    # exist yet (Lite-HRNet's stem: cat((branch1(x1), x2)) with x2 computed first failed with "only
+                    # refer to edge or node that has observer/fake_quant inserted: 'relu__3'").
+                    anchor = min(observed, key=order.__getitem__)
                     s = SharedQuantizationSpec(anchor)
                     for other in ins:
                         if other is anchor:
@@ -251,6 +379,7 @@ def make_quantizer(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool =
                     for inp in list(ann.input_qspec_map):
                         if inp in moved:  # read the data path in its own scale
                             ann.input_qspec_map[inp] = SharedQuantizationSpec(inp)
+            _drop_integer_observers(model)
             if is_float is not None:
                 self.float_nodes = _strip_float(model, is_float, self.global_config)
                 if self.float_nodes == 0:

@@ -8,7 +8,7 @@ variables SHUFFLENET_EDGE_BENCHMARK_MODEL for TFLite's `benchmark_model` and SHU
 for `onnxruntime_perf_test`) to a fresh `/data/local/tmp/shufflenet-edge-XXXXXXXX/`, run the tool pinned with
 `taskset` to the CPU mask given (`--cpu-mask`) or to the big cores (read from
 /sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq), parse what it prints (every format variant of
-DESIGN.md section 6, `parse_benchmark_model` / `parse_ort_perf_test`), and remove the folder. With
+docs/design.md, targets, `parse_benchmark_model` / `parse_ort_perf_test`), and remove the folder. With
 `--use-app` the demo app's BenchmarkActivity (android_demo/) runs the model instead: `am start`, wait for
 its JSON, pull it. Device model, SoC and Android version come from `getprop`.
 
@@ -29,7 +29,6 @@ runs one untimed warm-up. Neither prints its runtime's version.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -44,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shufflenet_edge.files import file_sha256
 from shufflenet_edge.runtimes.local import Cooldown
 from shufflenet_edge.runtimes.runner import CPU_STATE_SCRIPT, parse_cpu_state_listing, summarize_ort_trace
 
@@ -483,7 +483,7 @@ class _Tools:
     ort_perf_test: str | None
 
 
-def _tools(options: dict[str, Any]) -> _Tools:
+def find_tools(options: dict[str, Any]) -> _Tools:
     given = options.get("benchmark_binary") or []
     if isinstance(given, (str, os.PathLike)):
         given = [given]
@@ -501,12 +501,7 @@ def _tools(options: dict[str, Any]) -> _Tools:
     return _Tools(benchmark_model=str(bm) if bm else None, ort_perf_test=str(ort) if ort else None)
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+
 
 
 def _record(*, artifact: str, runtime: str, target: str, threads: int, status: str = "ok",
@@ -602,7 +597,7 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
     gpu = options.get("adb_delegate") == "gpu"
     ort_ep = str(options.get("adb_provider") or "cpu")
     extra_args = [str(a) for a in (options.get("benchmark_args") or [])]
-    tools = _tools(options) if not use_app else _Tools(None, None)
+    tools = find_tools(options) if not use_app else _Tools(None, None)
 
     adb = connect(target, options, runner)
     env = device_environment(parse_getprop(adb.shell("getprop").stdout))
@@ -709,7 +704,7 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
                 # The marker never came back: adb lost the device while the tool ran.
                 raise AdbError(f"{target}: {_adb_message(r)}")
             after = parse_cpu_state_listing(adb.shell(CPUFREQ_SCRIPT, check=False).stdout or "")
-            tool_env = {**env, "tool": tool, "tool_path": local_tool, "tool_sha256": _sha256(local_tool),
+            tool_env = {**env, "tool": tool, "tool_path": local_tool, "tool_sha256": file_sha256(local_tool),
                         "tool_args": words[1:]}
             rec = _tool_record(tool, rt, output, rc, base, tool_env, gpu=gpu, ort_ep=ort_ep, warmup=warmup,
                                pin_note=pin_note)

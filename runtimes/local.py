@@ -1,7 +1,7 @@
 """The local target: every (artifact, runtime, provider, threads) timed in its own child process.
 
 Why a child process per measurement: runtimes disturb each other inside one process (onnxruntime's
-spinning intra-op threads starved LiteRT's threads to half speed in our measurements, DESIGN.md section 3),
+spinning intra-op threads starved LiteRT's threads to half speed in our measurements, docs/design.md, the fold),
 and peak resident memory is only meaningful per process. The child is the same runner.py that is copied to
 boards (or torch_runtime.py for `torch:MODEL`); it reports its own `ru_maxrss` as peak RSS.
 

@@ -17,7 +17,7 @@ Sources:
   `DELEGATE`, `TfLiteNnapiDelegate`, `TfLiteGpuDelegateV2`), names wrapped onto a second line by a
   terminal, and outputs cut short.
 
-Data movement. The headline share uses DESIGN.md's list: TRANSPOSE, SLICE, STRIDED_SLICE, SPLIT, SPLIT_V,
+Data movement. The headline share uses docs/design.md's list: TRANSPOSE, SLICE, STRIDED_SLICE, SPLIT, SPLIT_V,
 GATHER, PACK, UNPACK (ONNX: Transpose, Slice, Split, Gather; XNNPACK: Transpose, Slice, Even Split). These
 are the ops the channel shuffle adds and the fold changes. CONCATENATION and RESHAPE are left out of it on
 purpose: the concat is the unit's own output in every form (the fold keeps one per unit), and a reshape is

@@ -23,7 +23,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -674,28 +673,14 @@ def environment_line(env: dict[str, Any]) -> str:
 
 
 def _atomic_write(path: Path, write: Any, suffix: str) -> None:
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
+    """`write(tmp_path)` into a temporary file beside `path` (same suffix), renamed into place when complete."""
+    from shufflenet_edge.files import atomic_path
+
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise EdgeError(f"cannot create output folder {parent}: {e.strerror or e}") from e
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial" + suffix, dir=parent)
+        with atomic_path(path) as tmp:
+            write(str(tmp))
     except OSError as e:
         raise EdgeError(f"cannot write {path}: {e.strerror or e}") from e
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise EdgeError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def bench_document(records: Sequence[dict[str, Any]], **meta: Any) -> dict[str, Any]:

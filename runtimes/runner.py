@@ -152,7 +152,7 @@ class OnnxRunner:
             from shufflenet_edge.runtimes.ort_session import session_options
         except ImportError:  # runner.py run as a script (a board): ort_session.py lies beside it
             from ort_session import session_options  # type: ignore[import-not-found,no-redef]
-        # Spinning threads starve other runtimes timed in the same process (DESIGN.md section 3). check_numbers:
+        # Spinning threads starve other runtimes timed in the same process (docs/design.md, the fold). check_numbers:
         # exact int8 kernels on x86-64 without VNNI (ort_session); timing keeps the default kernels.
         so = session_options(threads, check_numbers=check_numbers)
         so.inter_op_num_threads = 1
@@ -184,6 +184,10 @@ class OnnxRunner:
 
     def invoke(self, prepared: np.ndarray) -> None:
         self._last = self.sess.run(None, {self.input_name: prepared})[0]
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every output for one batch `x`, in graph order."""
+        return [np.asarray(y) for y in self.sess.run(None, {self.input_name: self.prepare(x)})]
 
     def output(self) -> np.ndarray:
         assert self._last is not None
@@ -331,7 +335,21 @@ def environment(runtime_versions: dict[str, str] | None = None) -> dict[str, Any
         "python": platform.python_version(),
         "runtime_versions": versions,
         "pinning": pinning(),
+        "isa": _isa(),
     }
+
+
+def _isa() -> dict[str, Any]:
+    """The CPU flags that decide onnxruntime's int8 kernels, and the mode timed runs use (its defaults): on x86-64
+    without VNNI they can saturate, so int8 numbers and speed from such a host are those kernels'."""
+    try:
+        from shufflenet_edge.runtimes.ort_session import cpu_isa, describe_int8_mode
+    except ImportError:  # runner.py run as a script (a board): ort_session.py lies beside it
+        try:
+            from ort_session import cpu_isa, describe_int8_mode  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            return {}
+    return {**cpu_isa(), "onnxruntime_int8_timed_with": describe_int8_mode(False)}
 
 
 def _cpu_list(cpus: list[int]) -> str:

@@ -1,16 +1,34 @@
-"""shufflenet-edge: ShuffleNet V1/V2 from PyTorch to phones and ARM boards, with proof at every step."""
+"""shufflenet-edge: ShuffleNet V1/V2 from PyTorch to phones and ARM boards, with proof at every step.
+
+    import shufflenet_edge as se
+    art = se.export(model, "out/model.tflite", example_input=torch.randn(1, 3, 224, 224))
+    report = se.parity("out/model.tflite", model, 8)
+"""
+
+import importlib as _importlib
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
 __all__ = ["export", "parity", "__version__"]
 
+# `shufflenet_edge.export` is also a package (the export pipeline) and `shufflenet_edge.parity` a module. Importing
+# a submodule for the first time sets it as an attribute of its parent, which would replace the functions below;
+# importing both now (neither loads torch) means later imports find them in sys.modules and leave the names alone.
+_importlib.import_module("shufflenet_edge.export")
+_importlib.import_module("shufflenet_edge.parity")
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    # Lazy: `import shufflenet_edge` stays cheap (the CLI imports it); torch loads on first use.
-    if name in ("export", "parity"):
-        # Both are also module names (shufflenet_edge.export the package, shufflenet_edge.parity the module); each
-        # module is callable and calls the API function, so attribute access and `from ... import` agree.
-        import importlib
 
-        return importlib.import_module(f"shufflenet_edge.{name}")
-    raise AttributeError(f"module 'shufflenet_edge' has no attribute {name!r}")
+def export(model: _Any, out: _Any, config: _Any = None, **options: _Any) -> _Any:
+    """Export `model` (an eval-mode nn.Module or a registry name) to `out` (.onnx / .tflite); see
+    `shufflenet_edge.api.export`."""
+    from shufflenet_edge.api import export as _export
+
+    return _export(model, out, config, **options)
+
+
+def parity(artifact: _Any, model: _Any = None, inputs: _Any = 8, **options: _Any) -> _Any:
+    """Compare every output of `artifact` with the PyTorch model; see `shufflenet_edge.api.parity`."""
+    from shufflenet_edge.api import parity as _parity
+
+    return _parity(artifact, model, inputs, **options)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from shufflenet_edge import __version__
-from shufflenet_edge.errors import EdgeError, UsageError
+from shufflenet_edge.errors import EdgeError, InternalError, UsageError
 
 DEFAULT_MODEL = "shufflenet_v2_x1_0"
 
@@ -265,6 +265,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
                 message += f" (native library output: {log})"
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP (Stopped)
             rc, message = _stop_message(e)
+        except InternalError as e:  # our bug: the message says so and how to report it
+            rc, message, failure = 1, f"shufflenet-edge: internal error: {e}", e
+            native = cap.text()
         except Exception as e:  # noqa: BLE001  (unexpected: still one line unless --debug)
             if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in DEPENDENCY_MODULES:
                 # an install without torch (runtimes only): this command needs the full install

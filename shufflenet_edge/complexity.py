@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from shufflenet_edge.errors import eval_mode
+
 
 @dataclasses.dataclass
 class Cost:
@@ -152,7 +154,7 @@ def analyze(model: nn.Module, input_size: int = 224, batch: int = 1) -> dict[str
     rows = [Cost(name, type(mod).__name__) for name, mod in _unit_modules(model)]
     sink: list[tuple[str, int]] = []
     x = torch.zeros(batch, 3, input_size, input_size)
-    model = model.eval()
+    model = eval_mode(model)
     with torch.no_grad(), _hooks(model, rows, sink), _FunctionalCounter(sink):
         model(x)
     total = Cost("total", "")

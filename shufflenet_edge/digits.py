@@ -1,7 +1,7 @@
 """A real, installable dataset for judging int8: scikit-learn's handwritten digits, as RGB images.
 
 No pretrained ImageNet weights can be downloaded here, and random weights make int8 error look better or
-worse than it is (DESIGN.md section 4). So we train ShuffleNets on the 1,797 8x8 digits that ship inside
+worse than it is (docs/design.md, int8). So we train ShuffleNets on the 1,797 8x8 digits that ship inside
 scikit-learn, upscaled to RGB, with a fixed stratified train/test split.
 
 The images go through the same preprocessing every artifact records in its sidecar
@@ -313,15 +313,12 @@ def save_checkpoint(model: Any, info: dict[str, Any], path: str | os.PathLike[st
     """torchvision-format state dict (`.pth`) plus `<path>.json` with the training record; atomic writes."""
     import torch
 
+    from shufflenet_edge.files import atomic_path, write_json_atomic
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, p)
-    meta = p.with_name(p.name + ".json")
-    tmpj = meta.with_name(f".{meta.name}.tmp{os.getpid()}")
-    tmpj.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmpj, meta)
+    with atomic_path(p) as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_json_atomic(info, p.with_name(p.name + ".json"))
     return p
 
 

@@ -18,7 +18,7 @@ else. Then, per region:
   the depthwise convs and BatchNorms on the way. Exact, zero data movement;
 - the other endpoints become one rank-4 data path (``form="transpose"``): the concatenated selections are
   a permutation ``P`` of the channels; we search a factorisation ``C = d1*d2[*d3]`` and an axis permutation
-  with ``arange(C).reshape(d).permute(p).flatten() == P`` (DESIGN.md section 3's ``(k, h, j) -> (h, j, k)``
+  with ``arange(C).reshape(d).permute(p).flatten() == P`` (docs/design.md (the fold)'s ``(k, h, j) -> (h, j, k)``
   for torchvision V2 halves, ``(g, C/g) -> (C/g, g)`` for a V1 shuffle, ``(C/2, 2) -> (2, C/2)`` for megvii
   V2's even/odd split), then ``reshape -> permute -> reshape`` to ``(n_endpoints, C/n, H, W)`` and one slice
   (or split) per endpoint on the outer axis. Batch 1, rank <= 4. Otherwise (``form="gather"``, batch > 1,
@@ -48,6 +48,8 @@ from typing import Any
 
 import torch
 from torch import fx, nn
+
+from shufflenet_edge.errors import eval_mode
 
 aten = torch.ops.aten
 
@@ -415,7 +417,7 @@ def fold_graph(
         raise ValueError(f"unknown form {form!r}; valid: {', '.join(FORMS)}")
     if split not in ("split", "slice"):
         raise ValueError(f"split must be 'split' or 'slice', got {split!r}")
-    model = model.eval()
+    model = eval_mode(model)
     with torch.no_grad():
         ep = torch.export.export(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
     gm = ep.module()

@@ -1,5 +1,5 @@
 """A model where int8 hurts, made the way it happens in practice: one channel of one unit carries values far
-larger than its neighbours (issue 15, item 5; the role of real models' outlier channels).
+larger than its neighbours (the role of real models' outlier channels).
 
 `plant_outlier` multiplies the scale and shift of a unit's first BatchNorm in `branch2` by `factor` on one
 channel and divides the depthwise 3x3 convolution that reads it by the same factor. ReLU commutes with a positive

@@ -1,4 +1,4 @@
-"""Parity of an artifact's outputs with the PyTorch float model (DESIGN.md section 5).
+"""Parity of an artifact's outputs with the PyTorch float model (docs/design.md, parity).
 
 This is the one parity helper of the project: exporters, tests, benchmarks and the `parity` command all
 compare through `compare` / `check_parity` / `assert_close`, so every failure message carries the same
@@ -20,17 +20,16 @@ reference, and returns a report (a JSON-able dict) that `format_table` prints.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shufflenet_edge.errors import EdgeError, UsageError
+from shufflenet_edge.errors import EdgeError, UsageError, eval_mode
+from shufflenet_edge.files import write_json_atomic  # noqa: F401  (reports are written through it)
 
 TOPK = 5
 
@@ -51,8 +50,8 @@ class ParityStats:
     cosine_mean: float
     cosine_min: float
     psnr_db: float  # math.inf when outputs are identical
-    top1_agreement: float
-    top5_overlap: float
+    top1_agreement: float | None  # None where the output is not logits (a feature map's arg-max means nothing)
+    top5_overlap: float | None
     max_abs_ref: float
     ref_top1_accuracy: float | None = None
     ref_top5_accuracy: float | None = None
@@ -80,9 +79,9 @@ class ParityStats:
             f"mean abs err {self.mean_abs_error:.3g}",
             f"cosine {self.cosine_mean:.6f} (min {self.cosine_min:.6f})",
             f"PSNR {fmt_psnr(self.psnr_db)} dB",
-            f"top-1 agreement {self.top1_agreement:.2%}",
-            f"top-5 overlap {self.top5_overlap:.2%}",
         ]
+        if self.top1_agreement is not None and self.top5_overlap is not None:
+            parts += [f"top-1 agreement {self.top1_agreement:.2%}", f"top-5 overlap {self.top5_overlap:.2%}"]
         if self.top1_accuracy is not None and self.ref_top1_accuracy is not None:
             parts.append(f"top-1 accuracy {self.top1_accuracy:.2%} vs reference {self.ref_top1_accuracy:.2%}")
         return ", ".join(parts)
@@ -96,10 +95,14 @@ def _topk(x: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-x, axis=1, kind="stable")[:, :k]
 
 
-def compare(out: np.ndarray, ref: np.ndarray, labels: np.ndarray | None = None) -> ParityStats:
-    """Statistics of `out` (artifact logits, N x K) against `ref` (reference logits, N x K)."""
+def compare(out: np.ndarray, ref: np.ndarray, labels: np.ndarray | None = None, *,
+            logits: bool | None = None) -> ParityStats:
+    """Statistics of `out` against `ref` (N samples each, any shape). Top-1/top-5 only for logits (`logits`;
+    default: a rank-2 (N, K) output); other outputs get None there."""
     out = np.asarray(out, np.float64)
     ref = np.asarray(ref, np.float64)
+    if logits is None:
+        logits = ref.ndim <= 2
     if out.shape != ref.shape:
         raise ParityError(f"output shape {tuple(out.shape)} differs from the reference's {tuple(ref.shape)}")
     if out.ndim == 1:
@@ -137,8 +140,8 @@ def compare(out: np.ndarray, ref: np.ndarray, labels: np.ndarray | None = None) 
         cosine_mean=float(cos.mean()),
         cosine_min=float(cos.min()),
         psnr_db=psnr,
-        top1_agreement=float(np.mean(t_ref[:, 0] == t_out[:, 0])),
-        top5_overlap=float(overlap),
+        top1_agreement=float(np.mean(t_ref[:, 0] == t_out[:, 0])) if logits else None,
+        top5_overlap=float(overlap) if logits else None,
         max_abs_ref=peak,
     )
     if labels is not None:
@@ -199,9 +202,9 @@ def violations(stats: ParityStats, t: Thresholds) -> list[str]:
                        f"max |reference| {stats.max_abs_ref:.3g})")
     if t.min_psnr is not None and not stats.psnr_db >= t.min_psnr:
         bad.append(f"PSNR {fmt_psnr(stats.psnr_db)} dB < {t.min_psnr:g} dB")
-    if t.min_top1_agreement is not None and not stats.top1_agreement >= t.min_top1_agreement:
+    if t.min_top1_agreement is not None and stats.top1_agreement is not None and not stats.top1_agreement >= t.min_top1_agreement:
         bad.append(f"top-1 agreement {stats.top1_agreement:.2%} < {t.min_top1_agreement:.2%}")
-    if t.min_top5_overlap is not None and not stats.top5_overlap >= t.min_top5_overlap:
+    if t.min_top5_overlap is not None and stats.top5_overlap is not None and not stats.top5_overlap >= t.min_top5_overlap:
         bad.append(f"top-5 overlap {stats.top5_overlap:.2%} < {t.min_top5_overlap:.2%}")
     if t.min_cosine is not None and not stats.cosine_min >= t.min_cosine:
         bad.append(f"min cosine {stats.cosine_min:.6f} < {t.min_cosine:.6f}")
@@ -418,15 +421,17 @@ def _folder_subset(folder: str, pre: Any, limit: int) -> Any:
                     f"image folder {root} ({len(files)} images, evenly spaced in sorted order)")
 
 
-def materialize(inputs: Inputs, pre: Any, memo: dict[Any, Any] | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None, str, list[str] | None]:
-    """(float NCHW inputs for this preprocessing, labels, source description, class folder names)."""
+def materialize(inputs: Inputs, pre: Any, memo: dict[Any, Any] | None = None,
+                chw: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray | None, str, list[str] | None]:
+    """(float NCHW inputs for this preprocessing, labels, source description, class folder names). `chw`: the
+    artifact's input, which array inputs must match (images are resized to it by the caller)."""
     from shufflenet_edge.data import load_image_folder, synthetic_images
 
-    key = (inputs.kind, pre)
+    key = (inputs.kind, pre, chw)
     if memo is not None and key in memo:
         return memo[key]
     s = pre.input_size
+    h, w = (chw[1], chw[2]) if chw else (s, s)
     if inputs.kind == "images":
         assert inputs.folder is not None
         im = load_image_folder(inputs.folder, pre) if inputs.limit is None else _folder_subset(inputs.folder, pre, inputs.limit)
@@ -440,15 +445,15 @@ def materialize(inputs: Inputs, pre: Any, memo: dict[Any, Any] | None = None
         assert inputs.x is not None
         x = inputs.x
         if x.dtype == np.uint8:
-            if x.shape[1:3] != (s, s):
-                raise EdgeError(f"{inputs.source}: uint8 images are {x.shape[1]}x{x.shape[2]}, the artifact takes {s}x{s}")
+            if x.shape[1:3] != (h, w):
+                raise EdgeError(f"{inputs.source}: uint8 images are {x.shape[1]}x{x.shape[2]}, the artifact takes {h}x{w}")
             x = np.stack([pre.normalize(img) for img in x])
-        elif x.shape[1] != 3 or (x.shape[3] == 3 and x.shape[1:3] == (s, s)):
+        elif x.shape[1] != 3 or (x.shape[3] == 3 and x.shape[1:3] == (h, w)):
             x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
-        if tuple(x.shape[1:]) != (3, s, s):
+        if tuple(x.shape[1:]) != (3, h, w):
             raise EdgeError(
                 f"{inputs.source}: inputs of shape {tuple(inputs.x.shape)} do not fit the artifact's input "
-                f"3x{s}x{s} (give (N, 3, {s}, {s}) NCHW or (N, {s}, {s}, 3) NHWC)"
+                f"3x{h}x{w} (give (N, 3, {h}, {w}) NCHW or (N, {h}, {w}, 3) NHWC)"
             )
         res = (np.ascontiguousarray(x, dtype=np.float32), inputs.labels, inputs.source, None)
     if memo is not None:
@@ -474,9 +479,10 @@ class ArtifactPlan:
     precision: str
     seed: int = 0  # of the random weights, when there are no weights
     info_source: str | None = None  # the sidecar's path, or "embedded metadata of <file>"
+    model_file: str | None = None  # FILE.py:FACTORY given on the command line (the reference to build)
 
 
-def plan_artifact(path: str, model: str | None, weights: str | None) -> ArtifactPlan:
+def plan_artifact(path: str, model: str | None, weights: str | None, model_file: str | None = None) -> ArtifactPlan:
     from shufflenet_edge.data import Preprocess
     from shufflenet_edge.models.registry import get_info
     from shufflenet_edge.models.weights import file_sha256
@@ -484,13 +490,19 @@ def plan_artifact(path: str, model: str | None, weights: str | None) -> Artifact
     fmt = check_artifact_file(path)
     sc, where = artifact_info(path)
     sc_model = sc.get("model") if sc else None
+    src_kind = ((sc or {}).get("source") or {}).get("kind")
+    user = model_file is not None or src_kind in ("model_file", "python", "qat")
+    if model and model_file:
+        raise UsageError("--model and --model-file both name the reference: give one")
     if model and sc_model and model != sc_model:
         raise UsageError(f"--model {model} differs from the model {sc_model!r} recorded in {where}")
-    name = model or sc_model
+    name = model or (model_file.rpartition(":")[2] if model_file else sc_model)
     if not name:
         raise UsageError(missing_identity_hint(path))
-    get_info(name)
-    sc_w = (sc or {}).get("weights") or None
+    if model or not user:
+        get_info(name)
+    # the weights the artifact was exported from: the record's own, or those its source names (a QAT graph's origin)
+    sc_w = (sc or {}).get("weights") or ((sc or {}).get("source") or {}).get("weights") or None
     w = weights
     if w is None and sc_w:
         w = sc_w.get("path")
@@ -519,7 +531,7 @@ def plan_artifact(path: str, model: str | None, weights: str | None) -> Artifact
             raise EdgeError(f"{where}: input layout must be 'nchw' or 'nhwc', got {layout!r}")
     nc = (sc or {}).get("num_classes")
     precision = str((sc or {}).get("precision") or guess_precision(path, fmt))
-    return ArtifactPlan(path, fmt, sc, name, w, int(nc) if nc else None, pre, layout, precision, seed, where)
+    return ArtifactPlan(path, fmt, sc, name, w, int(nc) if nc else None, pre, layout, precision, seed, where, model_file)
 
 
 def guess_precision(path: str, fmt: str) -> str:
@@ -562,46 +574,115 @@ def runner_num_outputs(runner: Any) -> int | None:
         return None
 
 
+def run_parity(
+    artifacts: Sequence[str],
+    inputs: Inputs,
+    *,
+    model: str | None = None,
+    model_file: str | None = None,
+    weights: str | None = None,
+    reference: Any = None,
+    thresholds: Thresholds | None = None,
+    report_only: bool = False,
+    per_layer: bool = False,
+    per_layer_samples: int = 4,
+    threads: int = 1,
+    targets: Sequence[str] = ("local",),
+    target_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The one parity engine (the `parity` command and `shufflenet_edge.parity`): every artifact and its PyTorch
+    reference on the same inputs, every output compared; a JSON-able report.
+
+    The reference: `reference` (a module, from the Python API), `model_file` / `model` (+ `weights`), or what the
+    artifact's record says (registry name with its weights or seed, model file, QAT origin). The gate: the user's
+    `thresholds` when they set any; otherwise the default gate of each artifact's precision (`DEFAULT_GATES`);
+    none with `report_only`. `targets`: where the artifact runs ("local", "ssh://user@host[:port]",
+    "adb[:SERIAL]"): the same inputs, metrics and gate, one row per target. `target_options`: per target kind
+    ("ssh", "adb") its typed options (runtimes.targets)."""
+    from shufflenet_edge import __version__
+    from shufflenet_edge.export.verify import torch_outputs
+    from shufflenet_edge.runtimes.targets import parse_target
+
+    for t in targets:
+        parse_target(t)  # a bad target spec fails before anything runs
+    plans = [plan_artifact(a, model, weights, model_file) for a in artifacts]
+    memo: dict[Any, Any] = {}
+    models: dict[Any, Any] = {}
+    rows = []
+    for plan in plans:
+        runner = open_runner(plan.path, threads)
+        layout = plan.layout or runner.layout
+        chw, pre = _input_of(plan, runner, layout)
+        x, folder_labels, source, classes = materialize(inputs, pre, memo, chw)
+        x, source = _fit_inputs(x, chw, source)
+        if reference is not None:
+            ref_model = reference
+        else:
+            nc = plan.num_classes if plan.num_classes or plan.weights else runner_num_outputs(runner)
+            src_kind = ((plan.sidecar or {}).get("source") or {}).get("kind")
+            mkey = (plan.model, plan.model_file, plan.weights, nc, plan.seed,
+                    plan.path if src_kind not in (None, "registry") else None)
+            if mkey not in models:
+                models[mkey] = build_reference(plan, nc)
+            ref_model = models[mkey]
+        eval_mode(ref_model)
+        refs = torch_outputs(ref_model, x)
+        art = _artifact(plan, runner, layout)
+        for target in targets:
+            outs, runtime_label = run_on_target(target, plan, art, runner, x, layout, threads, target_options or {})
+            rows.append(_parity_row(plan, runner, layout, outs, refs, inputs, folder_labels, classes, source,
+                                    thresholds, report_only, target, runtime_label))
+            if per_layer and target == "local":
+                from shufflenet_edge import per_layer as pl
+
+                try:
+                    diag = pl.diagnose(plan.path, ref_model, x[:per_layer_samples], layout=layout, sidecar=plan.sidecar)
+                    rows[-1]["per_layer"] = diag.to_dict()
+                except EdgeError as e:
+                    rows[-1]["per_layer_unavailable"] = str(e)
+        del runner
+    return {
+        "tool": f"shufflenet-edge {__version__}",
+        "thresholds": thresholds.to_dict() if thresholds is not None else {},
+        "report_only": report_only,
+        "targets": list(targets),
+        "artifacts": rows,
+        "passed": all(r["passed"] for r in rows),
+    }
+
+
+def _input_of(plan: ArtifactPlan, runner: Any, layout: str) -> tuple[tuple[int, int, int], Any]:
+    """The artifact's input (C, H, W) and its preprocessing."""
+    from shufflenet_edge.data import Preprocess
+
+    shp = [int(s) for s in runner.input_shape]
+    if len(shp) != 4:
+        raise EdgeError(f"{plan.path} takes a rank-{len(shp)} input {tuple(shp)}; expected an image batch (rank 4)")
+    c = shp[3] if layout == "nhwc" else shp[1]
+    if c != 3:
+        raise EdgeError(
+            f"wrong input layout for {plan.path}: {'its sidecar says' if plan.layout else 'assumed'} {layout.upper()} "
+            f"but the model's input shape {tuple(shp)} has no 3 channels in that position"
+        )
+    hw = _runner_input_hw(runner, layout)
+    pre = plan.preprocess
+    if pre is None:
+        if hw is None:
+            raise EdgeError(f"{plan.path} has no sidecar and a dynamic input size; cannot tell how to feed it")
+        pre = Preprocess.for_size(hw[0])
+    if hw is None:
+        hw = (pre.input_size, pre.input_size)
+    return (c, hw[0], hw[1]), pre
+
+
 def open_runner(path: str, threads: int = 1) -> Any:
+    """The artifact in its runtime: what it takes (shape, dtype, layout guess) and, for a phone, how to quantize."""
     from shufflenet_edge.runtimes.runner import RunnerError, open_artifact
 
     try:
         return open_artifact(path, threads=threads)
     except RunnerError as e:
         raise EdgeError(str(e)) from e
-
-
-def run_artifact(runner: Any, x_nchw: np.ndarray, layout: str, sidecar: dict[str, Any] | None = None) -> np.ndarray:
-    """Float NCHW inputs -> the artifact's float logits (N, K), in its layout and batch size."""
-    from shufflenet_edge.data import to_layout
-
-    x = to_layout(x_nchw.astype(np.float32), layout)
-    want = [int(s) for s in runner.input_shape]
-    if len(want) == 4 and any(w > 0 and w != g for w, g in zip(want[1:], x.shape[1:])):
-        raise EdgeError(
-            f"input shape mismatch: the artifact takes {tuple(want)} ({layout.upper()}) but the inputs are "
-            f"{tuple(x.shape)}"
-        )
-    idt = str(getattr(runner, "input_dtype", "float32"))
-    if getattr(runner, "runtime", "") == "onnxruntime" and idt in ("int8", "uint8"):
-        # onnxruntime takes what the graph declares; quantize with the sidecar's parameters.
-        q = ((sidecar or {}).get("input") or {}).get("quantization")
-        if not q:
-            raise EdgeError(f"ONNX model takes {idt} input but its sidecar records no input quantization")
-        info = np.iinfo(idt)
-        x = np.clip(np.round(x / q["scale"]) + q["zero_point"], info.min, info.max).astype(idt)
-        outs = [runner.sess.run(None, {runner.input_name: x[i : i + 1]})[0] for i in range(len(x))]
-        y = np.concatenate(outs)
-        oq = ((sidecar or {}).get("output") or {}).get("quantization")
-        if y.dtype in (np.int8, np.uint8) and oq:
-            y = (y.astype(np.float32) - oq["zero_point"]) * oq["scale"]
-        return y.astype(np.float32).reshape(len(x), -1)
-    try:
-        y = runner(x)
-    except Exception as e:  # runtimes raise their own types
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EdgeError(f"running the artifact failed: {msg}") from e
-    return np.asarray(y, np.float32).reshape(len(x), -1)
 
 
 def reference_model(name: str, weights: str | None, num_classes: int | None, seed: int = 0) -> Any:
@@ -614,159 +695,141 @@ def reference_model(name: str, weights: str | None, num_classes: int | None, see
         return load_model(name, weights, num_classes=num_classes, seed=seed, warn=False)
 
 
-def reference_logits(model: Any, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+def build_reference(plan: ArtifactPlan, num_classes: int | None) -> Any:
+    """The PyTorch float model the artifact is compared with: `--model-file`, the model file or QAT origin its
+    record names, or the registry model (with the artifact's weights or seed)."""
+    from shufflenet_edge.api import load_model_file, rebuild_reference
+
+    if plan.model_file:
+        return load_model_file(plan.model_file, plan.weights)[0]
+    src = ((plan.sidecar or {}).get("source") or {})
+    if src.get("kind") in ("model_file", "python", "qat"):
+        return rebuild_reference(plan.sidecar or {})
+    return reference_model(plan.model, plan.weights, num_classes, plan.seed)
+
+
+def _artifact(plan: ArtifactPlan, runner: Any, layout: str) -> Any:
+    """The Artifact to run: its record, or for another tool's file what its runtime says."""
+    from shufflenet_edge.export.artifact import Artifact
+
+    side = plan.sidecar or {"format": plan.format, "path": plan.path, "model": plan.model, "precision": plan.precision,
+                            "input": {"layout": layout}, "outputs": []}
+    return Artifact(plan.path, side)
+
+
+def _fit_inputs(x: np.ndarray, chw: tuple[int, int, int], source: str) -> tuple[np.ndarray, str]:
+    """Inputs at the artifact's own (possibly non-square) size: a bilinear resize, stated in the source."""
+    if tuple(x.shape[1:]) == tuple(chw):
+        return x, source
+    if x.shape[1] != chw[0]:
+        raise EdgeError(f"{source}: {x.shape[1]}-channel inputs for an artifact that takes {chw[0]} channels")
     import torch
 
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            outs.append(model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size]))).numpy())
-    return np.concatenate(outs).astype(np.float32)
+    t = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(x)), size=tuple(chw[1:]),
+                                        mode="bilinear", align_corners=False)
+    return t.numpy(), f"{source}, resized to {chw[1]}x{chw[2]} (bilinear)"
 
 
-def run_parity(
-    artifacts: Sequence[str],
-    inputs: Inputs,
-    *,
-    model: str | None = None,
-    weights: str | None = None,
-    thresholds: Thresholds | None = None,
-    report_only: bool = False,
-    per_layer: bool = False,
-    per_layer_samples: int = 4,
-    threads: int = 1,
-    targets: Sequence[str] = ("local",),
-    target_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run every artifact and its reference on the same inputs; a JSON-able report.
-
-    The gate: the user's `thresholds` when they set any; otherwise the default gate of each artifact's
-    precision (`DEFAULT_GATES`); none with `report_only`. `targets`: where the artifact runs ("local",
-    "ssh://user@host[:port]", "adb[:SERIAL]"): the same inputs, metrics and gate, one row per target.
-    """
-    from shufflenet_edge import __version__
-    from shufflenet_edge.data import Preprocess
-
-    plans = [plan_artifact(a, model, weights) for a in artifacts]
-    memo: dict[Any, Any] = {}
-    refs: dict[Any, Any] = {}
-    models: dict[Any, Any] = {}
-    rows = []
-    for plan in plans:
-        runner = open_runner(plan.path, threads)
-        layout = plan.layout or runner.layout
-        shp = [int(s) for s in runner.input_shape]
-        if len(shp) != 4:
-            raise EdgeError(f"{plan.path} takes a rank-{len(shp)} input {tuple(shp)}; expected an image batch (rank 4)")
-        if shp[3 if layout == "nhwc" else 1] != 3:
-            raise EdgeError(
-                f"wrong input layout for {plan.path}: {'its sidecar says' if plan.layout else 'assumed'} {layout.upper()} "
-                f"but the model's input shape {tuple(shp)} has no 3 channels in that position"
-            )
-        pre = plan.preprocess
-        if pre is None:
-            hw = _runner_input_hw(runner, layout)
-            if hw is None:
-                raise EdgeError(f"{plan.path} has no sidecar and a dynamic input size; cannot tell how to feed it")
-            pre = Preprocess.for_size(hw[0])
-        hw = _runner_input_hw(runner, layout)
-        if hw is not None and hw != (pre.input_size, pre.input_size):
-            raise EdgeError(
-                f"{plan.path} takes {hw[0]}x{hw[1]} inputs ({layout.upper()}, shape {tuple(runner.input_shape)}) but its "
-                f"sidecar's preprocessing is for {pre.input_size}x{pre.input_size}"
-            )
-        x, folder_labels, source, classes = materialize(inputs, pre, memo)
-        nc = plan.num_classes if plan.num_classes or plan.weights else runner_num_outputs(runner)
-        mkey = (plan.model, plan.weights, nc, plan.seed)
-        if mkey not in models:
-            models[mkey] = reference_model(*mkey)
-        rkey = (mkey, inputs.kind, pre)
-        if rkey not in refs:
-            refs[rkey] = reference_logits(models[mkey], x)
-        ref = refs[rkey]
-        for target in targets:
-            out, runtime_label = run_on_target(target, plan, runner, x, layout, threads, target_options or {})
-            rows.append(_parity_row(plan, runner, layout, x, ref, out, inputs, folder_labels, classes, source,
-                                    thresholds, report_only, target, runtime_label))
-            if per_layer and target == "local":
-                from shufflenet_edge import per_layer as pl
-
-                diag = pl.diagnose(plan.path, models[mkey], x[:per_layer_samples], layout=layout, sidecar=plan.sidecar)
-                rows[-1]["per_layer"] = diag.to_dict()
-        del runner
-    return {
-        "tool": f"shufflenet-edge {__version__}",
-        "thresholds": thresholds.to_dict() if thresholds is not None else {},
-        "report_only": report_only,
-        "targets": list(targets),
-        "artifacts": rows,
-        "passed": all(r["passed"] for r in rows),
-    }
-
-
-def run_on_target(target: str, plan: ArtifactPlan, runner: Any, x: np.ndarray, layout: str, threads: int,
-                  options: dict[str, Any]) -> tuple[np.ndarray, str]:
-    """The artifact's float outputs (N, K) for float NCHW inputs `x`, computed where `target` says."""
+def run_on_target(target: str, plan: ArtifactPlan, art: Any, runner: Any, x: np.ndarray, layout: str, threads: int,
+                  options: dict[str, Any]) -> tuple[list[np.ndarray], str]:
+    """The artifact's float outputs for float NCHW inputs `x`, computed where `target` says: here every output in
+    PyTorch's layout; on a board or phone the first output (what their runners return), flattened per input."""
     from shufflenet_edge.data import to_layout
+    from shufflenet_edge.runtimes.targets import parse_target
 
-    if target == "local":
-        return run_artifact(runner, x, layout, plan.sidecar), f"{runner.runtime} {runner.runtime_version}"
+    t = parse_target(target)
+    t = parse_target(target, options.get(t.kind))
+    if t.kind == "local":
+        try:
+            outs = art.run(x)
+        except EdgeError:
+            raise
+        except Exception as e:  # runtimes raise their own types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EdgeError(f"running the artifact failed: {msg}") from e
+        return outs, f"{runner.runtime} {runner.runtime_version}"
     xl = to_layout(x.astype(np.float32), layout)
-    if target.startswith("ssh://"):
-        from shufflenet_edge.runtimes.ssh import SshOptions, infer_ssh
+    if t.kind == "ssh":
+        from shufflenet_edge.runtimes.ssh import infer_ssh
 
-        if getattr(runner, "runtime", "") == "onnxruntime" and str(getattr(runner, "input_dtype", "")) in ("int8", "uint8"):
-            raise EdgeError(f"{plan.path}: an ONNX model with {runner.input_dtype} input cannot run on {target} yet "
-                            "(its input quantization lives in the sidecar); export it with float input")
-        opts = SshOptions(**{k: v for k, v in options.items() if k in SshOptions.__dataclass_fields__})
-        y, rec = infer_ssh(target, plan.path, xl, opts=opts, threads=threads)
+        y, rec = infer_ssh(target, plan.path, xl, opts=t.options, threads=threads)
         env = rec.get("environment") or {}
-        return y.reshape(len(x), -1), f"{rec.get('runtime')} {rec.get('version')} ({env.get('machine', '?')})"
-    if target == "adb" or target.startswith("adb:"):
+        return [y.reshape(len(x), -1)], f"{rec.get('runtime')} {rec.get('version')} ({env.get('machine', '?')})"
+    if t.kind == "adb":
         from shufflenet_edge.runtimes.adb import infer_adb
 
         if plan.format != "tflite":
             raise EdgeError(f"{plan.path}: parity on a phone runs .tflite artifacts (through the demo app)")
         raw = np.concatenate([runner.prepare(xl[i : i + 1]) for i in range(len(xl))])
-        y, done = infer_adb(target, plan.path, raw, options=options, delegate=options.get("delegate") or "cpu",
+        y, done = infer_adb(target, plan.path, raw, options=t.options.as_runner_options(), delegate=t.options.delegate,
                             threads=threads)
         scale, zp = runner.out["quantization"]
         yf = (y.astype(np.float32) - zp) * scale if y.dtype in (np.int8, np.uint8) and scale else y.astype(np.float32)
-        return yf.reshape(len(x), -1), f"litert {done.get('runtime_version')} (demo app, {done.get('delegate')})"
-    raise UsageError(f"unknown parity target {target!r}: local, ssh://user@host[:port] or adb[:SERIAL]")
+        return [yf.reshape(len(x), -1)], f"litert {done.get('runtime_version')} (demo app, {done.get('delegate')})"
+    raise AssertionError(t.kind)
 
 
-def _parity_row(plan: ArtifactPlan, runner: Any, layout: str, x: np.ndarray, ref: np.ndarray, out: np.ndarray,
+def _gate(plan: ArtifactPlan, thresholds: Thresholds | None, report_only: bool) -> tuple[Thresholds, str]:
+    if report_only:
+        return Thresholds(), "off (--report-only)"
+    if thresholds is not None and thresholds.any():
+        return thresholds, "user"
+    return default_gate(plan.precision), f"default for {plan.precision}"
+
+
+def compare_outputs(outs: list[np.ndarray], refs: list[np.ndarray], gate: Thresholds,
+                    labels: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One row per output: statistics, the gate that applies to it (no top-1/top-5 thresholds for an output that
+    is not logits) and what it missed. A runner that returns outputs flattened per input (boards, phones) is
+    compared flattened. Each row keeps its ParityStats under "stats" for the caller to drop."""
+    rows = []
+    for k, (out, ref) in enumerate(zip(outs, refs)):
+        logits = ref.ndim == 2
+        if out.shape != ref.shape:
+            if out.size != ref.size:
+                raise EdgeError(f"output {k}: the artifact gives {tuple(out.shape[1:])} per input, the PyTorch model "
+                                f"{tuple(ref.shape[1:])} (pass --weights with the right head, or check the sidecar's "
+                                "num_classes)")
+            out = out.reshape(ref.shape)
+        st = compare(out, ref, labels if logits else None, logits=logits)
+        g = gate if logits else dataclasses.replace(gate, min_top1_agreement=None, min_top5_overlap=None,
+                                                    max_accuracy_drop=None)
+        bad = violations(st, g)
+        rows.append({"output": k, "shape": list(ref.shape), "logits": logits, "metrics": st.to_dict(),
+                     "summary": st.summary(), "gate": g.to_dict(), "passed": not bad, "failures": bad, "stats": st})
+    return rows
+
+
+def _parity_row(plan: ArtifactPlan, runner: Any, layout: str, outs: list[np.ndarray], refs: list[np.ndarray],
                 inputs: Inputs, folder_labels: Any, classes: Any, source: str, thresholds: Thresholds | None,
                 report_only: bool, target: str, runtime_label: str) -> dict[str, Any]:
-    if out.shape != ref.shape:
-        raise EdgeError(
-            f"{plan.path} outputs {out.shape[1]} values per input but the reference {plan.model} has {ref.shape[1]} "
-            f"classes (pass --weights with the right head, or check the sidecar's num_classes)"
-        )
+    """The report row of one artifact on one target: every output compared; the headline metrics are the first
+    output's (a classifier's logits)."""
     names: list[str] | None = inputs.label_names
     names_source = inputs.label_source
     if not names:
         sc_labels = (plan.sidecar or {}).get("labels")
         names = [str(v) for v in sc_labels] if isinstance(sc_labels, list) and sc_labels else None
         names_source = f"the labels recorded in {plan.info_source}" if names else None
-    labels, label_mapping = map_labels(folder_labels, classes, ref.shape[1], names, names_source)
-    stats = compare(out, ref, labels)
-    if report_only:
-        gate, gate_source = Thresholds(), "off (--report-only)"
-    elif thresholds is not None and thresholds.any():
-        gate, gate_source = thresholds, "user"
+    if refs[0].ndim == 2:
+        labels, label_mapping = map_labels(folder_labels, classes, refs[0].shape[1], names, names_source)
     else:
-        gate, gate_source = default_gate(plan.precision), f"default for {plan.precision}"
-    bad = violations(stats, gate)
-    row: dict[str, Any] = {
+        labels, label_mapping = None, ("no accuracy: the first output is not logits" if folder_labels is not None else None)
+    gate, gate_source = _gate(plan, thresholds, report_only)
+    compared = compare_outputs(outs, refs[: len(outs)], gate, labels)
+    bad = [f"output {r['output']}: {f}" if len(refs) > 1 else f for r in compared for f in r["failures"]]
+    st = compared[0]["stats"]
+    for r in compared:
+        del r["stats"]
+    return {
         "artifact": plan.path,
         "format": plan.format,
         "precision": plan.precision,
         "form": (plan.sidecar or {}).get("form"),
         "model": plan.model,
         "weights": plan.weights,
-        "random_weights": plan.weights is None,
+        "random_weights": plan.weights is None and not plan.model_file and
+                          ((plan.sidecar or {}).get("source") or {}).get("kind") in (None, "registry"),
         "sidecar": bool(plan.info_source) and not str(plan.info_source).startswith("embedded"),
         "described_by": plan.info_source,
         "gate": {"source": gate_source, "thresholds": gate.to_dict()},
@@ -776,13 +839,15 @@ def _parity_row(plan: ArtifactPlan, runner: Any, layout: str, x: np.ndarray, ref
         "target": target,
         "inputs": source,
         "label_mapping": label_mapping,
-        "metrics": stats.to_dict(),
-        "summary": stats.summary(),
+        "metrics": st.to_dict(),
+        "summary": st.summary(),
+        "outputs": compared,
+        "outputs_compared": f"{len(outs)} of {len(refs)}" + ("" if len(outs) == len(refs) else
+                                                             " (the target's runner returns the first output)"),
         "passed": not bad,
         "status": "report" if report_only else ("ok" if not bad else "FAIL"),
         "failures": bad,
     }
-    return row
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -819,7 +884,15 @@ def format_table(report: dict[str, Any]) -> str:
             f"{m['cosine_mean']:>9.6f} {psnr:>8} {_pct(m['top1_agreement']):>9} {_pct(m['top5_overlap']):>9} "
             f"{_pct(m['ref_top1_accuracy']):>8} {_pct(m['top1_accuracy']):>7} {r.get('status') or ('ok' if r['passed'] else 'FAIL'):<6}"
         )
+    for r in report["artifacts"]:  # every output of a model with several (the row above is output 0's)
+        outs = r.get("outputs") or []
+        if len(outs) > 1 or (outs and not outs[0].get("logits", True)):
+            lines.append(f"{Path(r['artifact']).name}: {r.get('outputs_compared', len(outs))} outputs compared")
+            for o in outs:
+                lines.append(f"  output {o['output']} {tuple(o['shape'])}: {'ok' if o['passed'] else 'FAIL'}  {o['summary']}")
     for r in report["artifacts"]:
+        if r.get("per_layer_unavailable"):
+            lines.append(f"per-layer: {Path(r['artifact']).name}: {r['per_layer_unavailable']}")
         for f in r["failures"]:
             lines.append(f"FAIL {Path(r['artifact']).name}: {f}")
     if remote:
@@ -859,25 +932,3 @@ _GATE_TEXT = {
 
 def format_gate(t: dict[str, Any]) -> str:
     return ", ".join(f"{_GATE_TEXT[k][0]} {_GATE_TEXT[k][1]} {_GATE_TEXT[k][2].format(v)}" for k, v in t.items() if k in _GATE_TEXT)
-
-
-def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, p)
-    return p
-
-
-class _CallableModule(type(sys.modules[__name__])):  # type: ignore[misc]
-    """``shufflenet_edge.parity(artifact, model, inputs)`` is the Python API (`shufflenet_edge.api.parity`);
-    the module keeps its functions."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from shufflenet_edge.api import parity
-
-        return parity(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -396,7 +396,7 @@ def format_per_layer(rep: dict[str, Any]) -> str:
     """onnx2tf-style table: one row per point, the first point beyond tolerance marked."""
     quant = rep.get("min_sqnr") is not None
     lines = [f"{'point':<12} {'shape':<14} {'max abs':>9} {'rel rms':>9} {'cosine':>10} " + (f"{'SQNR dB':>8} " if quant else "")
-             + f"{'status':<8} #op artifact tensor (view)"]
+             + f"{'status':<8} where in the artifact"]
     for r in rep["rows"]:
         shape = "x".join(str(s) for s in r["shape"])
         if r["tensor"] is None:
@@ -408,10 +408,13 @@ def format_per_layer(rep: dict[str, Any]) -> str:
                       else "ok")
         else:
             status = "ok" if r["ok"] else "GROWS" if r["point"] == rep["first_divergence"] else "off"
-        name = r["tensor"] if len(r["tensor"]) <= 44 else "..." + r["tensor"][-41:]
+        # The converter's own tensor names (e.g. litert-torch's wrapper paths) mean nothing to a user: the row says
+        # "output of <unit>" and the op position; the tensor name stays in the JSON report.
+        where = f"output of {r['point']}, op #{r['position']}"
         lines.append(
             f"{r['point']:<12} {shape:<14} {r['max_abs_error']:>9.2e} {r['rel_rms_error']:>9.2e} {r['cosine']:>10.6f} "
-            + (f"{_sq(r.get('sqnr_db')):>8} " if quant else "") + f"{status:<8} #{r['position']} {name} ({r['view']}{', by name' if r['matched_by'] == 'name' else ''})"
+            + (f"{_sq(r.get('sqnr_db')):>8} " if quant else "") + f"{status:<8} {where} ({r['view']}"
+            + (", matched by name" if r["matched_by"] == "name" else "") + ")"
         )
     if quant:
         if rep.get("first_weak_point"):

@@ -6,13 +6,13 @@
     opt = torch.optim.SGD(q.parameters(), lr=1e-3, momentum=0.9)
     for x, y in loader:                            # the user's own loop, NCHW inputs as before
         loss = loss_fn(q(x), y); opt.zero_grad(); loss.backward(); opt.step()
-    qat.export_tflite(q, "model_int8.tflite", model_name="shufflenet_v2_x0_5", input_size=224)
+    se.export(q, "model_int8.tflite", int8=True)   # import shufflenet_edge as se: the one export pipeline
 
 `prepare` exports the model in training mode and inserts litert-torch's QAT fake-quantize modules (moving-average
 ranges for activations, per-channel weights; BatchNorm stays trainable and is folded at the end).
-`export_tflite` converts (no calibration pass: the scales are the ones training learned), wraps the graph in the
-NHWC input LiteRT expects and writes the .tflite with a sidecar. `shufflenet_edge.export(q, "m.tflite", int8=True)`
-hands a model returned by `prepare` to `export_tflite` (`is_qat_model` tells them apart).
+The pipeline's TFLite backend converts it (no calibration pass: the scales are the ones training learned), wraps
+the graph in the NHWC input LiteRT expects and writes the .tflite with a sidecar (`is_qat_model` tells a prepared
+graph from a float module). Pass `source=` to `prepare` so the sidecar records the float model it started from.
 
 The QAT graph is the reference (torchvision) form: the folded forms are graph rewrites of the converted float
 path, and QAT needs the training graph first. Layers named in `keep_float` are left float as in `export
@@ -21,8 +21,6 @@ path, and QAT needs the training graph first. Layers named in `keep_float` are l
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,8 +62,12 @@ def _pattern_export_shim() -> None:
 
 
 def prepare(model: nn.Module, example_input: torch.Tensor, *, keep_float: list[str] | None = None,
-            per_channel: bool = True) -> torch.fx.GraphModule:
-    """A fake-quantized copy of `model` (NCHW in, logits out) to fine-tune with any training loop."""
+            per_channel: bool = True, source: dict[str, Any] | None = None) -> torch.fx.GraphModule:
+    """A fake-quantized copy of `model` (NCHW in, logits out) to fine-tune with any training loop.
+
+    `source`: how to rebuild the float model it started from (e.g. ``{"kind": "registry", "name": ..., "weights":
+    {"path": ...}}``), recorded in the artifact's sidecar so `parity` compares with it; without it the sidecar
+    says the reference must be passed (`parity --model`, or the model in the Python API)."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     from shufflenet_edge.export.int8_options import resolve_keep_float
@@ -89,8 +91,27 @@ def prepare(model: nn.Module, example_input: torch.Tensor, *, keep_float: list[s
 
     allow_exported_model_train_eval(prepared)
     setattr(prepared, QAT_MARK, {"quantizer": quantizer, "keep_float": kept,
-                                 "input_shape": list(example_input.shape), "per_channel": per_channel})
+                                 "input_shape": list(example_input.shape), "per_channel": per_channel,
+                                 "source": source, "model_name": type(model).__name__})
     return prepared
+
+
+def input_shape(prepared: Any) -> list[int]:
+    shape = list(getattr(prepared, QAT_MARK)["input_shape"])
+    return [1, *shape[1:]]
+
+
+def source_of(model: Any) -> dict[str, Any] | None:
+    """The float reference a QAT graph records (None for other modules)."""
+    if not is_qat_model(model):
+        return None
+    meta = getattr(model, QAT_MARK)
+    return meta.get("source") or {"kind": "qat", "class": meta.get("model_name"),
+                                  "note": "fine-tuned in a QAT graph: pass the float model it started from to parity"}
+
+
+def model_name(prepared: Any) -> str:
+    return str(getattr(prepared, QAT_MARK).get("model_name") or "qat_model")
 
 
 def is_qat_model(model: Any) -> bool:
@@ -112,71 +133,13 @@ def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return finish(prepared)
 
 
-class _NHWCInput(nn.Module):
+class NHWCInput(nn.Module):
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(x.permute(0, 3, 1, 2))
-
-
-def export_tflite(prepared: torch.fx.GraphModule, out: str | os.PathLike[str], *, model_name: str,
-                  input_size: int | None = None, calibration: str | None = None, io: str = "int8") -> dict[str, Any]:
-    """Write the fine-tuned model as full-integer int8 TFLite (NHWC input) with a sidecar; returns the sidecar."""
-    from shufflenet_edge.data import Preprocess
-    from shufflenet_edge.errors import UsageError
-    from shufflenet_edge.export.common import atomic_path, check_writable, embed_identity, tool_versions, write_sidecar
-    from shufflenet_edge.export.inspect import inspect_tflite
-    from shufflenet_edge.export.tflite_export import apply_passes
-    from shufflenet_edge.export.tflite_export import convert as litert_convert
-
-    if not is_qat_model(prepared):
-        raise UsageError("export_tflite takes the model returned by shufflenet_edge.qat.prepare")
-    meta = getattr(prepared, QAT_MARK)
-    out_path = Path(out)
-    check_writable(out_path)
-    converted = convert(prepared)
-    n, c, h, w = meta["input_shape"]
-    x = torch.randn(1, h, w, c, generator=torch.Generator().manual_seed(0))
-    wrapped = _NHWCInput(converted)
-    wrapped.training = False  # not .eval(): torchao refuses train/eval calls on the converted graph
-    base = litert_convert(wrapped, x, meta["quantizer"])
-    final, passes = apply_passes(base, None, io, False)
-    with atomic_path(out_path) as tmp:
-        tmp.write_bytes(final)
-    g = inspect_tflite(out_path, analyze_gpu=False)
-    pre = Preprocess.for_size(input_size or int(meta["input_shape"][-1]))
-    sidecar = {
-        "format": "tflite",
-        "path": str(out_path),
-        "model": model_name,
-        "num_classes": int(g["outputs"][0]["shape"][-1]),
-        "weights": None,
-        "random_weights": False,
-        "seed": None,
-        "precision": "int8",
-        "form": "reference",
-        "recipe": "qat",
-        "input": {**g["inputs"][0], "layout": "nhwc"},
-        "output": g["outputs"][0],
-        "preprocess": pre.to_dict(),
-        "labels": None,
-        "calibration": calibration or "none: quantization-aware training (learned scales)",
-        "quantization_scheme": f"PT2E QAT, {'per-channel' if meta['per_channel'] else 'per-tensor'} symmetric int8 weights, "
-                               "int8 activations (moving-average ranges learned in training)",
-        "keep_float": meta["keep_float"],
-        "qat": True,
-        "passes": passes,
-        "tools": tool_versions("litert-torch", "ai-edge-litert", "torchao"),
-        "graph": {k: g[k] for k in ("ops", "op_histogram", "data_movement_ops", "max_rank", "xnnpack_partitions", "quantize_ops", "size_bytes")},
-        "note": "the float reference of a QAT model is its fine-tuned weights inside the QAT graph: judge it by accuracy "
-                "(parity --images with labels) or pass --weights of the float model it started from",
-    }
-    embed_identity(out_path, sidecar)
-    sidecar["graph"]["size_bytes"] = out_path.stat().st_size
-    write_sidecar(out_path, sidecar)
-    return sidecar
 
 
 def evaluate(prepared_or_converted: nn.Module, x: np.ndarray) -> np.ndarray:

@@ -48,16 +48,15 @@ def digits_folder(digits_data, tmp_path_factory):
 @pytest.fixture(scope="session")
 def digits_artifacts(trained_v2, tmp_path_factory):
     """fp32 ONNX (NCHW) and TFLite (NHWC) of the trained V2, through the project's exporters."""
-    from shufflenet_edge.export.onnx_export import export_onnx
-    from shufflenet_edge.export.tflite_export import export_tflite
+    from shufflenet_edge.api import export as se_export
 
     d = _shared_dir(tmp_path_factory)
     weights = str(trained_v2[0])
     out = {"onnx_fp32": d / "v2_digits_fp32.onnx", "tflite_fp32": d / "v2_digits_fp32.tflite", "weights": Path(weights)}
     if not out["onnx_fp32"].exists():
-        export_onnx("shufflenet_v2_x0_5", out["onnx_fp32"], weights=weights, input_size=INPUT_SIZE, form="gather",
+        se_export("shufflenet_v2_x0_5", out["onnx_fp32"], target="onnx", weights=weights, input_size=INPUT_SIZE, form="gather",
                     show_progress=False)
     if not out["tflite_fp32"].exists():
-        export_tflite("shufflenet_v2_x0_5", out["tflite_fp32"], weights=weights, input_size=INPUT_SIZE,
+        se_export("shufflenet_v2_x0_5", out["tflite_fp32"], target="tflite", weights=weights, input_size=INPUT_SIZE,
                       form="delegate", show_progress=False)
     return out

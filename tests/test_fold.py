@@ -1,4 +1,4 @@
-"""DESIGN.md section 3's index math, pinned on what the graph-level fold (shufflenet_edge.graph_fold) builds,
+"""docs/design.md (the fold)'s index math, pinned on what the graph-level fold (shufflenet_edge.graph_fold) builds,
 and the benchmarks' `noshuffle` lower bound."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ aten = torch.ops.aten
 
 
 def design_half_indices(m: int) -> tuple[list[int], list[int]]:
-    """DESIGN.md section 3: concat channel k*m + i lands at shuffled position 2i + k; half h holds positions
+    """docs/design.md, the fold: concat channel k*m + i lands at shuffled position 2i + k; half h holds positions
     h*m .. h*m + m - 1, i.e. concat channels [h*m/2 + j, m + h*m/2 + j] for j < m/2, interleaved."""
     half = m // 2
     return ([c for j in range(half) for c in (j, m + j)], [c for j in range(half) for c in (half + j, m + half + j)])

@@ -1,4 +1,4 @@
-"""Parity gates by default, artifacts that carry their identity, and a quiet terminal (issue 11).
+"""Parity gates by default, artifacts that carry their identity, and a quiet terminal.
 
 Everything runs through the real CLI in a child process, as a user runs it: the artifacts are made by
 `shufflenet-edge export` once per session (V2 0.5x at 64x64: an fp32 TFLite and an fp32 ONNX).

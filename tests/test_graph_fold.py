@@ -1,4 +1,4 @@
-"""The graph-level fold (issue 12): shuffles found however they are written, proven exact, each one reported."""
+"""The graph-level fold: shuffles found however they are written, proven exact, each one reported."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_megvii_patterns_recognised(folded):
 
 
 def test_factorize_finds_design_index_math():
-    m = 58  # DESIGN.md section 3: (k, h, j) -> (h, j, k) for the halves of torchvision V2
+    m = 58  # docs/design.md, the fold: (k, h, j) -> (h, j, k) for the halves of torchvision V2
     k, h, j = torch.meshgrid(torch.arange(2), torch.arange(2), torch.arange(m // 2), indexing="ij")
     perm = (k * m + h * (m // 2) + j).permute(1, 2, 0).reshape(-1)
     dims, axes = factorize(perm)

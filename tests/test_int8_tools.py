@@ -1,4 +1,4 @@
-"""int8 tools (issue 15): the loss report instead of a refusal, the export gate, per-layer SQNR naming a planted
+"""int8 tools: the loss report instead of a refusal, the export gate, per-layer SQNR naming a planted
 unit, --keep-float (TFLite and ONNX), calibration choices, QAT.
 
 One planted model is shared by the session (the digits-trained V2 0.5x at 32x32 with an outlier channel in
@@ -157,18 +157,17 @@ def planted_exports(planted, tmp_path_factory):
     def get(key: str) -> Path:
         if key in made:
             return made[key]
-        from shufflenet_edge.export.onnx_export import export_onnx
-        from shufflenet_edge.export.tflite_export import export_tflite
+        from shufflenet_edge.api import export as se_export
 
         target, _, variant = key.partition(":")
         kw = {"keep_float": [PLANTED]} if variant == "keep" else {"calib_method": "percentile", "int8_weights": "per-tensor",
                                                                    "calib_images": 32} if variant == "choices" else {}
         path = d / f"planted_{target}_{variant or 'default'}.{target}"
         if target == "onnx":
-            export_onnx(MODEL, path, weights=str(w), input_size=INPUT_SIZE, form="gather", int8=True, calib=str(calib),
+            se_export(MODEL, path, target="onnx", weights=str(w), input_size=INPUT_SIZE, form="gather", int8=True, calib=str(calib),
                         show_progress=False, **kw)
         else:
-            export_tflite(MODEL, path, weights=str(w), input_size=INPUT_SIZE, form="delegate", precision="int8",
+            se_export(MODEL, path, target="tflite", weights=str(w), input_size=INPUT_SIZE, form="delegate", precision="int8",
                           calib=str(calib), show_progress=False, **kw)
         made[key] = path
         return path
@@ -181,11 +180,10 @@ def _sidecar(p: Path) -> dict:
 
 
 def _accuracy(path: Path, digits_data) -> float:
-    from shufflenet_edge.parity import open_runner, run_artifact
+    from shufflenet_edge.export.artifact import Artifact
 
     x, y = digits_data[1].x[:200], digits_data[1].y[:200]
-    side = _sidecar(path)
-    out = run_artifact(open_runner(str(path)), x, side["input"]["layout"], side)
+    out = Artifact.open(path).run(x)[0]
     return float((out.argmax(1) == y).mean())
 
 
@@ -195,7 +193,7 @@ def test_onnx_int8_reports_loss_and_names_planted_unit(planted_exports, planted,
 
     p = planted_exports("onnx")
     assert p.exists()  # reported, not refused
-    loss = _sidecar(p)["int8_loss"]
+    loss = _sidecar(p)["checks"]["int8_loss"]
     assert loss["below_default_gate"] and loss["first_weak_point"] == PLANTED
     m = load_model(MODEL, str(planted[0]), num_classes=10, warn=False)
     rep = diagnose(str(p), m, digits_data[1].x[:4], layout="nchw", sidecar={"precision": "int8"})
@@ -208,8 +206,8 @@ def test_onnx_keep_float(planted_exports, digits_data):
     p = planted_exports("onnx:keep")
     side = _sidecar(p)
     assert side["keep_float"] == [PLANTED] and side["float_nodes"]
-    loss = side["int8_loss"]
-    assert loss["artifact_vs_float"]["psnr_db"] > _sidecar(planted_exports("onnx"))["int8_loss"]["artifact_vs_float"]["psnr_db"] + 5
+    loss = side["checks"]["int8_loss"]
+    assert loss["artifact_vs_float"]["psnr_db"] > _sidecar(planted_exports("onnx"))["checks"]["int8_loss"]["artifact_vs_float"]["psnr_db"] + 5
     assert _accuracy(p, digits_data) > _accuracy(planted_exports("onnx"), digits_data) + 0.1
 
 

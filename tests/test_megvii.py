@@ -1,4 +1,4 @@
-"""Megvii ShuffleNet-Series models (issue 12, part 3): their state-dict layout, their forward, their checkpoints.
+"""Megvii ShuffleNet-Series models: their state-dict layout, their forward, their checkpoints.
 
 The second opinion here is a functional rewrite of megvii's forward (megvii-model/ShuffleNet-Series,
 ShuffleNetV1/ and ShuffleNetV2/ network.py + blocks.py) that reads nothing but a state dict: it never
@@ -202,7 +202,7 @@ def test_registry_entries():
     assert V2 == [f"megvii_shufflenet_v2_x{w}" for w in ("0_5", "1_0", "1_5", "2_0")]
     for n in V1 + V2:
         info = get_info(n)
-        # issue 12: the graph-level fold takes megvii's shuffles (V1's inverse order, V2's even/odd split)
+        # the graph-level fold takes megvii's shuffles (V1's inverse order, V2's even/odd split)
         assert info.foldable and info.family in ("megvii_v1", "megvii_v2")
     assert get_info("shufflenet_v2_x1_0").foldable
 
@@ -343,7 +343,7 @@ def test_cli_wrong_family_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capt
     assert not out.exists()
 
 
-# test_folded_forms_are_refused was removed with issue 12: the graph-level fold folds megvii's models (ONNX and TFLite
+# test_folded_forms_are_refused was removed: the graph-level fold folds megvii's models (ONNX and TFLite
 # folded forms of megvii V2 are tested in tests/test_api.py and tests/test_graph_fold.py).
 
 
@@ -387,7 +387,7 @@ def test_onnx_reference_form_matches_torch(megvii_onnx: dict[str, tuple[Path, Pa
 
     onnx_path, weights = megvii_onnx[name]
     side = json.loads(Path(str(onnx_path) + ".json").read_text())
-    # V1 went through --form auto: since issue 12 the graph-level fold folds it (it fell back to reference before)
+    # V1 went through --form auto: the graph-level fold folds it (it fell back to reference before)
     assert side["form"] == ("reference" if "v2" in name else side["form_timings"]["chosen"])
     assert side["num_classes"] == 10 and not side["random_weights"]
     model = load_model(name, weights)
@@ -404,13 +404,14 @@ def test_onnx_reference_form_matches_torch(megvii_onnx: dict[str, tuple[Path, Pa
 @pytest.mark.slow
 def test_tflite_reference_form_matches_torch(session_tmp: Path):
     """litert-torch's conversion of megvii V2's in-unit shuffle (rank-5 reshape, select) is exact in fp32."""
-    from shufflenet_edge.export.tflite_export import export_tflite
     from shufflenet_edge.runtimes.runner import TFLiteRunner
+
+    from shufflenet_edge.api import export as se_export
 
     name = "megvii_shufflenet_v2_x0_5"
     weights = _save_megvii(_random_model(name, num_classes=10), session_tmp / "tfl.pth.tar")
     out = session_tmp / "megvii_v2.tflite"
-    side = export_tflite(name, out, weights=str(weights), form="reference", input_size=64, show_progress=False)
+    side = se_export(name, out, target="tflite", weights=str(weights), form="reference", input_size=64, show_progress=False)
     assert side["form"] == "reference" and side["checks"]["vs_torch_max_abs_error"] <= side["checks"]["tolerance"]
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(8))
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""The fold's ONNX path (issue 3): graph shape, numbers, int8 QDQ, bad input."""
+"""The fold's ONNX path: graph shape, numbers, int8 QDQ, bad input."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from shufflenet_edge.export.inspect import inspect_onnx
-from shufflenet_edge.export.onnx_export import export_onnx
-from shufflenet_edge.models.weights import load_model
 from shufflenet_edge.runtimes.runner import OnnxRunner
+
+from shufflenet_edge.api import export as se_export
+from shufflenet_edge.models.weights import load_model
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def v2_onnx(session_tmp: Path) -> dict[str, Path]:
     out = {}
     for form in ("reference", "gather", "transpose"):
         p = session_tmp / f"v2_{form}.onnx"
-        export_onnx("shufflenet_v2_x1_0", p, form=form, show_progress=False)
+        se_export("shufflenet_v2_x1_0", p, target="onnx", form=form, show_progress=False)
         out[form] = p
     return out
 
@@ -56,7 +56,7 @@ def test_onnxruntime_matches_pytorch(v2_onnx, form):
 
 def test_sidecar_records_form_timings_and_stats(session_tmp):
     p = session_tmp / "auto.onnx"
-    export_onnx("shufflenet_v2_x0_5", p, form="auto", input_size=64, show_progress=False)
+    se_export("shufflenet_v2_x0_5", p, target="onnx", form="auto", input_size=64, show_progress=False)
     side = json.loads(Path(str(p) + ".json").read_text())
     assert side["form"] in ("gather", "transpose", "reference")
     t = side["form_timings"]
@@ -67,7 +67,7 @@ def test_sidecar_records_form_timings_and_stats(session_tmp):
     assert side["input"]["shape"] == [1, 3, 64, 64] and side["input"]["layout"] == "nchw"
     assert side["preprocess"]["mean"] == [0.485, 0.456, 0.406]
     assert side["graph"]["max_rank"] <= 4 and side["random_weights"] is True
-    assert side["tools"]["onnxruntime"] and side["float_check"]["max_abs_error_vs_torch"] <= 1e-4
+    assert side["tools"]["onnxruntime"] and side["checks"]["vs_torch_max_abs_error"] <= 1e-4
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +75,10 @@ def small_onnx(session_tmp: Path) -> dict[str, Path]:
     out = {}
     for form in ("gather", "transpose"):
         p = session_tmp / f"small_{form}.onnx"
-        export_onnx("shufflenet_v2_x0_5", p, form=form, input_size=64, show_progress=False)
+        se_export("shufflenet_v2_x0_5", p, target="onnx", form=form, input_size=64, show_progress=False)
         out[form] = p
     p = session_tmp / "v1_small.onnx"
-    export_onnx("shufflenet_v1_x0_5_g3", p, form="transpose", input_size=64, show_progress=False)
+    se_export("shufflenet_v1_x0_5_g3", p, target="onnx", form="transpose", input_size=64, show_progress=False)
     out["v1"] = p
     return out
 
@@ -100,7 +100,7 @@ def test_reference_evaluator_agrees(small_onnx, key):
 
 def test_dynamic_batch_gather(session_tmp):
     p = session_tmp / "dyn.onnx"
-    side = export_onnx("shufflenet_v2_x0_5", p, form="auto", dynamic_batch=True, input_size=64, show_progress=False)
+    side = se_export("shufflenet_v2_x0_5", p, target="onnx", form="auto", dynamic_batch=True, input_size=64, show_progress=False)
     assert side["form"] == "gather" and side["input"]["shape"][0] not in (1,)
     # the batch stays symbolic through the graph fold: every shuffle still folded, rank 4
     assert side["fold"]["counts"]["left_alone"] == 0 and side["fold"]["counts"]["shuffles"] > 0
@@ -124,7 +124,7 @@ def _output_scale(m: onnx.ModelProto) -> float:
 @pytest.fixture(scope="module")
 def v2_int8_onnx(session_tmp: Path) -> tuple[Path, dict]:
     p = session_tmp / "q.onnx"
-    side = export_onnx("shufflenet_v2_x0_5", p, form="gather", int8=True, input_size=64, show_progress=False)
+    side = se_export("shufflenet_v2_x0_5", p, target="onnx", form="gather", int8=True, input_size=64, show_progress=False)
     return p, side
 
 

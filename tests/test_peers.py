@@ -160,10 +160,10 @@ def test_peer_runtimes_run_an_artifact(tmp_path):
     pytest.importorskip("ncnn", reason="ncnn is in the [peers] extra only (pip install -c constraints.txt -e '.[peers]')")
     pytest.importorskip("MNN", reason="MNN is in the [peers] extra only")
     pytest.importorskip("pnnx", reason="pnnx is in the [peers] extra only")
-    from shufflenet_edge.export.onnx_export import export_onnx
+    from shufflenet_edge.api import export as se_export
 
     onnx_path = tmp_path / "reference.onnx"
-    export_onnx("shufflenet_v2_x0_5", onnx_path, form="reference", input_size=224, show_progress=False)
+    se_export("shufflenet_v2_x0_5", onnx_path, target="onnx", form="reference", input_size=224, show_progress=False)
     peers._export_ncnn(onnx_path, tmp_path / "ncnn_fp32.param")
     peers._export_mnn(onnx_path, tmp_path / "mnn_fp32.mnn")
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Per-op profiles (issue 13, item 3) and variance control (item 5).
+"""Per-op profiles and variance control (item 5).
 
 The benchmark_model parser is tested on VERBATIM samples of the tool's op-profiling output from public
 GitHub issues (tests/fixtures/profiles/README.md names each source), cut where the stored copies end, and

@@ -20,6 +20,7 @@ from shufflenet_edge.runtimes.ssh import SshOptions, parse_ssh_target, scp_argv,
 
 from shufflenet_edge.errors import UsageError
 
+
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory):
     yield from start_sshd(tmp_path_factory.mktemp("sshd"))

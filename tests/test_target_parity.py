@@ -1,4 +1,4 @@
-"""Parity on the target (issue 13): the same inputs, metrics and default gate as local parity, computed by the
+"""Parity on the target: the same inputs, metrics and default gate as local parity, computed by the
 target's runtime. SSH against an ARM board you can reach (sshd on 127.0.0.1 whose python3 is aarch64 CPython
 under qemu-user with the aarch64 wheels: real ARM kernels, numbers not speed); adb with the real adb client
 and no device (a clean one-line error). The runner's inference mode is also checked locally."""

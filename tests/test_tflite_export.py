@@ -1,4 +1,4 @@
-"""The TFLite path (issue 4): folded forms, one XNNPACK partition, rank <= 4, int8, exact passes."""
+"""The TFLite path: folded forms, one XNNPACK partition, rank <= 4, int8, exact passes."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from shufflenet_edge.export.inspect import inspect_tflite
-from shufflenet_edge.export.tflite_export import export_tflite
-from shufflenet_edge.models.weights import load_model
 from shufflenet_edge.runtimes.runner import TFLiteRunner
+
+from shufflenet_edge.api import export as se_export
+from shufflenet_edge.models.weights import load_model
 
 
 def _torch_logits(name: str, x_nhwc: np.ndarray, size: int = 224) -> np.ndarray:
@@ -27,9 +27,9 @@ def v2_fp32(session_tmp: Path) -> dict[str, Path]:
     """ShuffleNetV2 1.0x fp32 at 224: auto export keeping every candidate, plus the reference conversion."""
     cand = session_tmp / "cand_fp32"
     out = session_tmp / "v2_fp32.tflite"
-    export_tflite("shufflenet_v2_x1_0", out, form="auto", show_progress=False, keep_candidates=cand)
+    se_export("shufflenet_v2_x1_0", out, target="tflite", form="auto", show_progress=False, keep_candidates=cand)
     ref = session_tmp / "v2_fp32_reference.tflite"
-    export_tflite("shufflenet_v2_x1_0", ref, form="reference", show_progress=False)
+    se_export("shufflenet_v2_x1_0", ref, target="tflite", form="reference", show_progress=False)
     return {"auto": out, "delegate": cand / "v2_fp32.delegate.tflite", "cpu": cand / "v2_fp32.cpu.tflite",
             "reference3": cand / "v2_fp32.reference3.tflite", "reference": ref}
 
@@ -109,7 +109,7 @@ def test_int8_checks_recorded(v2_int8):
 @pytest.fixture(scope="session")
 def v1_fp32(session_tmp: Path) -> Path:
     out = session_tmp / "v1.tflite"
-    export_tflite("shufflenet_v1_x1_0_g3", out, form="delegate", show_progress=False)
+    se_export("shufflenet_v1_x1_0_g3", out, target="tflite", form="delegate", show_progress=False)
     return out
 
 
@@ -139,7 +139,7 @@ def test_truncated_tflite_is_one_line_error(tmp_path, v2_fp32):
 def test_v1_int8_one_partition(session_tmp):
     """V1 int8: residual adds, ReLUs and the average-pool shortcut all int8, one XNNPACK partition."""
     out = session_tmp / "v1_int8.tflite"
-    side = export_tflite("shufflenet_v1_x0_5_g3", out, precision="int8", form="delegate", input_size=64, show_progress=False)
+    side = se_export("shufflenet_v1_x0_5_g3", out, target="tflite", precision="int8", form="delegate", input_size=64, show_progress=False)
     g = side["graph"]
     assert g["xnnpack_partitions"] == 1 and g["max_rank"] <= 4 and g["quantize_ops"] == 0
     assert "DEQUANTIZE" not in g["op_histogram"] and "AVERAGE_POOL_2D" not in g["op_histogram"]

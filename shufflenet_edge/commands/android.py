@@ -23,7 +23,6 @@ it is read from the .tflite itself with LiteRT; where both have it, they must ag
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from typing import Any
 from shufflenet_edge.cli import command
 from shufflenet_edge.data import Preprocess, labels_for
 from shufflenet_edge.errors import EdgeError, UsageError
+from shufflenet_edge.files import file_sha256
 
 SCHEMA = "shufflenet-edge/android-assets/1"
 ASSETS_SUBDIR = Path("app") / "src" / "main" / "assets"
@@ -204,7 +204,7 @@ def read_artifact_constants(artifact: Path, labels_file: Path | None = None) -> 
                        output_dtype=out["dtype"], output_scale=out["scale"], output_zero_point=out["zero_point"],
                        num_classes=num_classes, layout=layout, model=str(side.get("model", artifact.stem)),
                        precision=str(side.get("precision", "")), source_artifact=artifact.name,
-                       source_sha256=_sha256(artifact))
+                       source_sha256=file_sha256(artifact))
     return cfg, labels
 
 
@@ -242,14 +242,6 @@ def _labels(side: dict[str, Any], sc_path: Path, labels_file: Path | None, n: in
     if any("\n" in s for s in labels):
         raise EdgeError("labels must not contain line breaks")
     return labels
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def missing_app_message(app: Path) -> str:

@@ -142,19 +142,9 @@ def _adb_hook(p: argparse.ArgumentParser) -> None:
 
 
 def _target_kind(t: str) -> str:
-    if t == "local":
-        return "local"
-    if t.startswith("ssh://"):
-        from shufflenet_edge.runtimes.ssh import parse_ssh_target
+    from shufflenet_edge.runtimes.targets import parse_target
 
-        parse_ssh_target(t)
-        return "ssh"
-    if t == "adb" or (t.startswith("adb:") and len(t) > 4):
-        serial = t[4:]
-        if serial.startswith("-") or any(c.isspace() for c in serial):
-            raise UsageError(f"bad adb serial in {t!r}: it must not start with '-' or contain spaces")
-        return "adb"
-    raise UsageError(f"unknown target {t!r}; valid: local, ssh://[user@]host[:port], adb, adb:SERIAL")
+    return parse_target(t).kind
 
 
 def _adb_runner() -> Any:

@@ -8,6 +8,7 @@ from pathlib import Path
 from shufflenet_edge.cli import DEFAULT_MODEL, command, input_size, positive_int, print_json
 from shufflenet_edge.commands.parity import fraction, non_negative
 from shufflenet_edge.errors import UsageError
+from shufflenet_edge.export.config import ExportConfig
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
@@ -55,7 +56,9 @@ def _add_export(p: argparse.ArgumentParser) -> None:
                    help="TFLite: what the artifact will run on; gpu prefers the delegate form (and times the "
                         "candidates with benchmark_model --use_gpu on --tune-on adb)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
-    q = p.add_argument_group("int8 choices (issue 15; README 'int8 that survives')")
+    p.add_argument("--verbose", action="store_true",
+                   help="every fold line (one per shuffle) and every candidate's timing")
+    q = p.add_argument_group("int8 choices (docs/int8.md)")
     q.add_argument("--keep-float", nargs="+", metavar="UNIT",
                    help="keep these units in float, with quantize/dequantize at their borders: names as `info` prints "
                         "them (conv1, stage3.1, conv5, fc), globs allowed (stage3.*)")
@@ -72,41 +75,59 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-cosine", type=fraction, metavar="X")
 
 
-def _tune_kw(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
-    if args.tune_on != "local" and args.form != "auto":
-        raise UsageError("--tune-on chooses among the candidates of --form auto; drop --form or --tune-on")
-    is_adb = args.tune_on == "adb" or args.tune_on.startswith("adb:")
-    if args.tune_delegate == "gpu" and not is_adb:
-        raise UsageError("--tune-delegate gpu times the candidates on a phone's GPU: use --tune-on adb[:SERIAL] "
-                         "(elsewhere the timings would be CPU ones; without a phone, export --form delegate)")
-    if args.tune_on == "local":
-        opts = None
-    elif args.tune_on.startswith("ssh://"):
-        from shufflenet_edge.runtimes.ssh import SshOptions, parse_ssh_target
+def _tune_options(args: argparse.Namespace) -> object:
+    """The typed options of the --tune-on target (runtimes.targets): ssh's or adb's."""
+    from shufflenet_edge.runtimes.targets import AdbOptions, parse_target
 
-        parse_ssh_target(args.tune_on)  # a bad spec fails now, not after the conversion
-        opts = SshOptions(options=list(args.ssh_option), jump=args.ssh_jump, config=args.ssh_config,
+    kind = parse_target(args.tune_on).kind
+    if kind == "ssh":
+        from shufflenet_edge.runtimes.ssh import SshOptions
+
+        return SshOptions(options=list(args.ssh_option), jump=args.ssh_jump, config=args.ssh_config,
                           identity=args.ssh_identity, remote_python=args.remote_python)
-    elif is_adb:
-        from shufflenet_edge.runtimes.adb import ENV_BENCHMARK_MODEL, _tools, connect
+    if kind == "adb":
+        return AdbOptions(adb=args.adb, benchmark_binary=tuple(args.benchmark_binary or ()), cpu_mask=args.cpu_mask,
+                          delegate=args.tune_delegate)
+    return None
 
-        opts = {"adb": args.adb, "benchmark_binary": args.benchmark_binary, "cpu_mask": args.cpu_mask,
-                "adb_delegate": args.tune_delegate}
-        connect(args.tune_on, opts)  # no device, unknown serial: fail now, not after the conversion
-        tool = _tools(opts).benchmark_model if args.target == "tflite" else _tools(opts).ort_perf_test
-        if tool is None:
-            raise UsageError(f"--tune-on {args.tune_on}: pass --benchmark-binary PATH (TFLite's benchmark_model, or "
-                             f"onnxruntime_perf_test, built for the phone) or set {ENV_BENCHMARK_MODEL}")
-    else:
-        raise UsageError(f"--tune-on {args.tune_on!r}: local, ssh://user@host[:port] or adb[:SERIAL]")
-    return {"tune_on": args.tune_on, "tune_options": opts, "tune_rounds": args.tune_rounds, "tune_runs": args.tune_runs}
+
+def _check_adb_tuning(args: argparse.Namespace, opts: object) -> None:
+    """--tune-on adb: the phone and the benchmark binary exist, before any conversion."""
+    from shufflenet_edge.runtimes.adb import ENV_BENCHMARK_MODEL, connect, find_tools
+
+    runner_opts = opts.as_runner_options()  # type: ignore[attr-defined]
+    connect(args.tune_on, runner_opts)  # no device, unknown serial: fail now, not after the conversion
+    tools = find_tools(runner_opts)
+    if (tools.benchmark_model if args.target == "tflite" else tools.ort_perf_test) is None:
+        raise UsageError(f"--tune-on {args.tune_on}: pass --benchmark-binary PATH (TFLite's benchmark_model, or "
+                         f"onnxruntime_perf_test, built for the phone) or set {ENV_BENCHMARK_MODEL}")
+
+
+def build_config(args: argparse.Namespace) -> ExportConfig:
+    """The flags -> one ExportConfig; every rule between them is checked there (export/config.py)."""
+    from shufflenet_edge.parity import Thresholds
+
+    gate = Thresholds(max_abs_error=args.max_abs_error, min_psnr=args.min_psnr, min_top1_agreement=args.min_top1_agreement,
+                      min_top5_overlap=args.min_top5_overlap, min_cosine=args.min_cosine)
+    opts = _tune_options(args)
+    return ExportConfig.from_options(
+        args.target, precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32", form=args.form,
+        batch=args.batch, dynamic_batch=args.dynamic_batch, input_size=args.input_size, layout=args.layout, io=args.io,
+        seed=args.seed, keep_candidates=args.keep_candidates, progress=not args.quiet,
+        calib=args.calib, calib_method=args.calib_method, calib_images=args.calib_images,
+        int8_weights=args.int8_weights, keep_float=args.keep_float, gate=gate,
+        tune_on=args.tune_on, tune_options=opts, tune_rounds=args.tune_rounds, tune_runs=args.tune_runs,
+        tune_delegate=args.tune_delegate, threads=args.threads)
 
 
 @command("export", "export a model to ONNX or TFLite (folded, optionally int8), checked against PyTorch")(_add_export)
 def cmd_export(args: argparse.Namespace) -> int:
-    from shufflenet_edge.models import get_info
+    from shufflenet_edge.export.pipeline import export
 
-    user_kw: dict = {}  # type: ignore[type-arg]
+    cfg = build_config(args)
+    if cfg.tune.options is not None and cfg.tune.target.startswith("adb"):
+        _check_adb_tuning(args, cfg.tune.options)
+    kw: dict = {"weights": args.weights}  # type: ignore[type-arg]
     if args.model_file:
         import torch
 
@@ -115,66 +136,29 @@ def cmd_export(args: argparse.Namespace) -> int:
         module, shape, source = load_model_file(args.model_file, args.weights)
         if shape is None:
             shape = (args.batch, 3, args.input_size, args.input_size)
-        args.model = args.model_file.rpartition(":")[2]
-        user_kw = {"module": module, "source": source,
-                   "example_input": torch.randn(*shape, generator=torch.Generator().manual_seed(0))}
-        args.weights = None  # already loaded into the module
-        if shape[-1] != shape[-2]:
-            args.input_size = int(shape[-1])
+        model: object = module
+        kw = {"name": args.model_file.rpartition(":")[2], "source": source,
+              "example_input": torch.randn(*shape, generator=torch.Generator().manual_seed(0))}
     else:
-        get_info(args.model)
-    precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
-    ext = "onnx" if args.target == "onnx" else "tflite"
-    out = Path(args.out) if args.out else Path("out") / f"{args.model}_{precision}.{ext}"
-    if args.calib and not args.int8:
-        raise UsageError("--calib is only used with --int8")
-    from shufflenet_edge.parity import Thresholds
-
-    gate = Thresholds(max_abs_error=args.max_abs_error, min_psnr=args.min_psnr, min_top1_agreement=args.min_top1_agreement,
-                      min_top5_overlap=args.min_top5_overlap, min_cosine=args.min_cosine)
-    int8_flags = [f for f, v in (("--keep-float", args.keep_float), ("--calib-method", args.calib_method),
-                                 ("--calib-images", args.calib_images), ("--int8-weights", args.int8_weights)) if v]
-    if not args.int8 and (int8_flags or gate.any()):
-        raise UsageError(f"{', '.join(int8_flags) or 'the gate options'} only apply with --int8")
-    int8_kw = {"keep_float": args.keep_float, "calib_method": args.calib_method, "calib_images": args.calib_images,
-               "int8_weights": args.int8_weights, "gate": gate if gate.any() else None}
-    if args.target == "onnx":
-        if args.fp16:
-            raise UsageError("--fp16 is for --target tflite")
-        if args.keep_candidates or args.tune_delegate != "cpu":
-            raise UsageError("--keep-candidates and --tune-delegate are for --target tflite")
-        if args.io or args.layout:
-            raise UsageError("--io and --layout are for --target tflite (ONNX input is float NCHW)")
-        from shufflenet_edge.export.onnx_export import ONNX_FORMS, export_onnx
-
-        if args.form not in ONNX_FORMS:
-            raise UsageError(f"unknown ONNX form {args.form!r}; valid: {', '.join(ONNX_FORMS)}")
-        side = export_onnx(args.model, out, weights=args.weights, form=args.form, batch=args.batch,
-                           dynamic_batch=args.dynamic_batch, input_size=args.input_size, int8=args.int8,
-                           calib=args.calib, threads=args.threads, seed=args.seed, show_progress=not args.quiet,
-                           **int8_kw, **user_kw, **_tune_kw(args))
-    else:
-        if args.dynamic_batch:
-            raise UsageError("--dynamic-batch is for --target onnx (TFLite tensors are static)")
-        if args.io and not args.int8:
-            raise UsageError("--io is for --int8 models (float models have float I/O)")
-        from shufflenet_edge.export.tflite_export import TFLITE_FORMS, export_tflite
-
-        if args.form not in TFLITE_FORMS:
-            raise UsageError(f"unknown TFLite form {args.form!r}; valid: {', '.join(TFLITE_FORMS)}")
-        side = export_tflite(args.model, out, weights=args.weights, form=args.form, precision=precision,
-                             io=args.io or ("int8" if args.int8 else "float"), layout=args.layout or "nhwc",
-                             batch=args.batch, input_size=args.input_size, calib=args.calib, threads=args.threads,
-                             seed=args.seed, show_progress=not args.quiet, tune_delegate=args.tune_delegate,
-                             keep_candidates=args.keep_candidates, **int8_kw, **user_kw, **_tune_kw(args))
+        model = args.model
+    out = Path(args.out) if args.out else None
+    art = export(model, out, cfg, **kw)  # type: ignore[arg-type]
+    side, out = dict(art), art.path
     g = side["graph"]
     print(f"wrote {out} ({side['format']}, {side['precision']}, form {side['form']}, {g['ops']} ops, "
           f"{g['data_movement_ops']} data-movement, max rank {g['max_rank']}"
           + (f", {g['xnnpack_partitions']} XNNPACK partition(s)" if g.get("xnnpack_partitions") is not None else "") + ")")
     from shufflenet_edge.graph_fold import report_lines
 
-    for line in report_lines(side.get("fold")):
+    lines = report_lines(side.get("fold"))
+    for line in lines if args.verbose else lines[:1]:  # one line per shuffle only with --verbose
         print(line)
+    if args.verbose and side.get("form_timings"):
+        t = side["form_timings"]
+        for k, ms in (t.get("median_ms") or {}).items():
+            gr = (t.get("candidate_graphs") or {}).get(k) or {}
+            print(f"  candidate {k}: {ms:.3f} ms median ({t.get('threads')} thread(s))"
+                  + (f", {gr['data_movement_ops']} data-movement ops, max rank {gr['max_rank']}" if gr else ""))
     print(f"report: {out}.json")
     if side.get("random_weights"):
         print("note: random weights (no --weights): numbers are for speed and parity only")
@@ -189,7 +173,10 @@ def _print_int8(side: dict) -> None:  # type: ignore[type-arg]
 
     if side.get("keep_float"):
         print(f"kept in float: {' '.join(side['keep_float'])}")
-    loss = (side.get("checks") or {}).get("int8_loss") or side.get("int8_loss")
+    checks = side.get("checks") or {}
+    if checks.get("warning"):
+        print(f"warning: {checks['warning']}")
+    loss = checks.get("int8_loss")
     if not loss:
         return
     print(int8_report.summary_line(loss))

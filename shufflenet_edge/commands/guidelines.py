@@ -137,10 +137,9 @@ def cmd_guidelines(args: argparse.Namespace) -> int:
     tables = tuple(p for p in ("G1", "G2", "G3", "G4") if p in parts)
     zoo = args.zoo if "zoo" in parts else "none"
     models = tuple(args.models) if args.models is not None and "zoo" in parts else None
-    if args.target.startswith("ssh://"):
-        from shufflenet_edge.runtimes.ssh import parse_ssh_target
+    from shufflenet_edge.runtimes.targets import parse_target
 
-        parse_ssh_target(args.target)
+    parse_target(args.target)
     stem = f"{DEFAULT_DIR}/guidelines_{args.runtime}_{args.precision}"
     to_stdout = json_to_stdout(args)
     json_path = f"{stem}.json" if to_stdout or not args.json else args.json

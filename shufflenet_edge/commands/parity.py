@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from shufflenet_edge.cli import command, positive_int
+from shufflenet_edge.cli import add_json_argument, command, emit_json, human_stream, positive_int
 from shufflenet_edge.console import err
 from shufflenet_edge.errors import UsageError
 
@@ -33,16 +34,19 @@ def non_negative(s: str) -> float:
 def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".onnx or .tflite files (their sidecar JSON says how to feed them)")
     p.add_argument("--model", help="registered model name (default: from each artifact's sidecar)")
+    p.add_argument("--model-file", metavar="FILE.py:FACTORY",
+                   help="your own model as the reference (as for export; default: the one the sidecar records)")
     p.add_argument("--weights", help="torchvision-format state dict (default: the one the sidecar records)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--images", metavar="DIR", help="image folder; one sub-folder per class gives accuracy numbers")
     src.add_argument("--npy", metavar="FILE",
                      help="preprocessed inputs: .npy float (N,3,H,W) or (N,H,W,3), uint8 (N,H,W,3) raw RGB, or .npz with x and y")
-    src.add_argument("--synthetic", type=positive_int, metavar="N", help="N structured synthetic images (default 32)")
+    src.add_argument("--synthetic", type=positive_int, metavar="N",
+                     help="N structured synthetic images, the kind export calibrates on without --calib (default 32)")
     p.add_argument("--labels", metavar="FILE",
                    help="class names in model output order, one per line (e.g. ImageNet synsets), to map --images folders")
     p.add_argument("--limit", type=positive_int, help="use this many images from --images, evenly spaced over the sorted folder")
-    p.add_argument("--json", metavar="OUT", help="write the report as JSON here")
+    add_json_argument(p, "the report")
     p.add_argument("--min-top1-agreement", type=fraction, metavar="X", help="e.g. 0.99 or 99%%")
     p.add_argument("--min-top5-overlap", type=fraction, metavar="X")
     p.add_argument("--min-psnr", type=float, metavar="DB", help="e.g. 30")
@@ -73,6 +77,16 @@ def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="print only failures")
 
 
+def _target_options(args: argparse.Namespace) -> dict[str, Any]:
+    from shufflenet_edge.runtimes.ssh import SshOptions
+    from shufflenet_edge.runtimes.targets import AdbOptions
+
+    ssh = SshOptions(options=list(args.ssh_option), jump=args.ssh_jump, config=args.ssh_config,
+                     identity=args.ssh_identity, remote_python=args.remote_python,
+                     **({"timeout": args.timeout} if args.timeout else {}))
+    return {"ssh": ssh, "adb": AdbOptions(adb=args.adb, delegate=args.delegate or "cpu", timeout=args.timeout)}
+
+
 @command("parity", "compare .onnx/.tflite artifacts with the PyTorch float model: errors, PSNR, agreement, accuracy")(_add)
 def cmd_parity(args: argparse.Namespace) -> int:
     from shufflenet_edge.parity import (
@@ -82,7 +96,6 @@ def cmd_parity(args: argparse.Namespace) -> int:
         inputs_from_npy,
         read_label_file,
         run_parity,
-        write_json_atomic,
     )
 
     if args.limit and not args.images:
@@ -107,20 +120,16 @@ def cmd_parity(args: argparse.Namespace) -> int:
     )
     if args.report_only and thresholds.any():
         raise UsageError("--report-only turns the gate off; drop it or the threshold options")
-    if _every_output_artifacts(args.artifacts) and not args.model:
-        return _parity_every_output(args, thresholds)
     report = run_parity(
-        args.artifacts, inputs, model=args.model, weights=args.weights, thresholds=thresholds,
+        args.artifacts, inputs, model=args.model, model_file=args.model_file, weights=args.weights,
+        thresholds=thresholds,
         report_only=args.report_only, targets=args.target or ["local"],
-        target_options={"options": list(args.ssh_option), "jump": args.ssh_jump, "config": args.ssh_config,
-                        "identity": args.ssh_identity, "remote_python": args.remote_python, "timeout": args.timeout,
-                        "delegate": args.delegate, "adb": args.adb},
+        target_options=_target_options(args),
         per_layer=args.per_layer, per_layer_samples=args.per_layer_samples, threads=args.threads,
     )
-    if args.json:
-        write_json_atomic(report, args.json)
+    emit_json(report, args.json)
     if not args.quiet:
-        print(format_table(report))
+        print(format_table(report), file=human_stream(args))
     if not report["passed"]:
         for r in report["artifacts"]:
             if not r["passed"]:
@@ -131,41 +140,3 @@ def cmd_parity(args: argparse.Namespace) -> int:
                 print(f"shufflenet-edge: {msg}", file=err())
         return 1
     return 0
-
-
-def _every_output_artifacts(artifacts: list[str]) -> bool:
-    """Artifacts of user models (`--model-file`) or with several outputs: compared output by output (issue 12)."""
-    from shufflenet_edge.export.common import artifact_info
-
-    infos = [artifact_info(a)[0] for a in artifacts]
-    return bool(infos) and all(i is not None and ((i.get("source") or {}).get("kind") == "model_file"
-                                                  or len(i.get("outputs") or []) > 1) for i in infos)
-
-
-def _parity_every_output(args: argparse.Namespace, thresholds: object) -> int:
-    """Reference rebuilt from each sidecar's `source` (model file + weights, or registry name); every output compared
-    with the gate of the artifact's precision (feature maps: relative error and PSNR). Inputs: --npy (N,C,H,W) or
-    --synthetic N seeded normal inputs at the artifact's input shape."""
-    import numpy as np
-
-    from shufflenet_edge.api import parity as api_parity
-    from shufflenet_edge.parity import write_json_atomic
-
-    if args.images:
-        raise UsageError("models with several outputs or from --model-file take --npy or --synthetic inputs, not --images")
-    inputs: object = np.load(args.npy).astype(np.float32) if args.npy else (args.synthetic or 8)
-    rows = [api_parity(a, None, inputs, thresholds=thresholds if thresholds.any() else None)  # type: ignore[attr-defined]
-            for a in args.artifacts]
-    report = {"artifacts": rows, "passed": all(r["passed"] for r in rows)}
-    if args.json:
-        write_json_atomic(report, args.json)
-    for r in rows:
-        if not args.quiet:
-            print(f"{r['artifact']} ({r['precision']}, {r['inputs']} inputs)")
-            for o in r["outputs"]:
-                print(f"  output {o['output']} {tuple(o['shape'])}: {'ok' if o['passed'] else 'FAIL'}  {o['summary']}")
-        for o in r["outputs"]:
-            if not o["passed"]:
-                print(f"shufflenet-edge: parity failed for {r['artifact']} output {o['output']}: {'; '.join(o['failures'])}",
-                      file=err())
-    return 0 if report["passed"] else 1

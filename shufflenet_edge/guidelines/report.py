@@ -290,11 +290,10 @@ def format_report(doc: dict[str, Any]) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    from shufflenet_edge.export.common import atomic_path, check_writable
+    from shufflenet_edge.files import check_writable, write_text_atomic
 
     check_writable(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    write_text_atomic(path, text)
 
 
 def write_json(path: str | Path, doc: dict[str, Any]) -> Path:

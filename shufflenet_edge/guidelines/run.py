@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from shufflenet_edge.errors import EdgeError, UsageError
+from shufflenet_edge.files import atomic_path
 
 RUNTIMES = ("onnxruntime", "litert")
 PRECISIONS = ("fp32", "int8")
 EXT = {"onnxruntime": "onnx", "litert": "tflite"}
-# Zoo forms: the fastest CPU forms our exporters make (DESIGN.md section 3); MobileNet V2 has no shuffle.
+# Zoo forms: the fastest CPU forms our exporters make (docs/design.md, the fold); MobileNet V2 has no shuffle.
 ZOO_FORMS = {"onnxruntime": "gather", "litert": "cpu"}
 ZOO_INPUT_SIZE = 224
 # int8 here is about speed (random weights), so calibration is kept small: PT2E's histogram observers
@@ -69,14 +70,16 @@ def tool_versions() -> dict[str, str]:
 
 
 def _source_hash() -> str:
+    import sys
+
     import shufflenet_edge
-    import shufflenet_edge.export
     import shufflenet_edge.guidelines
 
     h = hashlib.sha256()
-    roots = [Path(shufflenet_edge.export.__file__).parent, Path(shufflenet_edge.__file__).parent / "models"]
+    # the export package by module (the name `shufflenet_edge.export` is the API function)
+    roots = [Path(sys.modules["shufflenet_edge.export"].__file__ or "").parent, Path(shufflenet_edge.__file__).parent / "models"]
     files = [p for r in roots for p in sorted(r.rglob("*.py"))]
-    files += [Path(shufflenet_edge.__file__).parent / "fold.py", Path(shufflenet_edge.__file__).parent / "graph_fold.py", Path(shufflenet_edge.guidelines.__file__).parent / "networks.py"]
+    files += [Path(shufflenet_edge.__file__).parent / "graph_fold.py", Path(shufflenet_edge.guidelines.__file__).parent / "networks.py"]
     for f in files:
         if f.is_file():
             h.update(f.name.encode())
@@ -167,9 +170,8 @@ def calibration_folder(cache: Path) -> str:
         for _ in range(4):
             cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.3)
             img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.uniform(0, 1, 3)
-        tmp = n.with_name(f".{n.name}.{os.getpid()}.partial.png")
-        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp)
-        os.replace(tmp, n)
+        with atomic_path(n) as tmp:
+            Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp)
     return str(folder)
 
 
@@ -177,28 +179,9 @@ def quantize_onnx_array(src: Path, dst: Path, calib: np.ndarray) -> None:
     """onnxruntime static QDQ int8 with the settings of `export.onnx_quantize.quantize_onnx_int8`
     (per-channel symmetric int8 weights, asymmetric int8 activations, after quant_pre_process), but
     calibrated on an array: the guideline networks take c-channel feature maps, not 3-channel images."""
-    import tempfile
+    from shufflenet_edge.export.onnx_quantize import quantize_qdq
 
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    name = onnx.load(str(src), load_external_data=False).graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(range(len(calib)))
-
-        def get_next(self):  # type: ignore[no-untyped-def]
-            i = next(self.it, None)
-            return None if i is None else {name: np.ascontiguousarray(calib[i : i + 1])}
-
-    with tempfile.TemporaryDirectory() as td:
-        prep = Path(td) / "prep.onnx"
-        quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
-        quantize_static(str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+    quantize_qdq(src, dst, [calib[i : i + 1] for i in range(len(calib))])
 
 
 def _io(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -273,10 +256,10 @@ def _build_zoo(task: Task, versions: dict[str, str]) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     form = zoo_form(model, task.runtime)
     if task.runtime == "onnxruntime":
-        from shufflenet_edge.export.onnx_export import export_onnx
+        from shufflenet_edge.api import export as se_export
 
         if task.precision == "fp32":
-            side = export_onnx(model, out, form=form, show_progress=False)
+            side = se_export(model, out, target="onnx", form=form, show_progress=False)
         else:
             # int8 quantizes the cached fp32 graph instead of exporting again
             from shufflenet_edge.data import Preprocess
@@ -293,10 +276,10 @@ def _build_zoo(task: Task, versions: dict[str, str]) -> dict[str, Any]:
                 side["calibration"] = quantize_onnx_int8(Path(src.path), tmp, Preprocess.for_size(ZOO_INPUT_SIZE), calib)
             side.update(path=str(out), precision="int8", graph=graph_stats(out), quantized_from=src.path)
     else:
-        from shufflenet_edge.export.tflite_export import export_tflite
+        from shufflenet_edge.api import export as se_export
 
         tcalib = calibration_folder(out.parent.parent) if task.precision == "int8" else None
-        side = export_tflite(model, out, precision=task.precision, form=form, calib=tcalib, show_progress=False)
+        side = se_export(model, out, target="tflite", precision=task.precision, form=form, calib=tcalib, show_progress=False)
     side["guidelines_key"] = task.key
     write_sidecar(out, side)
     return side
@@ -428,19 +411,15 @@ def time_interleaved(items: Sequence[tuple[str, str, str]], runtime: str, thread
     groups: dict[str, list[Timed]] = {}
     for t in timed:
         groups.setdefault(t.group, []).append(t)
+    from shufflenet_edge.export.timing import round_medians
+
     for r in range(rounds):
         for members in groups.values():
-            n = len(members)
-            order = [members[(i + r) % n] for i in range(n)]
-            if r % 2:
-                order.reverse()
-            for t in order:
-                ts = []
-                for _ in range(t.runs):
-                    t0 = time.perf_counter()
-                    t.runner.invoke(t.prepared)
-                    ts.append(time.perf_counter() - t0)
-                t.round_ms.append(float(np.median(ts)) * 1e3)
+            by_key = {t.key: t for t in members}
+            got = round_medians({t.key: (lambda t=t: t.runner.invoke(t.prepared)) for t in members}, 1,
+                                {t.key: t.runs for t in members}, warmup=0, first_round=r, reverse_odd=True)
+            for k, v in got.items():
+                by_key[k].round_ms.extend(v)
         if on_round:
             on_round(r + 1)
     out = {}
@@ -576,7 +555,9 @@ def run_guidelines(cfg: Config, progress: Any = None) -> dict[str, Any]:
         check_choice(t, TABLES, "guideline")
     for w in cfg.widths:
         check_choice(w, WIDTHS, "width")
-    if cfg.target != "local" and not cfg.target.startswith("ssh://"):
+    from shufflenet_edge.runtimes.targets import parse_target
+
+    if parse_target(cfg.target).kind == "adb":
         raise UsageError(f"unknown target {cfg.target!r}; valid: local, ssh://[user@]host[:port] "
                          "(adb: export the networks and use `shufflenet-edge bench --target adb`)")
     if cfg.threads < 1 or cfg.rounds < 1 or cfg.jobs < 1:

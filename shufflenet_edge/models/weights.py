@@ -8,7 +8,6 @@ with a torchvision-style name, or the reverse) is refused with the registry entr
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
@@ -19,16 +18,12 @@ import torch
 from torch import nn
 
 from shufflenet_edge.errors import EdgeError, UsageError
+from shufflenet_edge.files import file_sha256  # noqa: F401  (callers import it from here too)
 from shufflenet_edge.models.common import warn_random_weights
 from shufflenet_edge.models.registry import build_model, get_info
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
