@@ -31,7 +31,7 @@ from shufflenet_edge.export.common import (
 )
 from shufflenet_edge.export import verify
 from shufflenet_edge.export.config import ExportConfig
-from shufflenet_edge.export.pipeline import Prepared
+from shufflenet_edge.export.pipeline import Job, Prepared
 from torch import nn
 
 from shufflenet_edge.data import Preprocess
@@ -119,13 +119,9 @@ def run_onnx_samples(path: str | os.PathLike[str], x: np.ndarray, optimization: 
 
 
 @dataclasses.dataclass
-class _Job:
+class _Job(Job):
     """One ONNX export's state, filled stage by stage (export_onnx runs them in order)."""
 
-    prep: Prepared
-    cfg: ExportConfig
-    out_path: Path
-    p: Any  # progress
     xs: tuple[torch.Tensor, ...] = ()
     wants: list[np.ndarray] = dataclasses.field(default_factory=list)
     kept: list[str] = dataclasses.field(default_factory=list)

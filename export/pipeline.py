@@ -78,6 +78,16 @@ class Prepared:
         return int(x.shape[-2]), int(x.shape[-1])
 
 
+@dataclasses.dataclass
+class Job:
+    """A backend's state through its stages; each backend adds what its stages fill in."""
+
+    prep: Prepared
+    cfg: ExportConfig
+    out_path: Path
+    p: Any  # progress (export.common.progress)
+
+
 def _example(example_input: Any, cfg: ExportConfig) -> tuple[torch.Tensor, ...]:
     if example_input is None:
         s = cfg.input_size

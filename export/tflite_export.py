@@ -43,7 +43,7 @@ from shufflenet_edge.export.common import (
 )
 from shufflenet_edge.export.config import ExportConfig
 from shufflenet_edge.export import verify
-from shufflenet_edge.export.pipeline import Prepared
+from shufflenet_edge.export.pipeline import Job, Prepared
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize
 from torch import nn
 
@@ -119,13 +119,9 @@ def _time_bytes(models: dict[str, bytes], x: np.ndarray, tune: Any) -> dict[str,
 
 
 @dataclasses.dataclass
-class _Job:
+class _Job(Job):
     """One TFLite export's state, filled stage by stage (export_tflite runs them in order)."""
 
-    prep: Prepared
-    cfg: ExportConfig
-    out_path: Path
-    p: Any  # progress
     form: str
     images: Any = None  # calibration set (int8), at the model's input size
     kept: list[str] = dataclasses.field(default_factory=list)  # --keep-float units
