@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from shufflenet_edge.graph_fold import fold_graph
+from shufflenet_edge.graph_fold import fold_graph, report_lines
 
 sys.path.insert(0, str(Path(__file__).parent))
 import zoo  # noqa: E402
@@ -72,6 +72,58 @@ def test_zoo_output_kinds():
     assert len(shapes["nanodet_plus"]) == 1 and len(shapes["nanodet_plus"][0]) == 3  # (1, N, C)
     assert [len(s) for s in shapes["yolov5_lite"]] == [5, 5, 5]  # raw (bs, na, ny, nx, no)
     assert shapes["lite_hrnet"] == [(1, 5, 32, 24)]  # heatmaps at 1/4 of a portrait input
+
+
+# ------------------------------------------------------------------------------------------------ the fold
+
+
+@pytest.fixture(scope="module")
+def folded():  # type: ignore[no-untyped-def]
+    cache: dict[tuple[str, bool], Any] = {}
+
+    def get(name: str, tflite: bool):  # type: ignore[no-untyped-def]
+        if (name, tflite) not in cache:
+            m, x = _made(name)
+            kw = {"split": "slice", "int8_friendly": True} if tflite else {}  # as the TFLite / ONNX exporters fold
+            gm, rep = fold_graph(m, (x,), form="transpose", **kw)
+            cache[name, tflite] = (m, gm, rep, x)
+        return cache[name, tflite]
+
+    return get
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("tflite", [False, True], ids=["onnx_fold", "tflite_fold"])
+def test_fold_finds_every_shuffle_and_is_exact(folded, name, tflite):
+    m, gm, rep, _ = folded(name, tflite)
+    c = rep.counts()
+    lines = report_lines(rep.to_dict())
+    layout = LAYOUT_REGIONS.get(name, 0)
+    assert c["folded_into_weights"] + c["data_path"] == SHUFFLES[name], lines
+    assert c["left_alone"] == layout, lines
+    for mm in rep.matches:
+        if mm.action == "left alone":
+            assert "not a channel selection" in (mm.reason or ""), lines
+    xs = _inputs(tuple(folded(name, tflite)[3].shape))
+    with torch.no_grad():  # the folded graph is traced at batch 1: one input at a time
+        want = [torch.cat(v) for v in zip(*[_outs(m(xs[i : i + 1])) for i in range(len(xs))])]
+        got = [torch.cat(v) for v in zip(*[_outs(gm(xs[i : i + 1])) for i in range(len(xs))])]
+    assert len(want) == len(got)
+    exact = not any("weights" in mm.action for mm in rep.matches) and not rep.rewrites
+    for a, b in zip(want, got):
+        assert a.shape == b.shape
+        if exact:  # data movement only: the very same numbers
+            assert torch.equal(a, b), float((a - b).abs().max())
+        else:  # weights permuted (a conv's input channels reordered) or pools as convs: float rounding only
+            assert float((a - b).abs().max()) <= 1e-5 * max(1.0, float(a.abs().max()))
+    # No shuffle is left as the user wrote it: every transpose is gone, reshapes are rank <= 4 except the layout
+    # regions left alone on purpose.
+    targets = [str(n.target) for n in gm.graph.nodes if n.op == "call_function"]
+    assert targets.count("aten.transpose.int") == 0 and "aten.channel_shuffle.default" not in targets
+    if not layout:
+        for n in gm.graph.nodes:
+            v = n.meta.get("val")
+            assert not isinstance(v, torch.Tensor) or v.dim() <= 4, (n.name, tuple(v.shape))
 
 
 # ------------------------------------------------------------------------- int8 root causes, on tiny modules
@@ -214,3 +266,126 @@ def test_int8_leaky_relu_backbone_converts():
     xl = torch.from_numpy(calib[:1])
     sim, q = pt2e_quantize(wrapped, xl, calib)
     assert len(convert(sim, xl, q)) > 0
+
+
+# ------------------------------------------------------------------------------- exports through the API
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any):  # type: ignore[no-untyped-def]
+    import shufflenet_edge.api as api
+
+    folder = tmp_path_factory.mktemp("zoo")
+    cache: dict[tuple[str, str], Any] = {}
+
+    def get(name: str, kind: str):  # type: ignore[no-untyped-def]
+        if (name, kind) not in cache:
+            m, x = _made(name)
+            out = folder / f"{name}_{kind}.{'onnx' if kind == 'onnx' else 'tflite'}"
+            # TFLite: the folded forms without timing candidates against the reference (--form auto converts the
+            # unfolded model too, in a second process: twice the time, and this machine's CPUs are shared).
+            kw = {"onnx": {}, "tflite": {"form": "cpu"}, "tflite_int8": {"form": "delegate", "int8": True}}[kind]
+            try:
+                side = api.export(m, out, example_input=x, **kw)
+            except Exception as e:  # noqa: BLE001  (recorded: the test of this (model, kind) fails with it)
+                side = e
+            cache[name, kind] = (m, x, out, side)
+        return cache[name, kind]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():  # type: ignore[no-untyped-def]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHUFFLENET_EDGE_SERIAL_CANDIDATES", "1")  # one conversion process at a time
+        yield mp
+
+
+def _side(got: Any) -> Any:
+    if isinstance(got, BaseException):
+        raise AssertionError(f"export failed: {type(got).__name__}: {str(got)[:600]}") from got
+    return got
+
+
+def _run_onnx(path: Path, x: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    per = [sess.run(None, {name: x[i : i + 1]}) for i in range(len(x))]
+    return [np.concatenate(v) for v in zip(*per)]
+
+
+def _run_tflite(path: Path, x_nchw: np.ndarray, want: list[torch.Tensor]) -> list[np.ndarray]:
+    """Every output in signature order (output_0, output_1, ...); rank-4 outputs NHWC in the artifact, compared in
+    PyTorch's NCHW."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path), num_threads=1)
+    key = next(iter(it.get_signature_list()))
+    runner = it.get_signature_runner(key)
+    in_name = next(iter(runner.get_input_details()))
+    x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
+    per = []
+    for i in range(len(x)):
+        res = runner(**{in_name: x[i : i + 1]})
+        per.append([res[k] for k in sorted(res, key=lambda s: int(s.rsplit("_", 1)[-1]))])
+    outs = [np.concatenate(v) for v in zip(*per)]
+    fixed = []
+    for o, w in zip(outs, want):
+        if o.ndim == 4 and tuple(o.shape) != tuple(w.shape) and tuple(o.shape) == tuple(w.permute(0, 2, 3, 1).shape):
+            o = np.ascontiguousarray(o.transpose(0, 3, 1, 2))
+        fixed.append(o)
+    return fixed
+
+
+def _assert_close(got: list[np.ndarray], want: list[torch.Tensor], what: str) -> list[float]:
+    assert len(got) == len(want), f"{what}: {len(got)} outputs, PyTorch {len(want)}"
+    errs = []
+    for k, (g, w) in enumerate(zip(got, want)):
+        w = w.numpy()
+        assert g.shape == w.shape, f"{what} output {k}: shape {g.shape}, PyTorch {w.shape}"
+        err = float(np.abs(g - w).max())
+        scale = max(1.0, float(np.abs(w).max()))
+        assert err <= FP32_TOL * scale, f"{what} output {k}: max abs error {err:.3g} > {FP32_TOL * scale:.3g}"
+        errs.append(err / scale)
+    return errs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_onnx_fp32(exported, name):
+    m, x, out, got = exported(name, "onnx")
+    side = _side(got)
+    xs = _inputs(tuple(x.shape))
+    with torch.no_grad():
+        want = [torch.cat(v) for v in zip(*[_outs(m(xs[i : i + 1])) for i in range(len(xs))])]
+    _assert_close(_run_onnx(out, xs.numpy()), want, f"{name} ONNX fp32")
+    assert side["fold"]["counts"]["shuffles"] >= SHUFFLES[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_tflite_fp32(exported, name):
+    m, x, out, got = exported(name, "tflite")
+    side = _side(got)
+    xs = _inputs(tuple(x.shape))
+    with torch.no_grad():
+        want = [torch.cat(v) for v in zip(*[_outs(m(xs[i : i + 1])) for i in range(len(xs))])]
+    _assert_close(_run_tflite(out, xs.numpy(), want), want, f"{name} TFLite fp32")
+    shuffle_pass = next(p for p in side["passes"] if p["pass"] == "shuffle_path")
+    # Every region the pass leaves alone says why (rank-3 heads, rank-5 detect outputs, NCHW islands).
+    assert all("region at tensor" in s and ": " in s for s in shuffle_pass["skipped"])
+    assert shuffle_pass["rewritten"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_tflite_int8(exported, name):
+    _, _, out, got = exported(name, "tflite_int8")
+    side = _side(got)
+    assert out.is_file() and side["precision"] == "int8"
+    assert side["checks"].get("passes_max_int8_change") == 0  # the graph passes moved no int8 value
