@@ -75,8 +75,10 @@ class Sidecar:
                 checks.setdefault("int8_loss", d.pop("int8_loss"))
             d["checks"] = checks
             d.setdefault("source", {"kind": "registry", "name": d.get("model")})
-            d.setdefault("outputs", [d["output"]] if d.get("output") else [])
             d["schema"] = SCHEMA
+        # a writer that knows one output may give only "output"; the record keeps the list
+        if not d.get("outputs") and d.get("output"):
+            d["outputs"] = [d["output"]]
         d.pop("output", None)
         d.pop("int8_loss", None)
         d.pop("float_check", None)

@@ -119,10 +119,7 @@ def test_ssh_board_without_numpy_says_what_to_install(sshd, arts, tmp_path, pyth
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"shufflenet-edge: error: {sshd.target}: ")
     assert f"{python_without_numpy} -m pip install numpy onnxruntime ai-edge-litert" in r.stderr, r.stderr
-    recs = read_json(out)
-    assert [x["status"] for x in recs] == ["error", "error"]
-    assert "pip install numpy onnxruntime` there" in recs[0]["reason"]
-    assert "pip install numpy ai-edge-litert` there" in recs[1]["reason"]
+    assert "nothing measured, nothing written" in r.stderr and not out.exists()
     assert remote_dirs() == before
 
 
@@ -134,7 +131,7 @@ def test_ssh_refused_is_one_line(arts, tmp_path):
             "--json", str(out), "--no-plot", "--quiet")
     assert r.returncode == 1 and r.stderr.count("\n") == 1
     assert f"ssh://nobody@127.0.0.1:{port}: cannot connect" in r.stderr and "refused" in r.stderr.lower()
-    assert read_json(out)[0]["status"] == "error"
+    assert "nothing measured, nothing written" in r.stderr and not out.exists()
 
 
 def test_ssh_timeout_is_one_line_naming_the_target(sshd, arts, tmp_path):
@@ -147,7 +144,7 @@ def test_ssh_timeout_is_one_line_naming_the_target(sshd, arts, tmp_path):
             "--timeout", "2", "--json", str(out), "--no-plot", "--quiet")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and sshd.target in r.stderr
     assert "time limit of 2 s reached" in r.stderr
-    assert [x["status"] for x in read_json(out)] == ["error", "error"]
+    assert "nothing measured, nothing written; 1 more failure(s)" in r.stderr and not out.exists()
     assert remote_dirs() == before
 
 
@@ -200,4 +197,5 @@ def test_ssh_parallel_targets_and_onnx_external_data(sshd, arts, tmp_path):
     recs = read_json(out)
     assert [x["target"] for x in recs] == [sshd.target, other]
     assert all(x["status"] == "ok" and x["model_size_bytes"] == size for x in recs)
-    assert all(x["model"] is None and x["madds"] is None for x in recs)  # no sidecar, no registry name: unknown
+    # no sidecar, no registry name: the model is unknown, its multiply-adds are counted in the graph
+    assert all(x["model"] is None and x["madds"] == recs[0]["madds"] > 10**6 for x in recs)

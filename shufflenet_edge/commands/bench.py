@@ -353,8 +353,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         # Nothing was measured: no table of error rows, no JSON, no PNG; one line (the first failure).
         first = failures[0] if failures else _error_line(errors[0])
         more = len(failures) - 1 if failures else len(errors) - 1
-        raise EdgeError(f"nothing measured, nothing written: {first}"
-                        + (f" (and {more} more failure(s))" if more > 0 else ""))
+        # The cause leads the line (it names the target or the file); what bench did about it follows.
+        also = f"; {more} more failure(s)" if more > 0 else ""
+        raise EdgeError(f"{first} (nothing measured, nothing written{also})")
     out = human_stream(args)
     print(format_table(records), file=out)
     if args.profile:

@@ -259,7 +259,7 @@ def _build_zoo(task: Task, versions: dict[str, str]) -> dict[str, Any]:
         from shufflenet_edge.api import export as se_export
 
         if task.precision == "fp32":
-            side = se_export(model, out, target="onnx", form=form, show_progress=False)
+            side = dict(se_export(model, out, target="onnx", form=form, show_progress=False))
         else:
             # int8 quantizes the cached fp32 graph instead of exporting again
             from shufflenet_edge.data import Preprocess
@@ -279,7 +279,7 @@ def _build_zoo(task: Task, versions: dict[str, str]) -> dict[str, Any]:
         from shufflenet_edge.api import export as se_export
 
         tcalib = calibration_folder(out.parent.parent) if task.precision == "int8" else None
-        side = se_export(model, out, target="tflite", precision=task.precision, form=form, calib=tcalib, show_progress=False)
+        side = dict(se_export(model, out, target="tflite", precision=task.precision, form=form, calib=tcalib, show_progress=False))
     side["guidelines_key"] = task.key
     write_sidecar(out, side)
     return side
