@@ -85,7 +85,7 @@ def convert(model: nn.Module, x: torch.Tensor, quantizer: Any = None) -> bytes:
 
 
 def apply_passes(buf: bytes, recipe: str | None, io_type: str, fp16: bool) -> tuple[bytes, list[dict[str, Any]]]:
-    from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, shuffle_path
+    from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, resize_nearest, shuffle_path
     from shufflenet_edge.export.passes.graph import Graph
 
     g = Graph(buf)
@@ -93,6 +93,7 @@ def apply_passes(buf: bytes, recipe: str | None, io_type: str, fp16: bool) -> tu
     if recipe is not None:
         reports.append(shuffle_path.run(g, recipe))
         reports.append(maxpool_pad.run(g))
+        reports.append(resize_nearest.run(g))
     if io_type != "int8" and not fp16 and _has_int8_io(g):
         reports.append(io_types.run(g, io_type))
     if fp16:

@@ -34,7 +34,8 @@ with no channel shuffle at all: the lower bound of what any fold can gain.
 
 Two optional exact rewrites help int8 backends (``int8_friendly``): ``relu(cat(a, b))`` becomes
 ``cat(relu(a), relu(b))`` with the ReLU dropped where its input is provably non-negative (a ReLU,
-max-pool or average-pool of one), and ``avg_pool2d(3, 2, 1)`` (count_include_pad) becomes a depthwise
+max-pool or average-pool of one), and ``avg_pool2d(3, 2, 1)`` (count_include_pad; and an adaptive average pool
+to an output size that divides the input, Lite-HRNet's cross-resolution weighting) becomes a depthwise
 conv with weights 1/9 (XNNPACK has no int8 average pool; 1/9 is exact in per-channel int8). These are the
 properties ShuffleNet V1's int8 TFLite graph needs (one XNNPACK partition).
 """
@@ -634,6 +635,17 @@ def _int8_friendly(gm: fx.GraphModule, consts: _Consts, report: FoldReport) -> N
     graph = gm.graph
     n_pool = n_relu = 0
     for node in list(graph.nodes):
+        if node.target == aten.adaptive_avg_pool2d.default:
+            # Lite-HRNet's cross-resolution weighting pools every branch to the smallest one: whole factors are an
+            # average pool with kernel = stride (a global pool stays: it lowers to MEAN, which int8 backends take)
+            shp = _shape(node.args[0])
+            osz = list(node.args[1]) if isinstance(node.args[1], (list, tuple)) else [node.args[1]] * 2
+            if (shp is None or len(shp) != 4 or osz == [1, 1] or any(not isinstance(o, int) or o <= 0 for o in osz)
+                    or shp[2] % osz[0] or shp[3] % osz[1]):
+                continue
+            kk = [shp[2] // osz[0], shp[3] // osz[1]]
+            node.target = aten.avg_pool2d.default
+            node.args = (node.args[0], kk, kk, [0, 0])
         if node.target == aten.avg_pool2d.default:
             a = list(node.args) + [None] * (7 - len(node.args))
             k, st, pad = a[1], a[2] or a[1], a[3] or [0, 0]

@@ -1,10 +1,13 @@
-"""Pass: PADV2(-inf) before the stem max-pool -> PAD (zero), when the input is a ReLU output.
+"""Pass: PADV2(-inf) before a max-pool -> padding XNNPACK takes, exactly.
 
 Why: litert-torch lowers PyTorch's implicit -inf padding of MaxPool2d(3, 2, padding=1) to a PADV2
-with a -inf (or most-negative int8) constant, which XNNPACK does not take: the graph is cut into two
-partitions after the first convolution. Exact when the padded tensor is >= 0 (a ReLU output): the max
-over a window that contains a real element >= 0 is the same whether the pad is -inf or 0. In int8, PAD
-fills with the zero point, i.e. the value 0.0.
+with a -inf (or most-negative int8) constant, which XNNPACK does not take (whatever the constant): the
+graph is cut into two partitions after the first convolution. Two exact replacements:
+- a ReLU output (>= 0): PAD with zeros. The max over a window that contains a real element >= 0 is the
+  same whether the pad is -inf or 0; in int8, PAD fills with the zero point, i.e. the value 0.0;
+- any other input (NanoDet's LeakyReLU stem): the edge rows and columns repeated (SLICE + CONCATENATION).
+  A window of size k over a padding p < k that covers a padded position also covers the edge element
+  the padding repeats, so its max is unchanged.
 """
 
 from __future__ import annotations
@@ -46,10 +49,65 @@ def run(g: Graph) -> dict[str, Any]:
         if not users or not all(g.op_name(u) == "MAX_POOL_2D" for u in users):
             skipped.append(f"PADV2 at tensor {x}: not feeding a max-pool")
             continue
-        if not _is_relu_output(g, x, prod):
-            skipped.append(f"PADV2 at tensor {x}: input not known to be >= 0")
-            continue
-        new = g.make_op("PAD", [x, int(op.inputs[1])], [out], schema().PadOptionsT(), "PadOptions")
-        g.replace_ops([op], [new])
+        if _is_relu_output(g, x, prod):
+            new = [g.make_op("PAD", [x, int(op.inputs[1])], [out], schema().PadOptionsT(), "PadOptions")]
+        else:
+            why = _why_not_edge(g, op, users)
+            if why is not None:
+                skipped.append(f"PADV2 at tensor {x}: {why}")
+                continue
+            new = _edge_pad(g, x, out, g.const(int(op.inputs[1])))
+        g.replace_ops([op], new)
         changed += 1
     return {"pass": "maxpool_pad", "rewritten": changed, "skipped": skipped}
+
+
+def _why_not_edge(g: Graph, op: Any, users: list[Any]) -> str | None:
+    pads = g.const(int(op.inputs[1]))
+    shape = g.shape(int(op.inputs[0]))
+    if pads is None or len(shape) != 4 or shape[0] != 1:
+        return "input not known to be >= 0, and not a batch-1 rank-4 tensor with constant padding"
+    pads = pads.reshape(4, 2)
+    if pads[0].any() or pads[3].any():
+        return "input not known to be >= 0, and padded outside height and width"
+    for u in users:
+        o = u.builtinOptions
+        if (int(pads[1].max()) >= int(o.filterHeight) or int(pads[2].max()) >= int(o.filterWidth)
+                or o.padding != schema().Padding.VALID):
+            return "input not known to be >= 0, and the padding reaches past the pooling window"
+    return None
+
+
+def _edge_pad(g: Graph, x: int, out: int, pads: np.ndarray) -> list[Any]:
+    """(1, H, W, C) -> the edge rows, then the edge columns, repeated as `pads` says (SLICE + CONCATENATION)."""
+    ops: list[Any] = []
+    t = x
+    p = pads.reshape(4, 2)
+    for axis in (1, 2):
+        before, after = int(p[axis][0]), int(p[axis][1])
+        if not before and not after:
+            continue
+        shape = list(g.shape(t))
+        parts: list[int] = []
+        for edge, n in ((0, before), (shape[axis] - 1, after)):
+            if not n:
+                parts.append(-1)
+                continue
+            begin = [0, 0, 0, 0]
+            begin[axis] = edge
+            size = list(shape)
+            size[axis] = 1
+            s = g.add_tensor(tuple(size), g.dtype(t), f"maxpool_edge_{out}_{axis}_{edge}", like=t)
+            ops.append(g.make_op("SLICE", [t, g.const_i32(begin, f"maxpool_edge_{out}_{axis}_{edge}/begin"),
+                                           g.const_i32(size, f"maxpool_edge_{out}_{axis}_{edge}/size")], [s],
+                                 schema().SliceOptionsT(), "SliceOptions"))
+            parts.append(s)
+        inputs = [parts[0]] * before + [t] + [parts[1]] * after
+        shape[axis] += before + after
+        last = axis == 2 or not (int(p[2][0]) or int(p[2][1]))
+        o = out if last else g.add_tensor(tuple(shape), g.dtype(t), f"maxpool_edge_{out}_{axis}", like=t)
+        opts = schema().ConcatenationOptionsT()
+        opts.axis = axis
+        ops.append(g.make_op("CONCATENATION", inputs, [o], opts, "ConcatenationOptions"))
+        t = o
+    return ops
