@@ -109,12 +109,17 @@ def run_onnx_all(path: str | os.PathLike[str], xs: list[np.ndarray], threads: in
     return [np.asarray(y) for y in sess.run(None, dict(zip(names, xs)))]
 
 
-def run_onnx_samples(path: str | os.PathLike[str], x: np.ndarray, optimization: str = "all") -> list[np.ndarray]:
+def run_onnx_samples(path: str | os.PathLike[str], x: np.ndarray, optimization: str = "all",
+                     notes: dict[str, Any] | None = None) -> list[np.ndarray]:
     """Every output for the one-input samples `x`, run one at a time in one session that checks numbers;
-    `optimization` "none" runs a QDQ graph as its float simulation."""
+    `optimization` "none" runs a QDQ graph as its float simulation. `notes` receives "int8_kernels" when
+    onnxruntime could not open the graph in its exact int8 mode and its default kernels ran instead."""
     from shufflenet_edge.runtimes.runner import OnnxRunner
 
     r = OnnxRunner(str(path), optimization=optimization, check_numbers=True)
+    if r.precise_mode_failed and notes is not None:
+        notes["int8_kernels"] = ("onnxruntime's default int8 kernels: its exact mode (session.x64quantprecision) "
+                                 f"could not open this graph ({r.precise_mode_failed[-160:]})")
     return [np.concatenate(v) for v in zip(*(r.run_all(x[i : i + 1]) for i in range(len(x))))]
 
 
@@ -317,7 +322,12 @@ def _verify_int8(path: Path, chw: Any) -> dict[str, Any]:
     simulation), in output steps; no graph pass runs after quantization, so nothing can have moved."""
     x = _check_inputs(chw)
     sims = run_onnx_samples(path, x, optimization="none")
-    return verify.check_int8(run_onnx_samples(path, x), sims, _output_scales(path), None)
+    notes: dict[str, Any] = {}
+    check = verify.check_int8(run_onnx_samples(path, x, notes=notes), sims, _output_scales(path), None)
+    if notes and check.get("warning"):
+        check["warning"] += ("; onnxruntime ran its default int8 kernels (they saturate on x86 without VNNI): its "
+                             "exact mode could not open this graph")
+    return {**check, **notes}
 
 
 def _output_scales(path: Path) -> list[float | None]:

@@ -137,6 +137,12 @@ class TFLiteRunner:
         return np.concatenate(outs)
 
 
+def _optimization_level(ort: Any, optimization: str) -> Any:
+    levels = {"none": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+              "all": "ORT_ENABLE_ALL"}
+    return getattr(ort.GraphOptimizationLevel, levels[optimization])
+
+
 class OnnxRunner:
     """onnxruntime InferenceSession on the CPU (or the providers asked for), spinning off."""
 
@@ -156,18 +162,28 @@ class OnnxRunner:
         # exact int8 kernels on x86-64 without VNNI (ort_session); timing keeps the default kernels.
         so = session_options(threads, check_numbers=check_numbers)
         so.inter_op_num_threads = 1
-        so.graph_optimization_level = {
-            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[optimization]
+        so.graph_optimization_level = _optimization_level(ort, optimization)
         self.providers = providers or ["CPUExecutionProvider"]
+        self.precise_mode_failed: str | None = None
         try:
             self.sess = ort.InferenceSession(path, so, providers=self.providers)
         except Exception as e:  # onnxruntime raises its own exception types
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RunnerError(f"cannot load ONNX model {path}: {msg}") from e
+            precise = so.get_session_config_entry("session.x64quantprecision") == "1" if hasattr(
+                so, "get_session_config_entry") else False
+            if not precise:
+                raise RunnerError(f"cannot load ONNX model {path}: {msg}") from e
+            # onnxruntime 1.32's optimizer fails on some QDQ graphs (ShuffleNetV2+'s) in the exact-int8 mode ("Attempt
+            # to replace the existing tensor"): the default kernels then, and the caller says which ran.
+            self.precise_mode_failed = msg
+            so = session_options(threads, check_numbers=False)
+            so.inter_op_num_threads = 1
+            so.graph_optimization_level = _optimization_level(ort, optimization)
+            try:
+                self.sess = ort.InferenceSession(path, so, providers=self.providers)
+            except Exception as e2:  # noqa: BLE001
+                msg2 = str(e2).strip().splitlines()[0] if str(e2).strip() else type(e2).__name__
+                raise RunnerError(f"cannot load ONNX model {path}: {msg2}") from e2
         i = self.sess.get_inputs()[0]
         self.input_name = i.name
         self.input_shape = [s if isinstance(s, int) else -1 for s in i.shape]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, shuffle_path
+from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, resize_nearest, shuffle_path
 from shufflenet_edge.export.passes.graph import Graph
 from shufflenet_edge.export.tflite_export import _nhwc, convert
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize
@@ -230,3 +230,73 @@ def test_shuffle_path_identity_endpoint_reads_the_start(identity_base, recipe):
     x = np.random.default_rng(3).standard_normal((3, 32, 32, 3)).astype(np.float32)
     for a, b in zip(run_tflite_all(identity_base, x), run_tflite_all(out, x)):
         assert np.array_equal(a, b), "the pass changed outputs"
+
+
+class _Neck(torch.nn.Module):
+    """What detector necks and NanoDet's stem add: a LeakyReLU stem before a padded max-pool (the -inf padding
+    cannot become zeros), nearest upsampling by 2 and by (2, 3), and a bilinear one left as it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, 2, 1)
+        self.pool = torch.nn.MaxPool2d(3, 2, 1)
+        self.mid = torch.nn.Conv2d(8, 8, 1)
+        self.out = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mid(self.pool(torch.nn.functional.leaky_relu(self.stem(x), 0.1)))
+        up = torch.nn.functional.interpolate(y, scale_factor=2, mode="nearest")
+        up = up + torch.nn.functional.interpolate(y, scale_factor=2, mode="bilinear")
+        wide = torch.nn.functional.interpolate(up, scale_factor=(2, 3), mode="nearest")
+        return self.out(wide)
+
+
+@pytest.fixture(scope="module")
+def neck_bases() -> dict[str, bytes]:
+    m = um.randomize(_Neck())
+    x = torch.randn(1, 30, 32, 3)  # odd and even sides: the edge padding on both
+    wrapped = _nhwc(m)
+    calib = np.random.default_rng(0).standard_normal((4, 30, 32, 3)).astype(np.float32)
+    sim, q = pt2e_quantize(wrapped, x, calib)
+    return {"fp32": convert(wrapped, x), "int8": convert(sim, x, q)}
+
+
+@pytest.mark.parametrize("base", ["fp32", "int8"])
+def test_resize_nearest_and_edge_padding_are_exact_and_one_partition(neck_bases, base):
+    from shufflenet_edge.export.inspect import xnnpack_partitions
+
+    buf = neck_bases[base]
+    g = Graph(buf)
+    pool = maxpool_pad.run(g)
+    resize = resize_nearest.run(g)
+    out = g.finish()
+    assert pool["rewritten"] == 1 and resize["rewritten"] == 2, (pool, resize)
+    before, after = _ops(buf), _ops(out)
+    assert before["RESIZE_NEAREST_NEIGHBOR"] == 2 and after["RESIZE_NEAREST_NEIGHBOR"] == 0
+    assert before["PADV2"] == 1 and after["PADV2"] == 0 and after["RESIZE_BILINEAR"] == before["RESIZE_BILINEAR"]
+    x = np.random.default_rng(3).standard_normal((4, 30, 32, 3)).astype(np.float32)
+    raw = base == "int8"
+    assert np.array_equal(_run(buf, x, raw), _run(out, x, raw)), "the passes changed outputs"
+    with tempfile.TemporaryDirectory() as td:
+        paths = [Path(td) / "before.tflite", Path(td) / "after.tflite"]
+        paths[0].write_bytes(buf)
+        paths[1].write_bytes(out)
+        assert xnnpack_partitions(paths[0]) > 1 and xnnpack_partitions(paths[1]) == 1
+    assert max(len(Graph(out).shape(i)) for i in range(len(Graph(out).sg.tensors))) <= 4
+
+
+def test_adaptive_average_pool_with_whole_factors_becomes_a_depthwise_conv():
+    class Pooled(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = torch.nn.functional.adaptive_avg_pool2d(x, (4, 3))  # whole factors: rewritten
+            b = torch.nn.functional.adaptive_avg_pool2d(x, 1)  # global: MEAN, left
+            c = torch.nn.functional.adaptive_avg_pool2d(x, (5, 5))  # not whole factors: left
+            return a.sum() + b.sum() + c.sum()
+
+    x = torch.randn(1, 8, 16, 12)
+    gm, rep = fold_graph(Pooled(), (x,), form="transpose", int8_friendly=True)
+    targets = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.aten.adaptive_avg_pool2d.default) == 2
+    assert targets.count(torch.ops.aten.conv2d.default) == 1
+    assert any("average pool(s) as depthwise conv" in r for r in rep.rewrites)
+    assert torch.allclose(gm(x), Pooled()(x), rtol=1e-5, atol=1e-5)
