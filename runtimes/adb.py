@@ -28,7 +28,6 @@ runs one untimed warm-up. Neither prints its runtime's version.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -564,18 +563,6 @@ def _split_rc(text: str) -> tuple[str, int | None]:
     if not m:
         return text, None
     return text[: m.start()], int(m[1])
-
-
-def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of the adb target for `shufflenet-edge bench` (its --benchmark-binary and --cpu-mask are there)."""
-    g = p.add_argument_group("adb target: more")
-    g.add_argument("--use-app", action="store_true",
-                   help="run the demo app's BenchmarkActivity (android_demo, installed) instead of a native tool")
-    g.add_argument("--adb-delegate", choices=("cpu", "gpu"), default="cpu",
-                   help="CPU (XNNPACK, default) or the GPU delegate, for .tflite on the phone")
-    g.add_argument("--adb-provider", default="cpu", metavar="EP",
-                   help="onnxruntime_perf_test execution provider on the phone (-e; default cpu)")
-    # --profile and --cooldown are bench's own options; this target reads them from `options`.
 
 
 def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: int, runs: int, warmup: int,

@@ -127,18 +127,12 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     a.add_argument("--benchmark-binary", action="append", metavar="PATH",
                    help="TFLite benchmark_model or onnxruntime_perf_test built for the phone (repeatable)")
     a.add_argument("--cpu-mask", metavar="HEX", help="taskset CPU mask on the phone (default: the big cores)")
-    _adb_hook(p)
-
-
-def _adb_hook(p: argparse.ArgumentParser) -> None:
-    """The adb module may add its own options (`add_bench_arguments(parser)`); its absence is fine here."""
-    try:
-        from shufflenet_edge.runtimes import adb  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    hook = getattr(adb, "add_bench_arguments", None)
-    if hook is not None:
-        hook(p)
+    a.add_argument("--use-app", action="store_true",
+                   help="run the demo app's BenchmarkActivity (android_demo, installed) instead of a native tool")
+    a.add_argument("--adb-delegate", choices=("cpu", "gpu"), default="cpu",
+                   help="CPU (XNNPACK, default) or the GPU delegate, for .tflite on the phone")
+    a.add_argument("--adb-provider", default="cpu", metavar="EP",
+                   help="onnxruntime_perf_test execution provider on the phone (-e; default cpu)")
 
 
 def _target_kind(t: str) -> str:
