@@ -94,18 +94,19 @@ def nanodet_channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 class NanoShuffleV2Block(nn.Module):
     """NanoDet's ShuffleV2Block: the torchvision unit with a configurable activation (LeakyReLU here)."""
 
-    def __init__(self, inp: int, oup: int, stride: int) -> None:
+    def __init__(self, inp: int, oup: int, stride: int, act: Callable[[], nn.Module] | None = None) -> None:
         super().__init__()
+        act = act or _leaky
         self.stride = stride
         branch_features = oup // 2
         if stride > 1:
-            self.branch1 = nn.Sequential(_conv_bn(inp, inp, 3, stride, groups=inp), _conv_bn(inp, branch_features, act=_leaky))
+            self.branch1 = nn.Sequential(_conv_bn(inp, inp, 3, stride, groups=inp), _conv_bn(inp, branch_features, act=act))
         else:
             self.branch1 = nn.Sequential()
         self.branch2 = nn.Sequential(
-            _conv_bn(inp if stride > 1 else branch_features, branch_features, act=_leaky),
+            _conv_bn(inp if stride > 1 else branch_features, branch_features, act=act),
             _conv_bn(branch_features, branch_features, 3, stride, groups=branch_features),
-            _conv_bn(branch_features, branch_features, act=_leaky),
+            _conv_bn(branch_features, branch_features, act=act),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,6 +115,9 @@ class NanoShuffleV2Block(nn.Module):
             out = torch.cat((x1, self.branch2(x2)), dim=1)
         else:
             out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return self.shuffle(out)
+
+    def shuffle(self, out: torch.Tensor) -> torch.Tensor:
         return nanodet_channel_shuffle(out, 2)
 
 
@@ -458,26 +462,14 @@ class ConvBnReluMaxpool(nn.Module):
         return self.maxpool(self.conv(x))
 
 
-class ShuffleBlock(nn.Module):
-    """YOLOv5-Lite's Shuffle_Block: chunk, branch, cat, view/transpose/view shuffle."""
+class ShuffleBlock(NanoShuffleV2Block):
+    """YOLOv5-Lite's Shuffle_Block: the same unit with ReLU (both projects start from torchvision's), its shuffle
+    written inline as view/transpose/view."""
 
     def __init__(self, inp: int, oup: int, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-        bf = oup // 2
-        if stride > 1:
-            self.branch1 = nn.Sequential(_conv_bn(inp, inp, 3, stride, groups=inp), _conv_bn(inp, bf, act=_relu))
-        else:
-            self.branch1 = nn.Sequential()
-        self.branch2 = nn.Sequential(_conv_bn(inp if stride > 1 else bf, bf, act=_relu),
-                                     _conv_bn(bf, bf, 3, stride, groups=bf), _conv_bn(bf, bf, act=_relu))
+        super().__init__(inp, oup, stride, act=_relu)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+    def shuffle(self, out: torch.Tensor) -> torch.Tensor:
         b, c, h, w = out.size()
         out = out.view(b, 2, c // 2, h, w)
         out = torch.transpose(out, 1, 2).contiguous()
@@ -610,21 +602,26 @@ class PlusShufflenet(nn.Module):
     def __init__(self, inp: int, oup: int, mid: int, *, ksize: int, stride: int, activation: str, use_se: bool) -> None:
         super().__init__()
         self.stride = stride
-        pad = ksize // 2
         outputs = oup - inp
-        branch_main: list[nn.Module] = [
-            nn.Conv2d(inp, mid, 1, 1, 0, bias=False), nn.BatchNorm2d(mid), _act(activation),
-            nn.Conv2d(mid, mid, ksize, stride, pad, groups=mid, bias=False), nn.BatchNorm2d(mid),
-            nn.Conv2d(mid, outputs, 1, 1, 0, bias=False), nn.BatchNorm2d(outputs), _act(activation),
-        ]
+        branch_main = self.main_layers(inp, mid, outputs, ksize, stride, activation)
         if use_se:
             branch_main.append(SELayer(outputs))
         self.branch_main = nn.Sequential(*branch_main)
         if stride == 2:
+            pad = ksize // 2
             self.branch_proj = nn.Sequential(
                 nn.Conv2d(inp, inp, ksize, stride, pad, groups=inp, bias=False), nn.BatchNorm2d(inp),
                 nn.Conv2d(inp, inp, 1, 1, 0, bias=False), nn.BatchNorm2d(inp), _act(activation),
             )
+
+    @staticmethod
+    def main_layers(inp: int, mid: int, outputs: int, ksize: int, stride: int, activation: str) -> list[nn.Module]:
+        pad = ksize // 2
+        return [
+            nn.Conv2d(inp, mid, 1, 1, 0, bias=False), nn.BatchNorm2d(mid), _act(activation),
+            nn.Conv2d(mid, mid, ksize, stride, pad, groups=mid, bias=False), nn.BatchNorm2d(mid),
+            nn.Conv2d(mid, outputs, 1, 1, 0, bias=False), nn.BatchNorm2d(outputs), _act(activation),
+        ]
 
     def forward(self, old_x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
@@ -633,14 +630,15 @@ class PlusShufflenet(nn.Module):
         return torch.cat((self.branch_proj(old_x), self.branch_main(old_x)), 1)
 
 
-class PlusXception(nn.Module):
-    """ShuffleNetV2+ Xception block: three depthwise 3x3 + pointwise pairs."""
+class PlusXception(PlusShufflenet):
+    """ShuffleNetV2+ Xception block: three depthwise 3x3 + pointwise pairs (the projection as in a 3x3 block)."""
 
     def __init__(self, inp: int, oup: int, mid: int, *, stride: int, activation: str, use_se: bool) -> None:
-        super().__init__()
-        self.stride = stride
-        outputs = oup - inp
-        branch_main: list[nn.Module] = [
+        super().__init__(inp, oup, mid, ksize=3, stride=stride, activation=activation, use_se=use_se)
+
+    @staticmethod
+    def main_layers(inp: int, mid: int, outputs: int, ksize: int, stride: int, activation: str) -> list[nn.Module]:
+        return [
             nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp),
             nn.Conv2d(inp, mid, 1, 1, 0, bias=False), nn.BatchNorm2d(mid), _act(activation),
             nn.Conv2d(mid, mid, 3, 1, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
@@ -648,20 +646,6 @@ class PlusXception(nn.Module):
             nn.Conv2d(mid, mid, 3, 1, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
             nn.Conv2d(mid, outputs, 1, 1, 0, bias=False), nn.BatchNorm2d(outputs), _act(activation),
         ]
-        if use_se:
-            branch_main.append(SELayer(outputs))
-        self.branch_main = nn.Sequential(*branch_main)
-        if stride == 2:
-            self.branch_proj = nn.Sequential(
-                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp),
-                nn.Conv2d(inp, inp, 1, 1, 0, bias=False), nn.BatchNorm2d(inp), _act(activation),
-            )
-
-    def forward(self, old_x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            x_proj, x = even_odd_split(old_x)
-            return torch.cat((x_proj, self.branch_main(x)), 1)
-        return torch.cat((self.branch_proj(old_x), self.branch_main(old_x)), 1)
 
 
 class ShuffleNetV2Plus(nn.Module):
