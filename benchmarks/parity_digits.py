@@ -78,7 +78,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from shufflenet_edge import digits
-    from shufflenet_edge.parity import Inputs, Thresholds, format_table, run_parity, write_json_atomic
+    from shufflenet_edge.parity import Inputs, ParityOptions, Thresholds, format_table, run_parity, write_json_atomic
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default=str(digits.default_cache_dir() / "parity"), help="artifacts and image folders")
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = Inputs("images", f"image folder {test_dir}", folder=str(test_dir))
         for key, path in arts.items():
             thr = Thresholds(**(INT8 if key.endswith("int8") else FP32))
-            rep = run_parity([str(path)], inputs, thresholds=thr, per_layer=a.per_layer)
+            rep = run_parity([str(path)], inputs, options=ParityOptions(thresholds=thr, per_layer=a.per_layer))
             print(format_table(rep), flush=True)
             rows += rep["artifacts"]
     sidecar_calib = sorted({json.loads(Path(r["artifact"] + ".json").read_text()).get("calibration") or ""

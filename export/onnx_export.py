@@ -232,9 +232,8 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
 
         with job.p.step(f"calibrating and quantizing (int8 QDQ, {q.weights})"):
             calibration = quantize_onnx_int8(
-                job.made[chosen], final_tmp, job.prep.preprocess, q.calib, batch=cfg.batch,
-                input_hw=tuple(int(v) for v in xs[0].shape[2:]), calib_method=q.method, calib_images=q.images,
-                per_channel=q.per_channel, keep_float=job.kept, excluded_out=excluded)
+                job.made[chosen], final_tmp, job.prep.preprocess, dataclasses.replace(q, keep_float=tuple(job.kept)),
+                batch=cfg.batch, input_hw=tuple(int(v) for v in xs[0].shape[2:]), excluded_out=excluded)
         if xs[0].shape[0] == 1 and not cfg.dynamic_batch:
             with job.p.step("int8 against its QDQ simulation and against the float model"):
                 checks = {"float": checks, **_verify_int8(final_tmp, xs[0].shape[1:])}

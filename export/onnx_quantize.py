@@ -115,20 +115,24 @@ def quantize_qdq(src: Path, dst: Path, batches: list[np.ndarray], *, per_channel
     return kept
 
 
-def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, calib: str | None, batch: int = 1,
-                       input_hw: tuple[int, int] | None = None, *, calib_method: str | None = None, calib_images: int | None = None, per_channel: bool = True,
-                       keep_float: list[str] | None = None, excluded_out: list[str] | None = None) -> str:
-    """Quantize float `src` into `dst`; returns the description of the calibration data. `excluded_out`, when
-    given, receives the names of the nodes left in float.
-    `input_hw`: the model's input size when it is not `pre`'s square (calibration images are resized to it, stated)."""
+def quantize_onnx_int8(src: Path, dst: Path, pre: Preprocess, int8: Any = None, *, batch: int = 1,
+                       input_hw: tuple[int, int] | None = None, excluded_out: list[str] | None = None) -> str:
+    """Quantize float `src` into `dst` as `int8` (an `Int8Config`: calibration folder, method, image count,
+    per-channel weights, units kept float; None = the defaults); returns the description of the calibration data.
+    `excluded_out`, when given, receives the names of the nodes left in float. `input_hw`: the model's input size
+    when it is not `pre`'s square (calibration images are resized to it, stated)."""
     import onnx
 
-    images = calibration_set(calib, pre, limit=calib_images or DEFAULT_CALIBRATION_IMAGES)
+    from shufflenet_edge.export.config import Int8Config
+
+    q = int8 if int8 is not None else Int8Config()
+    calib, calib_method, per_channel, keep_float = q.calib, q.method, q.per_channel, list(q.keep_float)
+    images = calibration_set(calib, pre, limit=q.images or DEFAULT_CALIBRATION_IMAGES)
     if input_hw is not None and tuple(images.images.shape[2:]) != tuple(input_hw):
         from shufflenet_edge.export.tflite_export import _resize_images
 
         images = _resize_images(images, (3, *input_hw))
-    exclude = nodes_in(onnx.load(str(src), load_external_data=False), list(keep_float or []))
+    exclude = nodes_in(onnx.load(str(src), load_external_data=False), keep_float)
     if keep_float and not exclude:
         raise EdgeError(f"no ONNX node carries the module scope of {', '.join(keep_float)} (the graph has no "
                         f"'{SCOPE_KEY}' metadata): cannot keep them in float")

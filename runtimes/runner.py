@@ -137,6 +137,14 @@ class TFLiteRunner:
         return np.concatenate(outs)
 
 
+def _exact_int8_mode(so: Any) -> bool:
+    """Whether these SessionOptions ask for onnxruntime's exact int8 kernels (an absent key raises)."""
+    try:
+        return bool(so.get_session_config_entry("session.x64quantprecision") == "1")
+    except (RuntimeError, AttributeError):
+        return False
+
+
 def _optimization_level(ort: Any, optimization: str) -> Any:
     levels = {"none": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
               "all": "ORT_ENABLE_ALL"}
@@ -169,9 +177,7 @@ class OnnxRunner:
             self.sess = ort.InferenceSession(path, so, providers=self.providers)
         except Exception as e:  # onnxruntime raises its own exception types
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            precise = so.get_session_config_entry("session.x64quantprecision") == "1" if hasattr(
-                so, "get_session_config_entry") else False
-            if not precise:
+            if not _exact_int8_mode(so):
                 raise RunnerError(f"cannot load ONNX model {path}: {msg}") from e
             # onnxruntime 1.32's optimizer fails on some QDQ graphs (ShuffleNetV2+'s) in the exact-int8 mode ("Attempt
             # to replace the existing tensor"): the default kernels then, and the caller says which ran.

@@ -177,7 +177,7 @@ def parity(
     images the exporter calibrates on (seeded); `images`: an image folder instead. The gate is the user's
     `thresholds` or parity's default for the artifact's precision; outputs that are not logits are gated without
     top-1/top-5."""
-    from shufflenet_edge.parity import Inputs, run_parity
+    from shufflenet_edge.parity import Inputs, ParityOptions, Reference, run_parity
 
     if images is not None:
         ins = Inputs("images", "images", folder=str(images))
@@ -186,5 +186,5 @@ def parity(
     else:
         x = np.asarray(inputs.numpy() if isinstance(inputs, torch.Tensor) else inputs, np.float32)
         ins = Inputs("npy", f"{len(x)} inputs given", x=x)
-    report = run_parity([str(artifact)], ins, reference=model, thresholds=thresholds)
+    report = run_parity([str(artifact)], ins, Reference(module=model), ParityOptions(thresholds=thresholds))
     return report["artifacts"][0]

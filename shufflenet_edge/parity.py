@@ -574,81 +574,114 @@ def runner_num_outputs(runner: Any) -> int | None:
         return None
 
 
-def run_parity(
-    artifacts: Sequence[str],
-    inputs: Inputs,
-    *,
-    model: str | None = None,
-    model_file: str | None = None,
-    weights: str | None = None,
-    reference: Any = None,
-    thresholds: Thresholds | None = None,
-    report_only: bool = False,
-    per_layer: bool = False,
-    per_layer_samples: int = 4,
-    threads: int = 1,
-    targets: Sequence[str] = ("local",),
-    target_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The one parity engine (the `parity` command and `shufflenet_edge.parity`): every artifact and its PyTorch
-    reference on the same inputs, every output compared; a JSON-able report.
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """Where the PyTorch model parity compares with comes from: a module (the Python API), a model file or a
+    registry name (with `weights`), or, all None, what each artifact's record says."""
 
-    The reference: `reference` (a module, from the Python API), `model_file` / `model` (+ `weights`), or what the
-    artifact's record says (registry name with its weights or seed, model file, QAT origin). The gate: the user's
-    `thresholds` when they set any; otherwise the default gate of each artifact's precision (`DEFAULT_GATES`);
-    none with `report_only`. `targets`: where the artifact runs ("local", "ssh://user@host[:port]",
-    "adb[:SERIAL]"): the same inputs, metrics and gate, one row per target. `target_options`: per target kind
-    ("ssh", "adb") its typed options (runtimes.targets)."""
+    module: Any = None
+    model: str | None = None
+    model_file: str | None = None
+    weights: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityOptions:
+    """The gate (the user's `thresholds`, else each precision's default; none with `report_only`), the per-layer
+    diagnosis, the threads, and where artifacts run: `targets` ("local", "ssh://user@host[:port]", "adb[:SERIAL]"),
+    with per target kind ("ssh", "adb") its typed options (runtimes.targets)."""
+
+    thresholds: Thresholds | None = None
+    report_only: bool = False
+    per_layer: bool = False
+    per_layer_samples: int = 4
+    threads: int = 1
+    targets: tuple[str, ...] = ("local",)
+    target_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class _Case:
+    """One artifact on one target, with the inputs it was fed: what a report row is made from."""
+
+    plan: ArtifactPlan
+    layout: str
+    input_dtype: str
+    inputs: Inputs
+    labels: Any
+    classes: Any
+    source: str
+    target: str = "local"
+    runtime: str = ""
+
+
+def run_parity(artifacts: Sequence[str], inputs: Inputs, reference: Reference | None = None,
+               options: ParityOptions | None = None) -> dict[str, Any]:
+    """The one parity engine (the `parity` command and `shufflenet_edge.parity`): every artifact and its PyTorch
+    reference on the same inputs, every output compared, on every target; a JSON-able report."""
     from shufflenet_edge import __version__
-    from shufflenet_edge.export.verify import torch_outputs
     from shufflenet_edge.runtimes.targets import parse_target
 
-    for t in targets:
+    ref = reference or Reference()
+    opts = options or ParityOptions()
+    for t in opts.targets:
         parse_target(t)  # a bad target spec fails before anything runs
-    plans = [plan_artifact(a, model, weights, model_file) for a in artifacts]
+    plans = [plan_artifact(a, ref.model, ref.weights, ref.model_file) for a in artifacts]
     memo: dict[Any, Any] = {}
     models: dict[Any, Any] = {}
     rows = []
     for plan in plans:
-        runner = open_runner(plan.path, threads)
-        layout = plan.layout or runner.layout
-        chw, pre = _input_of(plan, runner, layout)
-        x, folder_labels, source, classes = materialize(inputs, pre, memo, chw)
-        x, source = _fit_inputs(x, chw, source)
-        if reference is not None:
-            ref_model = reference
-        else:
-            nc = plan.num_classes if plan.num_classes or plan.weights else runner_num_outputs(runner)
-            src_kind = ((plan.sidecar or {}).get("source") or {}).get("kind")
-            mkey = (plan.model, plan.model_file, plan.weights, nc, plan.seed,
-                    plan.path if src_kind not in (None, "registry") else None)
-            if mkey not in models:
-                models[mkey] = build_reference(plan, nc)
-            ref_model = models[mkey]
-        eval_mode(ref_model)
-        refs = torch_outputs(ref_model, x)
-        art = _artifact(plan, runner, layout)
-        for target in targets:
-            outs, runtime_label = run_on_target(target, plan, art, runner, x, layout, threads, target_options or {})
-            rows.append(_parity_row(plan, runner, layout, outs, refs, inputs, folder_labels, classes, source,
-                                    thresholds, report_only, target, runtime_label))
-            if per_layer and target == "local":
-                from shufflenet_edge import per_layer as pl
-
-                try:
-                    diag = pl.diagnose(plan.path, ref_model, x[:per_layer_samples], layout=layout, sidecar=plan.sidecar)
-                    rows[-1]["per_layer"] = diag.to_dict()
-                except EdgeError as e:
-                    rows[-1]["per_layer_unavailable"] = str(e)
-        del runner
+        rows += _artifact_rows(plan, inputs, ref, opts, memo, models)
     return {
         "tool": f"shufflenet-edge {__version__}",
-        "thresholds": thresholds.to_dict() if thresholds is not None else {},
-        "report_only": report_only,
-        "targets": list(targets),
+        "thresholds": opts.thresholds.to_dict() if opts.thresholds is not None else {},
+        "report_only": opts.report_only,
+        "targets": list(opts.targets),
         "artifacts": rows,
         "passed": all(r["passed"] for r in rows),
     }
+
+
+def _artifact_rows(plan: ArtifactPlan, inputs: Inputs, ref: Reference, opts: ParityOptions, memo: dict[Any, Any],
+                   models: dict[Any, Any]) -> list[dict[str, Any]]:
+    """One artifact: its inputs, its reference model (built once per model), one row per target."""
+    from shufflenet_edge.export.verify import torch_outputs
+
+    runner = open_runner(plan.path, opts.threads)
+    layout = plan.layout or runner.layout
+    chw, pre = _input_of(plan, runner, layout)
+    x, folder_labels, source, classes = materialize(inputs, pre, memo, chw)
+    x, source = _fit_inputs(x, chw, source)
+    if ref.module is not None:
+        ref_model = ref.module
+    else:
+        nc = plan.num_classes if plan.num_classes or plan.weights else runner_num_outputs(runner)
+        src_kind = ((plan.sidecar or {}).get("source") or {}).get("kind")
+        mkey = (plan.model, plan.model_file, plan.weights, nc, plan.seed,
+                plan.path if src_kind not in (None, "registry") else None)
+        if mkey not in models:
+            models[mkey] = build_reference(plan, nc)
+        ref_model = models[mkey]
+    eval_mode(ref_model)
+    refs = torch_outputs(ref_model, x)
+    art = _artifact(plan, runner, layout)
+    rows = []
+    for target in opts.targets:
+        outs, runtime_label = run_on_target(target, plan, art, runner, x, layout, opts.threads, opts.target_options)
+        case = _Case(plan, layout, str(getattr(runner, "input_dtype", "float32")), inputs, folder_labels, classes,
+                     source, target, runtime_label)
+        rows.append(_parity_row(case, outs, refs, opts))
+        if opts.per_layer and target == "local":
+            from shufflenet_edge import per_layer as pl
+
+            try:
+                diag = pl.diagnose(plan.path, ref_model, x[:opts.per_layer_samples], layout=layout,
+                                   sidecar=plan.sidecar)
+                rows[-1]["per_layer"] = diag.to_dict()
+            except EdgeError as e:
+                rows[-1]["per_layer_unavailable"] = str(e)
+    del runner
+    return rows
 
 
 def _input_of(plan: ArtifactPlan, runner: Any, layout: str) -> tuple[tuple[int, int, int], Any]:
@@ -800,11 +833,11 @@ def compare_outputs(outs: list[np.ndarray], refs: list[np.ndarray], gate: Thresh
     return rows
 
 
-def _parity_row(plan: ArtifactPlan, runner: Any, layout: str, outs: list[np.ndarray], refs: list[np.ndarray],
-                inputs: Inputs, folder_labels: Any, classes: Any, source: str, thresholds: Thresholds | None,
-                report_only: bool, target: str, runtime_label: str) -> dict[str, Any]:
+def _parity_row(case: _Case, outs: list[np.ndarray], refs: list[np.ndarray], opts: ParityOptions) -> dict[str, Any]:
     """The report row of one artifact on one target: every output compared; the headline metrics are the first
     output's (a classifier's logits)."""
+    plan, inputs, report_only = case.plan, case.inputs, opts.report_only
+    folder_labels, classes = case.labels, case.classes
     names: list[str] | None = inputs.label_names
     names_source = inputs.label_source
     if not names:
@@ -815,7 +848,7 @@ def _parity_row(plan: ArtifactPlan, runner: Any, layout: str, outs: list[np.ndar
         labels, label_mapping = map_labels(folder_labels, classes, refs[0].shape[1], names, names_source)
     else:
         labels, label_mapping = None, ("no accuracy: the first output is not logits" if folder_labels is not None else None)
-    gate, gate_source = _gate(plan, thresholds, report_only)
+    gate, gate_source = _gate(plan, opts.thresholds, report_only)
     compared = compare_outputs(outs, refs[: len(outs)], gate, labels)
     bad = [f"output {r['output']}: {f}" if len(refs) > 1 else f for r in compared for f in r["failures"]]
     st = compared[0]["stats"]
@@ -833,11 +866,11 @@ def _parity_row(plan: ArtifactPlan, runner: Any, layout: str, outs: list[np.ndar
         "sidecar": bool(plan.info_source) and not str(plan.info_source).startswith("embedded"),
         "described_by": plan.info_source,
         "gate": {"source": gate_source, "thresholds": gate.to_dict()},
-        "layout": layout,
-        "input_dtype": str(getattr(runner, "input_dtype", "float32")),
-        "runtime": runtime_label,
-        "target": target,
-        "inputs": source,
+        "layout": case.layout,
+        "input_dtype": case.input_dtype,
+        "runtime": case.runtime,
+        "target": case.target,
+        "inputs": case.source,
         "label_mapping": label_mapping,
         "metrics": st.to_dict(),
         "summary": st.summary(),

@@ -91,6 +91,8 @@ def _target_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_parity(args: argparse.Namespace) -> int:
     from shufflenet_edge.parity import (
         Inputs,
+        ParityOptions,
+        Reference,
         Thresholds,
         format_table,
         inputs_from_npy,
@@ -121,11 +123,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     if args.report_only and thresholds.any():
         raise UsageError("--report-only turns the gate off; drop it or the threshold options")
     report = run_parity(
-        args.artifacts, inputs, model=args.model, model_file=args.model_file, weights=args.weights,
-        thresholds=thresholds,
-        report_only=args.report_only, targets=args.target or ["local"],
-        target_options=_target_options(args),
-        per_layer=args.per_layer, per_layer_samples=args.per_layer_samples, threads=args.threads,
+        args.artifacts, inputs, Reference(model=args.model, model_file=args.model_file, weights=args.weights),
+        ParityOptions(thresholds=thresholds, report_only=args.report_only, per_layer=args.per_layer,
+                      per_layer_samples=args.per_layer_samples, threads=args.threads,
+                      targets=tuple(args.target or ["local"]), target_options=_target_options(args)),
     )
     emit_json(report, args.json)
     if not args.quiet:

@@ -265,6 +265,7 @@ def _build_zoo(task: Task, versions: dict[str, str]) -> dict[str, Any]:
             from shufflenet_edge.data import Preprocess
             from shufflenet_edge.export.common import atomic_path
             from shufflenet_edge.export.onnx_export import graph_stats
+            from shufflenet_edge.export.config import Int8Config
             from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
 
             src = zoo_task(model, task.runtime, "fp32", out.parent.parent, False, versions)
@@ -273,7 +274,7 @@ def _build_zoo(task: Task, versions: dict[str, str]) -> dict[str, Any]:
             side = dict(read_sidecar(src.path) or {})
             calib = calibration_folder(out.parent.parent)
             with atomic_path(out) as tmp:
-                side["calibration"] = quantize_onnx_int8(Path(src.path), tmp, Preprocess.for_size(ZOO_INPUT_SIZE), calib)
+                side["calibration"] = quantize_onnx_int8(Path(src.path), tmp, Preprocess.for_size(ZOO_INPUT_SIZE), Int8Config(calib=calib))
             side.update(path=str(out), precision="int8", graph=graph_stats(out), quantized_from=src.path)
     else:
         from shufflenet_edge.api import export as se_export
