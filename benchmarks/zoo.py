@@ -37,23 +37,16 @@ import zoo  # noqa: E402
 import shufflenet_edge as se  # noqa: E402
 from shufflenet_edge.export.inspect import inspect_tflite  # noqa: E402
 from shufflenet_edge.export.timing import ratio_stats, round_medians  # noqa: E402
+from shufflenet_edge.runtimes.runner import TFLiteRunner  # noqa: E402
 
 FORMS = ("reference", "cpu", "delegate")
 
 
 def _invoker(path: Path, threads: int) -> Any:
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path), num_threads=threads)
-    it.allocate_tensors()
-    d = it.get_input_details()[0]
-    rng = np.random.default_rng(0)
-    if np.issubdtype(d["dtype"], np.integer):
-        x = rng.integers(-20, 20, size=d["shape"]).astype(d["dtype"])
-    else:
-        x = rng.standard_normal(d["shape"]).astype(d["dtype"])
-    it.set_tensor(d["index"], x)
-    return it.invoke
+    """One inference of the artifact on a fixed random input (quantized as the artifact's input wants)."""
+    r = TFLiteRunner(str(path), threads)
+    x = r.prepare(np.random.default_rng(0).standard_normal(r.inp["shape"]).astype(np.float32))
+    return lambda: r.invoke(x)
 
 
 def one_precision(name: str, precision: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -94,7 +94,7 @@ class TFLiteRunner:
             self.interp = Interpreter(model_path=path, num_threads=threads)
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = _first_line(e)
             raise RunnerError(f"cannot load TFLite model {path}: {msg}") from e
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
@@ -137,6 +137,12 @@ class TFLiteRunner:
         return np.concatenate(outs)
 
 
+def _first_line(e: BaseException) -> str:
+    """An exception's first line (runtimes put C++ traces below it), or its type when it has no text."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _exact_int8_mode(so: Any) -> bool:
     """Whether these SessionOptions ask for onnxruntime's exact int8 kernels (an absent key raises)."""
     try:
@@ -168,28 +174,28 @@ class OnnxRunner:
             from ort_session import session_options  # type: ignore[import-not-found,no-redef]
         # Spinning threads starve other runtimes timed in the same process (docs/design.md, the fold). check_numbers:
         # exact int8 kernels on x86-64 without VNNI (ort_session); timing keeps the default kernels.
-        so = session_options(threads, check_numbers=check_numbers)
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = _optimization_level(ort, optimization)
         self.providers = providers or ["CPUExecutionProvider"]
         self.precise_mode_failed: str | None = None
-        try:
-            self.sess = ort.InferenceSession(path, so, providers=self.providers)
-        except Exception as e:  # onnxruntime raises its own exception types
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if not _exact_int8_mode(so):
-                raise RunnerError(f"cannot load ONNX model {path}: {msg}") from e
-            # onnxruntime 1.32's optimizer fails on some QDQ graphs (ShuffleNetV2+'s) in the exact-int8 mode ("Attempt
-            # to replace the existing tensor"): the default kernels then, and the caller says which ran.
-            self.precise_mode_failed = msg
-            so = session_options(threads, check_numbers=False)
+
+        def options(exact: bool) -> Any:
+            so = session_options(threads, check_numbers=exact)
             so.inter_op_num_threads = 1
             so.graph_optimization_level = _optimization_level(ort, optimization)
+            return so
+
+        so = options(check_numbers)
+        try:
             try:
                 self.sess = ort.InferenceSession(path, so, providers=self.providers)
-            except Exception as e2:  # noqa: BLE001
-                msg2 = str(e2).strip().splitlines()[0] if str(e2).strip() else type(e2).__name__
-                raise RunnerError(f"cannot load ONNX model {path}: {msg2}") from e2
+            except Exception as e:  # onnxruntime raises its own exception types
+                if not _exact_int8_mode(so):
+                    raise
+                # onnxruntime 1.32's optimizer fails on some QDQ graphs (ShuffleNetV2+'s) in the exact-int8 mode
+                # ("Attempt to replace the existing tensor"): the default kernels then, and the caller says which ran.
+                self.precise_mode_failed = _first_line(e)
+                self.sess = ort.InferenceSession(path, options(False), providers=self.providers)
+        except Exception as e:  # noqa: BLE001
+            raise RunnerError(f"cannot load ONNX model {path}: {_first_line(e)}") from e
         i = self.sess.get_inputs()[0]
         self.input_name = i.name
         self.input_shape = [s if isinstance(s, int) else -1 for s in i.shape]
@@ -638,7 +644,7 @@ def _ort_session(path: str, threads: int, provider: str, profile_prefix: str | N
     try:
         sess = ort.InferenceSession(path, so, providers=providers)
     except Exception as e:  # noqa: BLE001
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = _first_line(e)
         if provider != "cpu":
             raise Skipped(f"{name} failed to start: {msg}") from e
         raise RunnerError(f"cannot load ONNX model {path}: {msg}") from e
@@ -923,7 +929,7 @@ def bench(path: str, runtime: str = "auto", provider: str | None = None, threads
             res["op_profile"] = op_profile(path, runtime, provider, threads, profile_runs or runs, min(warmup, 5) or 1,
                                            seed)
         except Exception as e:  # noqa: BLE001  (the timing stands; the profile says why it is missing)
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = _first_line(e)
             res["op_profile"] = {"source": runtime, "timing": False, "reason": f"profiling failed: {msg}"}
     return res
 

@@ -382,6 +382,15 @@ def _max_model_rank(m: nn.Module, x: torch.Tensor) -> int:
         return max(4, *(t.dim() for t in _outs(m(x))))
 
 
+def _tflite_graph(out: Path, m: nn.Module, x: torch.Tensor) -> dict[str, Any]:
+    """The artifact's graph (`inspect`), checked for rank 4 where the model's own outputs allow."""
+    from shufflenet_edge.export.inspect import inspect_tflite
+
+    g = inspect_tflite(out, analyze_gpu=False)
+    assert g["max_rank"] <= _max_model_rank(m, x), g["max_rank"]
+    return g
+
+
 def _parity_passes(out: Path, m: nn.Module | None) -> None:
     import shufflenet_edge as se
 
@@ -413,8 +422,6 @@ def test_onnx_fp32(exported, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_tflite_fp32(exported, name):
-    from shufflenet_edge.export.inspect import inspect_tflite
-
     m, x, out, got = exported(name, "tflite")
     side = _side(got)
     xs = _inputs(tuple(x.shape))
@@ -424,8 +431,7 @@ def test_tflite_fp32(exported, name):
     # Every region the pass leaves alone says why (rank-3 heads, rank-5 detect outputs, NCHW islands).
     assert all("region at tensor" in s and ": " in s for s in shuffle_pass["skipped"])
     assert shuffle_pass["rewritten"] >= 1
-    g = inspect_tflite(out, analyze_gpu=False)
-    assert g["max_rank"] <= _max_model_rank(m, x), g["max_rank"]
+    g = _tflite_graph(out, m, x)
     assert g["xnnpack_partitions"] == 1, g["xnnpack_partitions"]
     _parity_passes(out, m)
 
@@ -433,15 +439,12 @@ def test_tflite_fp32(exported, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_tflite_int8(exported, name):
-    from shufflenet_edge.export.inspect import inspect_tflite
-
     m, x, out, got = exported(name, "tflite_int8")
     side = _side(got)
     assert out.is_file() and side["precision"] == "int8"
     assert side["checks"].get("passes_max_int8_change") == 0  # the graph passes moved no int8 value
     _loss_for_every_output(side, len(_outs(m(x))))
-    g = inspect_tflite(out, analyze_gpu=False)
-    assert g["max_rank"] <= _max_model_rank(m, x), g["max_rank"]
+    _tflite_graph(out, m, x)
     _parity_passes(out, m)
 
 

@@ -162,6 +162,14 @@ class Graph:
         axis_t = self.add_tensor((), np.int32, name + "/axis", data=np.asarray(axis, dtype=np.int32))
         return self.make_op("SPLIT", [axis_t, x], o, opts, "SplitOptions"), o
 
+    def concat(self, inputs: list[int], axis: int, name: str, out: int | None = None) -> tuple[Any, int]:
+        shape = list(self.shape(inputs[0]))
+        shape[axis] = sum(self.shape(i)[axis] for i in inputs)
+        o = out if out is not None else self.add_tensor(tuple(shape), self.dtype(inputs[0]), name, like=inputs[0])
+        opts = schema().ConcatenationOptionsT()
+        opts.axis = axis
+        return self.make_op("CONCATENATION", inputs, [o], opts, "ConcatenationOptions"), o
+
     # --- finishing -----------------------------------------------------------------------------
     def replace_ops(self, remove: list[Any], add: list[Any]) -> None:
         ids = {id(op) for op in remove}

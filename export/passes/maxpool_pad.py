@@ -79,35 +79,27 @@ def _why_not_edge(g: Graph, op: Any, users: list[Any]) -> str | None:
 
 
 def _edge_pad(g: Graph, x: int, out: int, pads: np.ndarray) -> list[Any]:
-    """(1, H, W, C) -> the edge rows, then the edge columns, repeated as `pads` says (SLICE + CONCATENATION)."""
+    """(1, H, W, C) -> the edge rows, then the edge columns, repeated as `pads` says (SLICE + CONCATENATION);
+    the last concatenation writes the PADV2's output tensor."""
+    p = pads.reshape(4, 2)
+    axes = [a for a in (1, 2) if p[a].any()]
     ops: list[Any] = []
     t = x
-    p = pads.reshape(4, 2)
-    for axis in (1, 2):
+    for axis in axes:
         before, after = int(p[axis][0]), int(p[axis][1])
-        if not before and not after:
-            continue
         shape = list(g.shape(t))
-        parts: list[int] = []
+        edges: dict[int, int] = {}
         for edge, n in ((0, before), (shape[axis] - 1, after)):
-            if not n:
-                parts.append(-1)
-                continue
-            begin = [0, 0, 0, 0]
-            begin[axis] = edge
-            size = list(shape)
-            size[axis] = 1
-            s = g.add_tensor(tuple(size), g.dtype(t), f"maxpool_edge_{out}_{axis}_{edge}", like=t)
-            ops.append(g.make_op("SLICE", [t, g.const_i32(begin, f"maxpool_edge_{out}_{axis}_{edge}/begin"),
-                                           g.const_i32(size, f"maxpool_edge_{out}_{axis}_{edge}/size")], [s],
-                                 schema().SliceOptionsT(), "SliceOptions"))
-            parts.append(s)
-        inputs = [parts[0]] * before + [t] + [parts[1]] * after
-        shape[axis] += before + after
-        last = axis == 2 or not (int(p[2][0]) or int(p[2][1]))
-        o = out if last else g.add_tensor(tuple(shape), g.dtype(t), f"maxpool_edge_{out}_{axis}", like=t)
-        opts = schema().ConcatenationOptionsT()
-        opts.axis = axis
-        ops.append(g.make_op("CONCATENATION", inputs, [o], opts, "ConcatenationOptions"))
-        t = o
+            if n:
+                begin = [0, 0, 0, 0]
+                begin[axis] = edge
+                size = list(shape)
+                size[axis] = 1
+                name = f"maxpool_edge_{out}_{axis}_{edge}"
+                edges[edge] = g.add_tensor(tuple(size), g.dtype(t), name, like=t)
+                ops.append(g.make_op("SLICE", [t, g.const_i32(begin, name + "/begin"), g.const_i32(size, name + "/size")],
+                                     [edges[edge]], schema().SliceOptionsT(), "SliceOptions"))
+        inputs = [edges.get(0, -1)] * before + [t] + [edges.get(shape[axis] - 1, -1)] * after
+        cat, t = g.concat(inputs, axis, f"maxpool_edge_{out}_{axis}", out=out if axis == axes[-1] else None)
+        ops.append(cat)
     return ops

@@ -17,16 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shufflenet_edge.export.passes.graph import Graph, schema
+from shufflenet_edge.export.passes.graph import Graph
 
 MAX_FACTOR = 4  # XNNPACK's concatenation takes a handful of inputs; larger factors are rare in these necks
-
-
-def _concat(g: Graph, x: int, copies: int, axis: int, shape: tuple[int, ...], name: str) -> tuple[Any, int]:
-    out = g.add_tensor(shape, g.dtype(x), name, like=x)
-    opts = schema().ConcatenationOptionsT()
-    opts.axis = axis
-    return g.make_op("CONCATENATION", [x] * copies, [out], opts, "ConcatenationOptions"), out
 
 
 def _why_not(g: Graph, op: Any) -> str | None:
@@ -67,11 +60,11 @@ def run(g: Graph) -> dict[str, Any]:
         t = x
         if sw > 1:
             r, t = g.reshape(t, (h, w, 1, c), name + "/w_in")
-            cat, t = _concat(g, t, sw, 2, (h, w, sw, c), name + "/w_copies")
+            cat, t = g.concat([t] * sw, 2, name + "/w_copies")
             new += [r, cat]
         if sh > 1:
             r, t = g.reshape(t, (h, 1, w * sw * c), name + "/h_in")
-            cat, t = _concat(g, t, sh, 1, (h, sh, w * sw * c), name + "/h_copies")
+            cat, t = g.concat([t] * sh, 1, name + "/h_copies")
             new += [r, cat]
         last, _ = g.reshape(t, (1, oh, ow, c), name + "/out", out=out)
         g.replace_ops([op], new + [last])
