@@ -250,7 +250,7 @@ def _convert_folded(job: _Job, one_thread: bool) -> None:
         torch.set_num_threads(threads_before)
     recipes = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES),
                "auto": ["delegate", *CPU_RECIPES]}[job.form]
-    with job.p.step("graph passes (shuffle path, max-pool padding, I/O types)"):
+    with job.p.step("graph passes (shuffle path, max-pool padding, nearest upsampling, I/O types)"):
         for r in recipes:
             key = r or "reference"
             job.candidates[key], job.pass_reports[key] = apply_passes(base, r, job.cfg.tflite_io, precision == "fp16")

@@ -145,7 +145,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     art = export(model, out, cfg, **kw)  # type: ignore[arg-type]
     side, out = dict(art), art.path
     g = side["graph"]
-    print(f"wrote {out} ({side['format']}, {side['precision']}, form {side['form']}, {g['ops']} ops, "
+    # `--form cpu` covers two CPU recipes: say which one shipped (the form line above names the recipe)
+    recipe = side.get("recipe")
+    form = side["form"] + (f" ({recipe} recipe)" if recipe and recipe != side["form"] else "")
+    print(f"wrote {out} ({side['format']}, {side['precision']}, form {form}, {g['ops']} ops, "
           f"{g['data_movement_ops']} data-movement, max rank {g['max_rank']}"
           + (f", {g['xnnpack_partitions']} XNNPACK partition(s)" if g.get("xnnpack_partitions") is not None else "") + ")")
     from shufflenet_edge.graph_fold import report_lines
