@@ -97,9 +97,22 @@ def test_maxpool_pad(small_bases, base):
     rep = maxpool_pad.run(g)
     out = g.finish()
     assert rep["rewritten"] == 1
-    assert _ops(buf)["PADV2"] == 1 and _ops(out)["PADV2"] == 0 and _ops(out)["PAD"] == _ops(buf)["PAD"] + 1
+    before, after = _ops(buf), _ops(out)
+    assert before["PADV2"] == 1 and after["PADV2"] == 0 and after["PAD"] == before["PAD"]
+    # Width then height, before only: a 3x3 stride-2 pool over an even side never reads the bottom/right pad.
+    assert after["CONCATENATION"] == before["CONCATENATION"] + 2
+    g2 = Graph(out)
+    pool = next(op for op in g2.ops if g2.op_name(op) == "MAX_POOL_2D")
+    h, w = g2.shape(int(pool.inputs[0]))[1:3]
+    assert h % 2 == 1 and w % 2 == 1, "the unread bottom/right padding was kept"
     raw = base.endswith("int8")
     assert np.array_equal(_run(buf, X, raw), _run(out, X, raw))
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / "after.tflite"
+        path.write_bytes(out)
+        from shufflenet_edge.export.inspect import xnnpack_partitions
+
+        assert xnnpack_partitions(path) == 1
 
 
 @pytest.mark.parametrize("io", ["float", "uint8"])
@@ -254,7 +267,7 @@ class _Neck(torch.nn.Module):
 @pytest.fixture(scope="module")
 def neck_bases() -> dict[str, bytes]:
     m = um.randomize(_Neck())
-    x = torch.randn(1, 30, 32, 3)  # odd and even sides: the edge padding on both
+    x = torch.randn(1, 30, 32, 3)  # odd and even sides
     wrapped = _nhwc(m)
     calib = np.random.default_rng(0).standard_normal((4, 30, 32, 3)).astype(np.float32)
     sim, q = pt2e_quantize(wrapped, x, calib)
@@ -262,7 +275,7 @@ def neck_bases() -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("base", ["fp32", "int8"])
-def test_resize_nearest_and_edge_padding_are_exact_and_one_partition(neck_bases, base):
+def test_resize_nearest_and_maxpool_padding_of_negative_inputs_are_exact_and_one_partition(neck_bases, base):
     from shufflenet_edge.export.inspect import xnnpack_partitions
 
     buf = neck_bases[base]
