@@ -45,6 +45,16 @@ def _why_not(g: Graph, op: Any, users: list[Any]) -> str | None:
     return None
 
 
+def _block(g: Graph, like: int, shape: tuple[int, ...], axis: int, n: int, value: np.ndarray, name: str) -> list[int]:
+    """[a constant tensor of `shape` with `n` along `axis`, every element `value`], or [] when n is 0."""
+    if not n:
+        return []
+    size = list(shape)
+    size[axis] = n
+    dtype = g.dtype(like)
+    return [g.add_tensor(tuple(size), dtype, name, like=like, data=np.full(size, value, dtype=dtype))]
+
+
 def run(g: Graph) -> dict[str, Any]:
     cons = g.consumers()
     changed = 0
@@ -60,7 +70,6 @@ def run(g: Graph) -> dict[str, Any]:
             continue
         pads = g.const(int(op.inputs[1])).reshape(4, 2)
         value = g.const(int(op.inputs[2])).reshape(())
-        dtype = g.dtype(x)
         ops: list[Any] = []
         t = x
         for axis in (2, 1):
@@ -69,16 +78,10 @@ def run(g: Graph) -> dict[str, Any]:
             after = _read_after(shape[axis], before, int(pads[axis][1]), users, axis)
             if not before and not after:
                 continue
-            parts = []
-            for side, n in (("before", before), ("", 0), ("after", after)):
-                if not side:
-                    parts.append(t)
-                elif n:
-                    block = list(shape)
-                    block[axis] = n
-                    parts.append(g.add_tensor(tuple(block), dtype, f"maxpool_pad_{x}_{axis}_{side}", like=x,
-                                              data=np.full(block, value, dtype=dtype)))
-            cat, t = g.concat(parts, axis, f"maxpool_pad_{x}_{axis}")
+            name = f"maxpool_pad_{x}_{axis}"
+            parts = _block(g, x, shape, axis, before, value, name + "_before") + [t] + \
+                _block(g, x, shape, axis, after, value, name + "_after")
+            cat, t = g.concat(parts, axis, name)
             ops.append(cat)
         g.replace_ops([op], ops)
         for u in users:
