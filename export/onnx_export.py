@@ -31,11 +31,11 @@ from shufflenet_edge.export.common import (
 )
 from shufflenet_edge.export import verify
 from shufflenet_edge.export.config import ExportConfig
-from shufflenet_edge.export.pipeline import Job, Prepared
+from shufflenet_edge.export.pipeline import Job, Prepared, failure_line
 from torch import nn
 
 from shufflenet_edge.data import Preprocess
-from shufflenet_edge.errors import UsageError
+from shufflenet_edge.errors import EdgeError, InternalError, UsageError
 from shufflenet_edge.graph_fold import fold_graph
 from shufflenet_edge.models.weights import file_sha256
 
@@ -132,6 +132,9 @@ class _Job(Job):
     kept: list[str] = dataclasses.field(default_factory=list)
     made: dict[str, Path] = dataclasses.field(default_factory=dict)  # candidate files beside the output
     fold_reports: dict[str, Any] = dataclasses.field(default_factory=dict)
+    float_checks: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    expected: Any = None  # PyTorch's outputs on the check inputs and its float noise (computed once)
+    reference_error: str | None = None  # why torch.onnx could not export the module as written
     timings: dict[str, Any] | None = None
     chosen: str = ""
 
@@ -151,8 +154,9 @@ def export_onnx(prep: Prepared, out_path: Path, cfg: ExportConfig) -> dict[str, 
         job.wants = [t.numpy() for t in _flat_outputs(prep.module(*job.xs))]
     try:
         _candidates(job)
+        _check_candidates(job)
         _select(job)
-        checks, calibration, excluded = _verify_and_write(job)
+        checks, calibration, excluded = _write_chosen(job)
     finally:
         for tmp in job.made.values():
             tmp.unlink(missing_ok=True)
@@ -170,23 +174,69 @@ def _candidate_forms(job: _Job) -> list[str]:
 
 
 def _candidates(job: _Job) -> None:
-    """Each candidate form: the graph-level fold, torch.onnx (dynamo), onnxslim, the full checker."""
+    """Each candidate form: the graph-level fold, torch.onnx (dynamo), onnxslim, the full checker. A folded form that
+    fails is dropped with its reason (the fold is an optimization); the graph as written failing is the converter's
+    refusal of the user's model."""
+    for f in _candidate_forms(job):
+        _make_candidate(job, f)
+    if not job.made:
+        _fall_back_to_reference(job)
+
+
+def _make_candidate(job: _Job, f: str) -> Path | None:
     dynamic = job.cfg.dynamic_batch
     # A dynamic batch is traced at batch 2: torch.export specializes a size-1 dimension to the constant 1.
     dyn = _batch_dims(len(job.xs)) if dynamic else None
     trace_xs = tuple(torch.cat([t, t]) if t.shape[0] == 1 else t for t in job.xs) if dynamic else job.xs
-    for f in _candidate_forms(job):
-        tmp = job.out_path.parent / f".{job.out_path.stem}.{f}.candidate.onnx"
-        with job.p.step(f"exporting {job.prep.label} ({f} form) to ONNX"):
+    tmp = job.out_path.parent / f".{job.out_path.stem}.{f}.candidate.onnx"
+    with job.p.step(f"exporting {job.prep.label} ({f} form) to ONNX"):
+        try:
             gm, job.fold_reports[f] = fold_graph(job.prep.module, trace_xs, form=f, split="split", dynamic_shapes=dyn)
             job.made[f] = tmp
             _torch_to_onnx(gm, trace_xs, tmp, dynamic, len(job.wants))
-    job.chosen = next(iter(job.made))
+        except Exception as e:  # noqa: BLE001  (one candidate's failure; the others go on)
+            job.made.pop(f, None)
+            tmp.unlink(missing_ok=True)
+            if f == "reference":
+                job.reference_error = f"torch.onnx could not export the module as written: {failure_line(e)}"
+            else:
+                job.drop(f, f"the {f} fold or its export failed: {failure_line(e)}")
+            return None
+    return tmp
+
+
+def _fall_back_to_reference(job: _Job) -> None:
+    """Nothing folded survived: the graph as written, or the converter's refusal (EdgeError) / our bug."""
+    if "reference" not in job.made and job.reference_error is None:
+        _make_candidate(job, "reference")
+    if "reference" in job.made:
+        return
+    why = "; ".join(f"{k}: {v}" for k, v in job.dropped.items())
+    if job.reference_error is not None:
+        raise EdgeError(job.reference_error + (f" (the folded forms: {why})" if why else ""))
+    raise InternalError(f"no ONNX candidate of {job.prep.label} could be built: {why}")
+
+
+def _check_candidates(job: _Job) -> None:
+    """Every candidate's float check before the choice: one our fold made wrong (it differs from torch.onnx's own
+    export of the unfolded module beyond float rounding) is dropped with the reason."""
+    for f in list(job.made):
+        try:
+            job.float_checks[f] = _verify_float(job, f)
+        except InternalError as e:
+            job.made.pop(f).unlink(missing_ok=True)
+            job.drop(f, str(e).split(". This is a bug")[0])
+    if not job.made:
+        _fall_back_to_reference(job)
+        job.float_checks["reference"] = _verify_float(job, "reference")
 
 
 def _select(job: _Job) -> None:
     """Time the candidates interleaved (here or on the tuning target) and apply the rule (export/timing.py)."""
-    if len(job.made) < 2:
+    # an explicit form's reference export (made only to tell whose a distance is) is a fallback, not a candidate
+    cands = {k: v for k, v in job.made.items() if k in _candidate_forms(job)} or dict(job.made)
+    job.chosen = next(iter(cands))
+    if len(cands) < 2:
         return
     from shufflenet_edge.export.timing import TUNE_ROUNDS, decide, time_candidates
 
@@ -194,10 +244,10 @@ def _select(job: _Job) -> None:
     x = job.xs[0].numpy() if job.cfg.dynamic_batch else job.xs[0].numpy()[:1]
     with job.p.step(f"timing the candidate forms on {'onnxruntime here' if t.target == 'local' else t.target} "
                     f"({t.threads} thread(s), {t.rounds or TUNE_ROUNDS} rounds)"):
-        timings = time_candidates({k: str(v) for k, v in job.made.items()}, x, t)
+        timings = time_candidates({k: str(v) for k, v in cands.items()}, x, t)
     graphs = {k: {g: v for g, v in graph_stats(path).items() if g in ("ops", "data_movement_ops", "max_rank")}
-              for k, path in job.made.items()}
-    preferred = next(iter(job.made))
+              for k, path in cands.items()}
+    preferred = next(iter(cands))
     decision = decide(timings["round_medians_ms"], preferred=preferred,
                       data_movement={k: g["data_movement_ops"] for k, g in graphs.items()})
     job.chosen = decision["chosen"]
@@ -214,14 +264,26 @@ def _select(job: _Job) -> None:
     job.timings = timings
 
 
+def _write_chosen(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]:
+    """The chosen graph to the output (atomic): the graph itself, or its int8 QDQ quantization with the int8 checks
+    and loss. A folded graph the quantizer fails on is dropped and the next candidate quantized. Returns (checks,
+    calibration, nodes left float)."""
+    while True:
+        try:
+            return _verify_and_write(job)
+        except EdgeError:
+            raise  # the user's to act on (a --keep-float that names nothing, a gate missed)
+        except Exception as e:  # noqa: BLE001  (the quantizer failed on a folded graph: the next candidate)
+            if job.cfg.int8 is None or job.chosen == "reference" or len(job.made) < 2:
+                raise
+            job.made.pop(job.chosen).unlink(missing_ok=True)
+            job.drop(job.chosen, f"int8 quantization of the folded graph failed: {failure_line(e)}")
+            job.chosen = "reference" if "reference" in job.made else next(iter(job.made))
+
+
 def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]:
-    """The float checks of the chosen graph, then the output (atomic): the graph itself, or its int8 QDQ
-    quantization with the int8 checks and loss. Returns (checks, calibration, nodes left float)."""
     cfg, chosen, xs = job.cfg, job.chosen, job.xs
-    unfolded = job.made.get("reference") if chosen != "reference" else None
-    checks = _verify_float(job.made[chosen], job.prep.module, xs, job.wants,
-                           f"ONNX export of {job.prep.label} ({chosen})", cfg.dynamic_batch, unfolded,
-                           runtime_only=chosen == "reference")
+    checks = job.float_checks[chosen]
     calibration, excluded = None, []
     with atomic_path(job.out_path) as final_tmp:
         q = cfg.int8
@@ -278,6 +340,8 @@ def _record(job: _Job, checks: dict[str, Any], calibration: str | None, excluded
         "float_nodes": excluded if q else None,
         "checks": checks,
         "fold": job.fold_reports[job.chosen].to_dict(),
+        "fallback": job.fallback(job.chosen, job.cfg.form),
+        "note": (f"{job.reference_error}; the folded graph exports" if job.reference_error else None),
         "form_timings": job.timings,
         "opset": OPSET,
         "tools": tool_versions("onnx", "onnxruntime", "onnxslim", "onnxscript"),
@@ -301,19 +365,32 @@ def _check_inputs(shape: Any) -> np.ndarray:
     return torch.randn(verify.N_CHECK, *[int(v) for v in shape], generator=g).numpy()
 
 
-def _verify_float(path: Path, ref: nn.Module, xs: tuple[torch.Tensor, ...], wants: list[np.ndarray], what: str,
-                  dynamic_batch: bool, unfolded: Path | None = None, runtime_only: bool = False) -> dict[str, Any]:
-    """The verify stage for ONNX float (export/verify.py): every output against PyTorch (and against torch.onnx's
-    own export of the unfolded module, `unfolded`, when --form auto made one), on the check inputs for a one-input
-    batch-1 model, else on the example input."""
-    if len(xs) == 1 and xs[0].shape[0] == 1 and not dynamic_batch:
-        x = _check_inputs(xs[0].shape[1:])
-        gots = run_onnx_samples(path, x)
+def _verify_float(job: _Job, form: str) -> dict[str, Any]:
+    """The verify stage for ONNX float (export/verify.py) of one candidate: every output against PyTorch, on the
+    check inputs for a one-input batch-1 model, else on the example input. A folded candidate farther than the
+    tolerance is compared with torch.onnx's own export of the unfolded module (exported here when --form auto did
+    not): equal within float rounding, the distance is the converter's (reported); not equal, our fold moved a
+    value (InternalError)."""
+    path, ref, xs = job.made[form], job.prep.module, job.xs
+    what = f"ONNX export of {job.prep.label} ({form})"
+    if not (len(xs) == 1 and xs[0].shape[0] == 1 and not job.cfg.dynamic_batch):
+        return verify.check_float(run_onnx_all(path, [t.numpy() for t in xs]), job.wants, "fp32", what,
+                                  runtime_only=form == "reference")
+    x = _check_inputs(xs[0].shape[1:])
+    if job.expected is None:
         wants = verify.torch_outputs(ref, x)
-        conv = run_onnx_samples(unfolded, x) if unfolded is not None else None
-        return verify.check_float(gots, wants, "fp32", what, verify.float_noise(ref, x, wants), conversion=conv,
-                                  runtime_only=runtime_only)
-    return verify.check_float(run_onnx_all(path, [t.numpy() for t in xs]), wants, "fp32", what)
+        job.expected = (wants, verify.float_noise(ref, x, wants))
+    wants, noise = job.expected
+    gots = run_onnx_samples(path, x)
+    if form == "reference":
+        return verify.check_float(gots, wants, "fp32", what, noise, runtime_only=True)
+    conv = run_onnx_samples(job.made["reference"], x) if "reference" in job.made else None
+    try:
+        return verify.check_float(gots, wants, "fp32", what, noise, conversion=conv)
+    except EdgeError:
+        if conv is not None or job.reference_error is not None or _make_candidate(job, "reference") is None:
+            raise
+        return verify.check_float(gots, wants, "fp32", what, noise, conversion=run_onnx_samples(job.made["reference"], x))
 
 
 def _verify_int8(path: Path, chw: Any) -> dict[str, Any]:

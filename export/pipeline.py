@@ -80,12 +80,43 @@ class Prepared:
 
 @dataclasses.dataclass
 class Job:
-    """A backend's state through its stages; each backend adds what its stages fill in."""
+    """A backend's state through its stages; each backend adds what its stages fill in.
+
+    `dropped`: candidates left out, and why. The fold and the graph passes are optimizations: a candidate they
+    could not build, that the converter refused, or that failed its own check is dropped here and the choice goes
+    on among the others (the graph as written last), so the fold never costs the user the artifact."""
 
     prep: Prepared
     cfg: ExportConfig
     out_path: Path
     p: Any  # progress (export.common.progress)
+    dropped: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def drop(self, name: str, err: BaseException | str) -> None:
+        why = err if isinstance(err, str) else failure_line(err)
+        self.dropped[name] = why
+        self.p.log(f"candidate {name} left out: {why}")
+
+    def fallback(self, chosen: str, asked: str) -> dict[str, Any] | None:
+        """The sidecar's record of what was left out, with the warning the user sees (None when nothing was)."""
+        if not self.dropped:
+            return None
+        names = ", ".join(self.dropped)
+        reasons = "; ".join(f"{k}: {v}" for k, v in self.dropped.items())
+        honoured = asked in ("auto", chosen) or (asked == "cpu" and chosen in ("cpu", "reference3"))
+        text = (f"left out {names} ({reasons}); shipped {chosen}"
+                + ("" if honoured else f", not the --form {asked} you asked for")
+                + ". The fold or a graph pass failed on this model, which is a bug in shufflenet-edge, not in your "
+                  "model: the artifact is correct, please report it with the command, `shufflenet-edge --version` "
+                  "and this line")
+        return {"dropped": dict(self.dropped), "shipped": chosen, "form_asked": asked, "warning": text}
+
+
+def failure_line(err: BaseException) -> str:
+    """One line for a caught failure: its type and the first line of its message, at most 240 characters."""
+    text = str(err).strip()
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(err).__name__}: {first}"[:240]
 
 
 def _example(example_input: Any, cfg: ExportConfig) -> tuple[torch.Tensor, ...]:
@@ -167,4 +198,12 @@ def export(model: nn.Module | str, out: str | os.PathLike[str] | None, config: E
     side = backend(config.format).export(prep, path, config)
     if side is None:  # pragma: no cover  (a backend always returns its record)
         raise EdgeError(f"the {config.format_name} backend wrote no record for {path}")
+    if (side.get("fallback") or {}).get("warning"):
+        import warnings
+
+        warnings.warn(side["fallback"]["warning"], FoldFallbackWarning, stacklevel=2)
     return Artifact(path, side)
+
+
+class FoldFallbackWarning(UserWarning):
+    """A folded candidate was left out of an export (the artifact is correct; the fold has a bug to report)."""

@@ -41,6 +41,7 @@ class Sidecar:
     form_timings: dict[str, Any] | None = None
     passes: list[dict[str, Any]] | None = None  # TFLite graph passes
     fold: dict[str, Any] | None = None
+    fallback: dict[str, Any] | None = None  # candidates left out (the fold's failures) and what shipped instead
     graph: dict[str, Any] | None = None
     tools: dict[str, str] = dataclasses.field(default_factory=dict)
     opset: int | None = None

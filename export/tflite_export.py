@@ -43,11 +43,11 @@ from shufflenet_edge.export.common import (
 )
 from shufflenet_edge.export.config import ExportConfig
 from shufflenet_edge.export import verify
-from shufflenet_edge.export.pipeline import Job, Prepared
+from shufflenet_edge.export.pipeline import Job, Prepared, failure_line
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize
 from torch import nn
 
-from shufflenet_edge.errors import InternalError, UsageError, eval_mode
+from shufflenet_edge.errors import EdgeError, InternalError, UsageError, eval_mode
 from shufflenet_edge.graph_fold import fold_graph
 from shufflenet_edge.models.weights import file_sha256
 
@@ -121,9 +121,13 @@ def _time_bytes(models: dict[str, bytes], x: np.ndarray, tune: Any) -> dict[str,
 
 @dataclasses.dataclass
 class _Job(Job):
-    """One TFLite export's state, filled stage by stage (export_tflite runs them in order)."""
+    """One TFLite export's state, filled stage by stage (export_tflite runs them in order).
 
-    form: str
+    Graphs: `bases` holds each conversion before the passes ("folded": the graph-level fold converted; "reference":
+    the module as written), `candidates` the graphs after a recipe's passes, `base_of` which base each candidate
+    was built on (a recipe falls back to the reference conversion when the fold or its conversion failed)."""
+
+    form: str = "auto"
     images: Any = None  # calibration set (int8), at the model's input size
     kept: list[str] = dataclasses.field(default_factory=list)  # --keep-float units
     x_nchw: Any = None
@@ -133,10 +137,17 @@ class _Job(Job):
     out_layouts: list[str | None] = dataclasses.field(default_factory=list)
     calib_l: np.ndarray | None = None
     fold_report: Any = None
+    fold_error: str | None = None  # why the graph-level fold is missing (its failure, or the converter's refusal)
+    reference_error: str | None = None  # why the module as written did not convert (the converter's refusal)
+    ref_job: Any = None  # the child converting the reference form (--form auto)
+    bases: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    sims: dict[str, Any] = dataclasses.field(default_factory=dict)  # per base: its PT2E simulation (int8)
     candidates: dict[str, bytes] = dataclasses.field(default_factory=dict)
     pass_reports: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
-    base_of: dict[str, bytes] = dataclasses.field(default_factory=dict)  # each candidate's graph before the passes
-    sim_of: dict[str, Any] = dataclasses.field(default_factory=dict)  # each candidate's PT2E simulation (int8)
+    base_of: dict[str, str] = dataclasses.field(default_factory=dict)
+    checks_of: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    expected: Any = None  # PyTorch's outputs on the check inputs and its float noise (computed once)
+    unfolded: bytes | None = None  # the reference conversion after its I/O passes: what "exact" is measured against
     timings: dict[str, Any] | None = None
     chosen: str = ""
 
@@ -164,6 +175,17 @@ class _Job(Job):
     def wrapped(self, module: nn.Module) -> nn.Module:
         return _nhwc(module, self.rank4()) if self.layout == "nhwc" else eval_mode(module)
 
+    def lower(self, module: nn.Module, folded: bool) -> tuple[bytes, Any]:
+        """litert-torch's conversion of `module` (PT2E int8 first when asked): (flatbuffer, simulation or None)."""
+        wrapped = self.wrapped(module)
+        if self.precision != "int8":
+            return convert(wrapped, self.x), None
+        sim, quantizer = pt2e_quantize(wrapped, self.x, self.calib_l, **self.quant(folded))  # type: ignore[arg-type]
+        return convert(sim, self.x, quantizer), sim
+
+    def finish(self, base: bytes, recipe: str | None) -> tuple[bytes, list[dict[str, Any]]]:
+        return apply_passes(base, recipe, self.cfg.tflite_io, self.precision == "fp16")
+
 
 def export_tflite(prep: Prepared, out_path: Path, cfg: ExportConfig) -> dict[str, Any]:
     """The TFLite backend of the pipeline (export/pipeline.py): `prep`'s module to `out_path` as `cfg` says;
@@ -174,9 +196,10 @@ def export_tflite(prep: Prepared, out_path: Path, cfg: ExportConfig) -> dict[str
     form = cfg.form
     if prep.family == "mobilenet_v2" and form != "reference":
         form = "reference"  # no channel shuffle to fold: the graph as written is the only candidate
-    job = _Job(prep, cfg, out_path, progress(cfg.progress), form)
+    job = _Job(prep, cfg, out_path, progress(cfg.progress), form=form)
     _inputs(job)
     _candidates(job)
+    _check_candidates(job)
     _select(job)
     checks = _verify_stage(job)
     return _write(job, checks)
@@ -208,78 +231,121 @@ def _inputs(job: _Job) -> None:
         job.chk = job.to_layout(torch.randn(verify.N_CHECK, *job.x_nchw.shape[1:], generator=gen).numpy())
 
 
+RECIPES = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "auto": ["delegate", *CPU_RECIPES]}
+
+
 def _candidates(job: _Job) -> None:
     """Fold, convert (PT2E int8 first when asked) and apply each recipe's passes; with --form auto the reference
     form too, converted in a child process beside this one when there are CPUs for it (the same bytes either
-    way; it starts first, so its interpreter start-up overlaps the fold)."""
-    ref_job = None
+    way; it starts first, so its interpreter start-up overlaps the fold). A recipe whose fold or conversion failed is
+    built on the reference conversion instead (the TFLite passes rewrite shuffle regions by themselves); one whose
+    passes failed is dropped with the reason."""
     if job.form == "auto":
         from shufflenet_edge.export.candidate_worker import start_reference
 
-        ref_job = start_reference(job.prep.module, job.rank4(), job.layout, job.x, job.calib_l, job.quant(False))
+        job.ref_job = start_reference(job.prep.module, job.rank4(), job.layout, job.x, job.calib_l, job.quant(False))
     try:  # the child never outlives this export (an error, Ctrl-C)
-        _convert_folded(job, one_thread=ref_job is not None)
-        if job.form == "auto":
-            _convert_reference(job, ref_job)
+        if job.form != "reference":
+            _convert_folded(job, one_thread=job.ref_job is not None)
+        if job.form in ("auto", "reference"):
+            _reference_base(job)
     finally:
-        if ref_job is not None:
-            ref_job.cancel()
+        if job.ref_job is not None:
+            job.ref_job.cancel()
+    base = "folded" if "folded" in job.bases else ("reference" if _reference_base(job) is not None else None)
+    if base is None:
+        raise _no_conversion(job)
+    with job.p.step("graph passes (shuffle path, max-pool padding, nearest upsampling, I/O types)"):
+        for r in RECIPES[job.form]:
+            _add_candidate(job, r or "reference", base if r else "reference", r)
+        if job.form == "auto" and "reference" in job.bases:
+            _add_candidate(job, "reference", "reference", None)
+
+
+def _add_candidate(job: _Job, key: str, base: str, recipe: str | None) -> None:
+    if key in job.candidates:
+        return
+    try:
+        job.candidates[key], job.pass_reports[key] = job.finish(job.bases[base], recipe)
+        job.base_of[key] = base
+    except Exception as e:  # noqa: BLE001  (our pass failed on this graph: the other candidates go on)
+        job.drop(key, f"the {recipe or 'I/O'} graph passes failed: {failure_line(e)}")
 
 
 def _convert_folded(job: _Job, one_thread: bool) -> None:
-    precision, ref = job.precision, job.prep.module
+    """The graph-level fold, converted: `job.bases["folded"]`, or the reason it is missing in `job.fold_error`."""
     threads_before = torch.get_num_threads()
     if one_thread:
         torch.set_num_threads(1)  # one CPU each while the child converts (more threads than CPUs only wait)
-    sim = None
-    step = "converting with litert-torch" + (" (int8: PT2E calibration first)" if precision == "int8" else "")
+    step = "converting with litert-torch" + (" (int8: PT2E calibration first)" if job.precision == "int8" else "")
     try:
-        if job.form == "reference":
-            torch_form = ref
-        else:
-            torch_form, job.fold_report = fold_graph(ref, (job.x_nchw,), form="transpose", split="slice",
+        try:
+            torch_form, job.fold_report = fold_graph(job.prep.module, (job.x_nchw,), form="transpose", split="slice",
                                                      int8_friendly=True)
-        wrapped = job.wrapped(torch_form)
+        except Exception as e:  # noqa: BLE001  (the fold is an optimization: the graph as written still converts)
+            job.fold_error = f"the graph-level fold failed: {failure_line(e)}"
+            job.p.log(f"fold left out: {job.fold_error}")
+            return
         with job.p.step(f"{job.prep.label}: {step}"):
-            if precision == "int8":
-                sim, quantizer = pt2e_quantize(wrapped, job.x, job.calib_l, **job.quant(job.form != "reference"))  # type: ignore[arg-type]
-                base = convert(sim, job.x, quantizer)
-            else:
-                base = convert(wrapped, job.x)
+            try:
+                job.bases["folded"], job.sims["folded"] = job.lower(torch_form, folded=True)
+            except Exception as e:  # noqa: BLE001  (the converter refused the folded graph, not the model)
+                job.fold_error = f"litert-torch refused the folded graph: {failure_line(e)}"
+                job.p.log(f"fold left out: {job.fold_error}")
     finally:
         torch.set_num_threads(threads_before)
-    recipes = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES),
-               "auto": ["delegate", *CPU_RECIPES]}[job.form]
-    with job.p.step("graph passes (shuffle path, max-pool padding, nearest upsampling, I/O types)"):
-        for r in recipes:
-            key = r or "reference"
-            job.candidates[key], job.pass_reports[key] = apply_passes(base, r, job.cfg.tflite_io, precision == "fp16")
-            job.base_of[key], job.sim_of[key] = base, sim
-            for rep in job.pass_reports[key]:
-                if (rep.get("pass") == "shuffle_path" and rep["rewritten"] == 0 and job.fold_report is not None
-                        and job.fold_report.counts()["data_path"] > 0):
-                    raise InternalError(f"shuffle_path found no shuffle region to rewrite in {job.prep.label}: "
-                                        f"{rep['skipped'][:1]}")
 
 
-def _convert_reference(job: _Job, ref_job: Any) -> None:
-    """The reference form (the graph as written, converted the same way): the folded forms must earn their place."""
-    sim_r = None
-    with job.p.step(f"{job.prep.label}: converting the reference form too (a candidate of --form auto)"):
-        base_r = ref_job.result() if ref_job is not None else None
-        if ref_job is not None and base_r is None:
-            why = (((ref_job.error or "").strip().splitlines()) or ["?"])[-1][:160]
+def _reference_base(job: _Job) -> bytes | None:
+    """The module as written, converted (the child's conversion under --form auto, else here, once); None when the
+    converter refuses it (the reason is `job.reference_error`)."""
+    if "reference" in job.bases or job.reference_error is not None:
+        return job.bases.get("reference")
+    with job.p.step(f"{job.prep.label}: converting the module as written (the reference form)"):
+        base = job.ref_job.result() if job.ref_job is not None else None
+        if job.ref_job is not None and base is None:
+            why = (((job.ref_job.error or "").strip().splitlines()) or ["?"])[-1][:160]
             job.p.log(f"reference candidate: the child conversion failed ({why}); converting it here")
-        if base_r is None:  # no child, or it failed: convert here
-            wrapped = job.wrapped(job.prep.module)
-            if job.precision == "int8":
-                sim_r, q_r = pt2e_quantize(wrapped, job.x, job.calib_l, **job.quant(False))  # type: ignore[arg-type]
-                base_r = convert(sim_r, job.x, q_r)
-            else:
-                base_r = convert(wrapped, job.x)
-    job.candidates["reference"], job.pass_reports["reference"] = apply_passes(base_r, None, job.cfg.tflite_io,
-                                                                             job.precision == "fp16")
-    job.base_of["reference"], job.sim_of["reference"] = base_r, sim_r
+        job.ref_job = None
+        if base is None:
+            try:
+                base, job.sims["reference"] = job.lower(job.prep.module, folded=False)
+            except Exception as e:  # noqa: BLE001  (the converter's refusal of the user's graph: said, not raised here)
+                job.reference_error = f"litert-torch could not convert the module as written: {failure_line(e)}"
+                return None
+    job.bases["reference"] = base
+    return base
+
+
+def _no_conversion(job: _Job) -> Exception:
+    """Nothing converted: the converter refused the model as written (the user's to act on), or our part failed."""
+    if job.reference_error is not None and (job.fold_error is None or "refused" in job.fold_error):
+        return EdgeError(job.reference_error + (f"; the folded graph: {job.fold_error}" if job.fold_error else ""))
+    why = "; ".join(v for v in (job.fold_error, job.reference_error) if v) or "no candidate"
+    return InternalError(f"no TFLite candidate of {job.prep.label} could be built: {why}")
+
+
+def _check_candidates(job: _Job) -> None:
+    """Every candidate's own check before the choice (export/verify.py): one that our fold or passes made wrong is
+    dropped with the reason. Float: against PyTorch, and against the reference conversion when the distance is
+    beyond PyTorch's own float noise (the converter's distance is reported, not refused). int8: the passes must
+    move no stored value. An explicit --form left with nothing ships the reference conversion, said so."""
+    for key in list(job.candidates):
+        try:
+            job.checks_of[key] = _verify(job, key)
+        except InternalError as e:
+            del job.candidates[key]
+            job.drop(key, str(e).split(". This is a bug")[0])
+    if not job.candidates and job.form != "reference":
+        base = _reference_base(job)
+        if base is None:
+            raise _no_conversion(job)
+        _add_candidate(job, "reference", "reference", None)
+        if "reference" in job.candidates:
+            job.checks_of["reference"] = _verify(job, "reference")
+    if not job.candidates:
+        raise InternalError(f"every TFLite candidate of {job.prep.label} was left out: "
+                            + "; ".join(f"{k}: {v}" for k, v in job.dropped.items()))
 
 
 def _select(job: _Job) -> None:
@@ -295,8 +361,8 @@ def _select(job: _Job) -> None:
             timings = _time_bytes(job.candidates, job.to_layout(job.x_nchw.numpy()[:1]), t)
         # The preferred form: `delegate` (fewest ops, rank 4) when the artifact is meant for a GPU/NPU delegate,
         # else the simplest folded CPU recipe.
-        preferred = "delegate" if t.prefer == "gpu" and "delegate" in job.candidates else (
-            "cpu" if "cpu" in job.candidates else next(iter(job.candidates)))
+        order = ["delegate", "cpu"] if t.prefer == "gpu" else ["cpu", "reference3", "delegate"]
+        preferred = next((k for k in order if k in job.candidates), next(iter(job.candidates)))
         graphs = {k: _graph_summary(b) for k, b in job.candidates.items()}
         decision = decide(timings["round_medians_ms"], preferred=preferred,
                           data_movement={k: g["data_movement_ops"] for k, g in graphs.items()})
@@ -308,14 +374,15 @@ def _select(job: _Job) -> None:
         timings["candidate_graphs"] = graphs
         job.p.log(f"form: {decision['verdict']}")
         job.timings = timings
-    if job.sim_of.get(job.chosen) is None and job.precision == "int8":
+    base = job.base_of[job.chosen]
+    if job.sims.get(base) is None and job.precision == "int8":
         # the reference form won and was converted in the child: its simulation for the checks (calibration is
         # deterministic: the same observers see the same images)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(1)  # as the child calibrated
         try:
-            job.sim_of[job.chosen], _ = pt2e_quantize(job.wrapped(job.prep.module), job.x, job.calib_l,
-                                                      **job.quant(False))  # type: ignore[arg-type]
+            job.sims[base], _ = pt2e_quantize(job.wrapped(job.prep.module), job.x, job.calib_l,
+                                              **job.quant(False))  # type: ignore[arg-type]
         finally:
             torch.set_num_threads(threads_before)
     if job.cfg.keep_candidates is not None:
@@ -328,15 +395,14 @@ def _select(job: _Job) -> None:
 
 def _verify_stage(job: _Job) -> dict[str, Any]:
     """The checks of the chosen graph (export/verify.py) and, for int8, the loss against the float model."""
-    final, chosen = job.candidates[job.chosen], job.chosen
-    unfolded = job.candidates.get("reference") if chosen != "reference" else None
-    checks = _verify(final, job.base_of[chosen], job.prep.module, job.sim_of[chosen], job.chk, job.precision,
-                     job.cfg.tflite_io, job.out_layouts, job.layout, unfolded,
-                     runtime_only=chosen == "reference")
+    chosen = job.chosen
+    checks = _verify(job, chosen, sim=job.sims.get(job.base_of[chosen])) if job.precision == "int8" \
+        else job.checks_of[chosen]
     if job.precision == "int8" and job.chk is not None:
         with job.p.step("int8 loss against the float model"):
-            checks["int8_loss"] = _int8_loss(final, job.prep.module, job.sim_of[chosen], job.images, job.to_layout,
-                                             job.layout, job.out_layouts, job.cfg.int8.gate if job.cfg.int8 else None)
+            checks["int8_loss"] = _int8_loss(job.candidates[chosen], job.prep.module, job.sims[job.base_of[chosen]],
+                                             job.images, job.to_layout, job.layout, job.out_layouts,
+                                             job.cfg.int8.gate if job.cfg.int8 else None)
     return checks
 
 
@@ -349,7 +415,6 @@ def _write(job: _Job, checks: dict[str, Any]) -> dict[str, Any]:
         tmp.write_bytes(final)
     g = inspect_tflite(job.out_path, analyze_gpu=True)
     logits = len(job.ref_outs) == 1 and job.ref_outs[0].dim() == 2
-    fold = job.fold_report
     sidecar = {
         "format": "tflite",
         "path": str(job.out_path),
@@ -376,9 +441,9 @@ def _write(job: _Job, checks: dict[str, Any]) -> dict[str, Any]:
         "checks": checks,
         "form_timings": job.timings,
         "passes": job.pass_reports[chosen],
-        "fold": (fold.to_dict() if fold is not None and chosen != "reference" else
-                 {"form": "reference", "counts": None,
-                  "found_in_candidates": fold.counts() if fold is not None else None}),
+        "fold": _fold_record(job),
+        "fallback": job.fallback(chosen, job.cfg.form),
+        "note": (f"{job.reference_error}; the folded graph converts" if job.reference_error else None),
         "tools": tool_versions("litert-torch", "ai-edge-litert", "torchao"),
         "graph": {k: g[k] for k in ("ops", "op_histogram", "data_movement_ops", "max_rank", "xnnpack_partitions",
                                     "quantize_ops", "size_bytes", "gpu_compatibility")},
@@ -386,6 +451,20 @@ def _write(job: _Job, checks: dict[str, Any]) -> dict[str, Any]:
     embed_identity(job.out_path, sidecar)  # the artifact says what it is even without its sidecar
     sidecar["graph"]["size_bytes"] = job.out_path.stat().st_size
     return write_sidecar(job.out_path, sidecar)
+
+
+def _fold_record(job: _Job) -> dict[str, Any]:
+    """The sidecar's `fold`: the graph-level fold's report when the shipped graph was built on it, and the shuffle
+    regions of the converted graph the shuffle_path pass left as converted, each with its reason."""
+    fold, chosen = job.fold_report, job.chosen
+    left = [r for rep in job.pass_reports.get(chosen, []) if rep.get("pass") == "shuffle_path"
+            for r in rep.get("skipped", [])]
+    if chosen == "reference":
+        return {"form": "reference", "counts": None, "found_in_candidates": fold.counts() if fold is not None else None}
+    if job.base_of[chosen] != "folded":
+        return {"form": f"{chosen} passes on the graph as written", "counts": None, "error": job.fold_error,
+                "left_alone_in_graph": left}
+    return {**fold.to_dict(), "left_alone_in_graph": left}
 
 
 def _graph_summary(buf: bytes) -> dict[str, Any]:
@@ -422,26 +501,60 @@ def _nchw_outputs(ys: list[np.ndarray], layouts: list[str | None]) -> list[np.nd
             for y, lay in zip(ys, layouts)]
 
 
-def _verify(final: bytes, base: bytes, ref: nn.Module, sim: Any, chk: np.ndarray | None, precision: str, io: str,
-            layouts: list[str | None], in_layout: str, unfolded: bytes | None = None,
-            runtime_only: bool = False) -> dict[str, Any]:
-    """The verify stage for TFLite (export/verify.py): float against PyTorch (and against the converter's own
-    conversion of the unfolded module, `unfolded`, when --form auto made one), int8 against its simulation."""
-    if chk is None:
+def _verify(job: _Job, key: str, sim: Any = None) -> dict[str, Any]:
+    """The verify stage for TFLite (export/verify.py) of candidate `key`: float against PyTorch (and against the
+    converter's own conversion of the unfolded module); int8: the passes moved no stored value, and with `sim` (the
+    PT2E simulation) every output's distance to it in output steps."""
+    if job.chk is None:
         return {"skipped": "checks run for batch 1 only"}
-    if precision in ("fp32", "fp16"):
-        x_nchw = np.ascontiguousarray(chk.transpose(0, 3, 1, 2)) if in_layout == "nhwc" else chk
-        gots = _nchw_outputs(run_tflite_all(final, chk), layouts)
-        wants = verify.torch_outputs(ref, x_nchw)
-        conv = _nchw_outputs(run_tflite_all(unfolded, chk), layouts) if unfolded is not None else None
-        return verify.check_float(gots, wants, precision, f"TFLite {precision}", verify.float_noise(ref, x_nchw, wants),
-                                  conversion=conv, runtime_only=runtime_only)
+    final = job.candidates[key]
+    if job.precision in ("fp32", "fp16"):
+        return _check_float(job, key, final)
     moved = None
-    if io == "int8":  # the passes must not change a single stored value (they move data only)
-        before, after = run_tflite_all(base, chk, raw=True), run_tflite_all(final, chk, raw=True)
+    if job.cfg.tflite_io == "int8":  # the passes must not change a single stored value (they move data only)
+        base = job.bases[job.base_of[key]]
+        before, after = run_tflite_all(base, job.chk, raw=True), run_tflite_all(final, job.chk, raw=True)
         moved = max(int(np.abs(b.astype(np.int64) - a.astype(np.int64)).max()) for b, a in zip(before, after))
+    if sim is None:
+        return verify.check_moved(moved)
     # The simulation takes the artifact's input layout and gives its output layout: compared as they are.
-    return verify.check_int8(run_tflite_all(final, chk), verify.torch_outputs(sim, chk), _output_scales(final), moved)
+    return verify.check_int8(run_tflite_all(final, job.chk), verify.torch_outputs(sim, job.chk), _output_scales(final),
+                             moved)
+
+
+def _check_float(job: _Job, key: str, final: bytes) -> dict[str, Any]:
+    """One float candidate against PyTorch; when it is farther than the tolerance, against the reference conversion
+    too, which tells the converter's distance (reported) from a value our fold or passes moved (InternalError)."""
+    x_nchw = np.ascontiguousarray(job.chk.transpose(0, 3, 1, 2)) if job.layout == "nhwc" else job.chk
+    if job.expected is None:
+        wants = verify.torch_outputs(job.prep.module, x_nchw)
+        job.expected = (wants, verify.float_noise(job.prep.module, x_nchw, wants))
+    wants, noise = job.expected
+    gots = _nchw_outputs(run_tflite_all(final, job.chk), job.out_layouts)
+    what = f"TFLite {job.precision} ({key})"
+    if key == "reference":  # the conversion itself: its distance to PyTorch is the converter's, reported
+        return verify.check_float(gots, wants, job.precision, what, noise, runtime_only=True)
+    conv = _unfolded_outputs(job) if "reference" in job.candidates else None
+    try:
+        return verify.check_float(gots, wants, job.precision, what, noise, conversion=conv)
+    except EdgeError:
+        conv = _unfolded_outputs(job)
+        if conv is None:  # the module as written does not convert: nothing to tell the distances apart
+            raise
+        return verify.check_float(gots, wants, job.precision, what, noise, conversion=conv)
+
+
+def _unfolded_outputs(job: _Job) -> list[np.ndarray] | None:
+    """The reference conversion's outputs on the check inputs (converted here, once, when no candidate has them)."""
+    if job.unfolded is None:
+        if "reference" in job.candidates:
+            job.unfolded = job.candidates["reference"]
+        else:
+            base = _reference_base(job)
+            if base is None:
+                return None
+            job.unfolded = job.finish(base, None)[0]
+    return _nchw_outputs(run_tflite_all(job.unfolded, job.chk), job.out_layouts)
 
 
 def _int8_loss(final: bytes, ref: nn.Module, sim: Any, images: Any, to_layout: Any, layout: str,

@@ -162,6 +162,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             gr = (t.get("candidate_graphs") or {}).get(k) or {}
             print(f"  candidate {k}: {ms:.3f} ms median ({t.get('threads')} thread(s))"
                   + (f", {gr['data_movement_ops']} data-movement ops, max rank {gr['max_rank']}" if gr else ""))
+    if (side.get("fallback") or {}).get("warning"):
+        print(f"warning: {side['fallback']['warning']}")
     print(f"report: {out}.json")
     if side.get("random_weights"):
         print("note: random weights (no --weights): numbers are for speed and parity only")
