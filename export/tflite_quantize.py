@@ -33,6 +33,10 @@ def _share_ops() -> set[Any]:
             a.permute.default, a.permute_copy.default, a.slice.Tensor, a.slice_copy.Tensor,
             a.squeeze.dim, a.squeeze_copy.dim, a.unsqueeze.default, a.flatten.using_ints,
             a.transpose.int, a.clone.default, a.contiguous.default if hasattr(a, "contiguous") else a.clone.default,
+            # Nearest upsampling copies values. With an observer of its own (Lite-HRNet's cross-resolution weights,
+            # upsampled by size), the converter's reshapes that implement it sat between two scales: "'tfl.reshape'
+            # op quantization parameters violate the same scale constraint".
+            a.upsample_nearest2d.vec, a.upsample_nearest2d.default,
         }
     return _SHARE_OPS
 
@@ -92,6 +96,29 @@ def _decompose_silu(model: torch.fx.GraphModule) -> int:
             mul = model.graph.call_function(a.mul.Tensor, (x, sig))
         for new in (sig, mul):
             new.meta = {k: v for k, v in n.meta.items() if k != "source_fn_stack"}
+        n.replace_all_uses_with(mul)
+        model.graph.erase_node(n)
+        n_done += 1
+    if n_done:
+        model.recompile()
+    return n_done
+
+
+def _double_as_mul(model: torch.fx.GraphModule) -> int:
+    """``x + x`` as ``x * 2`` (the same number). mmpose's Lite-HRNet fuse loop adds a branch to itself (``y = out[0];
+    y += out[0]``, made out-of-place by `functionalize_inplace`); annotated as a two-input add of one tensor, the
+    converter failed ("'tfl.reshape' op quantization parameters violate the same scale constraint", two scales
+    within 2% of each other) in the graph as written and in the fold alike, and passed with this rewrite. A
+    multiply by a scalar is an int8 op with an observer of its own."""
+    a = torch.ops.aten
+    n_done = 0
+    for n in list(model.graph.nodes):
+        if (n.op != "call_function" or n.target != a.add.Tensor or len(n.args) < 2
+                or n.args[0] is not n.args[1] or n.kwargs.get("alpha", 1) != 1 or not _float_node(n.args[0])):
+            continue
+        with model.graph.inserting_before(n):
+            mul = model.graph.call_function(a.mul.Tensor, (n.args[0], 2.0))
+        mul.meta = {k: v for k, v in n.meta.items() if k != "source_fn_stack"}
         n.replace_all_uses_with(mul)
         model.graph.erase_node(n)
         n_done += 1
@@ -318,6 +345,7 @@ def make_quantizer(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool =
             # scalar constants left the adds in NCHW between TRANSPOSEs. Scalars stay scalars: the converter
             # quantizes them with the op.
             _decompose_silu(model)
+            _double_as_mul(model)
             return model
 
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -409,6 +437,9 @@ def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_d
             raise ValueError("keep_float needs the shared-data-path quantizer")
         quantizer = PT2EQuantizer().set_global(quantization_config(calib_method, per_channel))
     gm = torch.export.export(model, (x,)).module()
+    from shufflenet_edge.graph_fold import functionalize_inplace
+
+    functionalize_inplace(gm)  # an in-place op on a view of a data path: one scale on each side of it otherwise
     if keep_float:
         inner = getattr(model, "wrapped", model)
         if isinstance(inner, torch.fx.GraphModule):  # the graph-level fold: module names live on its nodes
