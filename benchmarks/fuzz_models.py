@@ -1,0 +1,151 @@
+"""Benchmark: generated ShuffleNet-family models (tests/model_gen.py) through every path, counted.
+
+Each seed draws an architecture (V1/V2/megvii units, every spelling of the shuffle and the split, taps returned as
+outputs, heads of ranks 2-5, SE, upsampling, adaptive pooling, odd channels, non-square inputs), builds it with
+random weights and non-identity BatchNorm, and runs (tests/generated_cases.py): the graph fold in PyTorch, ONNX fp32,
+TFLite fp32 and, for every `--int8-every`-th seed, TFLite int8, each export with defaults and then parity's default
+gate. Every case runs in its own process (a crash or a hang of a native library is one case's `internal` outcome, not
+the end of the run); results are appended as they come, so a run can be resumed.
+
+    python benchmarks/fuzz_models.py --cases 300                  # seeds 0..299
+    python benchmarks/fuzz_models.py --seeds 17 42                # reproduce given seeds (printed on failure)
+
+Writes benchmarks/results/fuzz_models.json and fuzz_models.md: cases, exported per path, refusals with their
+one-line reason, internal errors and wrong numbers (the goal for both: 0), each with the seed that reproduces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+TESTS = HERE.parent / "tests"
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(TESTS))
+
+CASE_TIMEOUT_S = 1200
+
+
+def one(seed: int, paths: list[str], out: Path) -> int:
+    """Run one case in this process and write its record (the child's job)."""
+    import generated_cases
+
+    with tempfile.TemporaryDirectory(prefix=f"fuzz-{seed}-") as td:
+        rec = generated_cases.run_case(seed, Path(td), tuple(paths))
+    out.write_text(json.dumps(rec))
+    return 0
+
+
+def run_child(seed: int, paths: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="fuzz-rec-") as td:
+        rec_path = Path(td) / "case.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(seed), "--paths", *paths,
+               "--record", str(rec_path)]
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_TIMEOUT_S,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            why = None if p.returncode == 0 and rec_path.is_file() else \
+                f"the case process exited {p.returncode}: {(p.stderr or '').strip().splitlines()[-1:]}"
+        except subprocess.TimeoutExpired:
+            why = f"the case process ran past {CASE_TIMEOUT_S} s"
+        if why is None:
+            return json.loads(rec_path.read_text())
+    return {"seed": seed, "summary": f"seed {seed}", "results": [
+        {"path": p, "outcome": "internal", "detail": why, "seconds": round(time.perf_counter() - t0, 1),
+         "form": None, "fallback": None, "metrics": {}} for p in paths]}
+
+
+def render(cases: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    import generated_cases
+
+    t = generated_cases.tally(cases)
+    lines = [f"# Generated models through every path ({meta['date']})", "",
+             f"`python benchmarks/fuzz_models.py {meta['args']}` on {meta['host']}; {t['cases']} cases (seeds "
+             f"{min(c['seed'] for c in cases)}..{max(c['seed'] for c in cases)}), int8 on every {meta['int8_every']}th "
+             f"seed; wall time {meta['wall_s'] / 60:.0f} min. Models: tests/model_gen.py; checks: tests/generated_cases.py.",
+             "", "| path | cases | exported | of which a folded candidate was left out | refused | internal errors | "
+             "wrong numbers | median s/case |", "|---|---|---|---|---|---|---|---|"]
+    for path, p in t["per_path"].items():
+        n = p["exported"] + p["refused"] + p["internal"] + p["wrong"]
+        lines.append(f"| {path} | {n} | {p['exported']} | {p['fallback']} | {p['refused']} | {p['internal']} | "
+                     f"{p['wrong']} | {p['seconds_median']:.1f} |")
+    for path, p in t["per_path"].items():
+        if not p["reasons"]:
+            continue
+        lines += ["", f"## {path}: not exported plainly", "", "| seed | outcome | reason |", "|---|---|---|"]
+        lines += [f"| {r['seed']} | {r['outcome'] if r['outcome'] != 'exported' else 'exported (fallback)'} | "
+                  f"{(r['detail'] or '').replace('|', '/')[:300]} |" for r in p["reasons"]]
+    lines += ["", "Reproduce one case: `python benchmarks/fuzz_models.py --seeds SEED`; the model alone: "
+              "`build(draw(SEED))` in tests/model_gen.py."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=300, help="seeds 0..N-1 (default 300)")
+    ap.add_argument("--seeds", type=int, nargs="+", help="these seeds instead")
+    ap.add_argument("--int8-every", type=int, default=3, help="TFLite int8 on every k-th seed (default 3)")
+    ap.add_argument("--out", default="fuzz_models", help="results/<out>.json and .md (default fuzz_models)")
+    ap.add_argument("--resume", action="store_true", help="keep the cases already in results/<out>.jsonl")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--paths", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--record", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one is not None:
+        return one(args.one, args.paths, Path(args.record))
+    if args.int8_every < 1 or args.cases < 1:
+        ap.error("--cases and --int8-every must be positive")
+    seeds = args.seeds if args.seeds else list(range(args.cases))
+    res = HERE / "results"
+    res.mkdir(exist_ok=True)
+    log = res / f"{args.out}.jsonl"
+    done = {}
+    if args.resume and log.is_file():
+        done = {r["seed"]: r for r in map(json.loads, log.read_text().splitlines()) if r}
+    elif log.exists():
+        log.unlink()
+    t0 = time.perf_counter()
+    for i, seed in enumerate(seeds):
+        if seed in done:
+            continue
+        paths = ["fold", "onnx", "tflite"] + (["tflite_int8"] if seed % args.int8_every == 0 else [])
+        rec = run_child(seed, paths)
+        done[seed] = rec
+        with log.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        bad = [f"{r['path']} {r['outcome']}: {(r['detail'] or '')[:160]}" for r in rec["results"]
+               if r["outcome"] in ("internal", "wrong")]
+        print(f"[{i + 1}/{len(seeds)}] {rec['summary']}: "
+              + ", ".join(f"{r['path']} {r['outcome']}" + (" (fallback)" if r.get("fallback") else "")
+                          for r in rec["results"]) + ("".join(f"\n    {b}" for b in bad)), flush=True)
+    cases = [done[s] for s in seeds]
+    from _timing import cpu_model
+    from shufflenet_edge.runtimes.ort_session import cpu_isa
+
+    flags = cpu_isa()["flags"]
+    meta = {"date": time.strftime("%Y-%m-%d"), "args": " ".join(argv if argv is not None else sys.argv[1:]),
+            "host": f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, ISA flags read: "
+                    f"{', '.join(flags) if flags else 'none of ' + '/'.join(('avx2', 'avx512_vnni', 'avx_vnni'))}",
+            "int8_every": args.int8_every, "wall_s": time.perf_counter() - t0}
+    import generated_cases
+
+    (res / f"{args.out}.json").write_text(json.dumps({"meta": meta, "tally": generated_cases.tally(cases),
+                                                       "cases": [{k: c[k] for k in ("seed", "summary", "results")}
+                                                                 for c in cases]}, indent=1) + "\n")
+    (res / f"{args.out}.md").write_text(render(cases, meta))
+    print(f"wrote {res / (args.out + '.json')} and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
