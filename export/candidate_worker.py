@@ -36,12 +36,16 @@ class ReferenceJob:
                  log: Path) -> None:
         self.proc, self.folder, self.out, self.log = proc, folder, out, log
         self.error: str | None = None  # the end of the child's output when it failed
+        self.refused: str | None = None  # the converter's own refusal of the model (converting again would repeat it)
 
     def result(self, timeout: float = 1800.0) -> bytes | None:
         try:
             rc = self.proc.wait(timeout=timeout)
             if rc == 0 and self.out.is_file():
                 return self.out.read_bytes()
+            refused = self.out.with_name("refused.txt")
+            if rc == REFUSED_EXIT and refused.is_file():
+                self.refused = refused.read_text(errors="replace")
             self.error = f"exit code {rc}: " + self.log.read_text(errors="replace")[-2000:]
             return None
         except subprocess.TimeoutExpired:
@@ -100,6 +104,7 @@ def start_reference(model: torch.nn.Module, rank4: list[int] | None, layout: str
 
 
 PARENT_ENV = "SHUFFLENET_EDGE_CANDIDATE_PARENT"
+REFUSED_EXIT = 3  # the child's exit code when the converter refused the model (its reason in refused.txt)
 
 
 def _die_with_parent() -> None:
@@ -131,11 +136,17 @@ def main(argv: list[str]) -> int:
 
     model = eval_mode(job["model"])
     wrapped = _nhwc(model, job["rank4"]) if job["layout"] == "nhwc" else model
-    if job["quant"] is not None:
-        sim, quantizer = pt2e_quantize(wrapped, job["x"], job["calib"], **job["quant"])
-        buf = convert(sim, job["x"], quantizer)
-    else:
-        buf = convert(wrapped, job["x"])
+    try:
+        if job["quant"] is not None:
+            sim, quantizer = pt2e_quantize(wrapped, job["x"], job["calib"], **job["quant"])
+            buf = convert(sim, job["x"], quantizer)
+        else:
+            buf = convert(wrapped, job["x"])
+    except Exception as e:  # noqa: BLE001  (the converter refused the model: the parent says so, it does not retry)
+        from shufflenet_edge.export.pipeline import failure_line
+
+        Path(out).with_name("refused.txt").write_text(failure_line(e))
+        return REFUSED_EXIT
     tmp = Path(f"{out}.partial")
     tmp.write_bytes(buf)
     os.replace(tmp, out)

@@ -284,14 +284,14 @@ def _convert_folded(job: _Job, one_thread: bool) -> None:
                                                      int8_friendly=True)
         except Exception as e:  # noqa: BLE001  (the fold is an optimization: the graph as written still converts)
             job.fold_error = f"the graph-level fold failed: {failure_line(e)}"
-            job.p.log(f"fold left out: {job.fold_error}")
+            job.drop("fold", job.fold_error)
             return
         with job.p.step(f"{job.prep.label}: {step}"):
             try:
                 job.bases["folded"], job.sims["folded"] = job.lower(torch_form, folded=True)
             except Exception as e:  # noqa: BLE001  (the converter refused the folded graph, not the model)
                 job.fold_error = f"litert-torch refused the folded graph: {failure_line(e)}"
-                job.p.log(f"fold left out: {job.fold_error}")
+                job.drop("fold", job.fold_error)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -303,6 +303,10 @@ def _reference_base(job: _Job) -> bytes | None:
         return job.bases.get("reference")
     with job.p.step(f"{job.prep.label}: converting the module as written (the reference form)"):
         base = job.ref_job.result() if job.ref_job is not None else None
+        if job.ref_job is not None and job.ref_job.refused:
+            job.reference_error = f"litert-torch could not convert the module as written: {job.ref_job.refused}"
+            job.ref_job = None
+            return None
         if job.ref_job is not None and base is None:
             why = (((job.ref_job.error or "").strip().splitlines()) or ["?"])[-1][:160]
             job.p.log(f"reference candidate: the child conversion failed ({why}); converting it here")

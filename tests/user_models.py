@@ -111,3 +111,22 @@ def channel_shuffle_split() -> nn.Module:
 
 def nanodet_backbone() -> tuple[nn.Module, tuple[int, int, int, int]]:
     return randomize(NanoBackbone()), (1, 3, 256, 320)
+
+
+class TappedUnits(nn.Module):
+    """Three torchvision-style units; the first unit's output is returned as a graph output as well as read by the
+    next unit (fan-out), beside a classifier on the last: the net that made every folded TFLite form fail before."""
+
+    def __init__(self, c: int = 16, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = _cbr(3, c, 3, 2)
+        self.u1, self.u2, self.u3 = HandBlock(c, c, 1), HandBlock(c, c, 1), HandBlock(c, c, 1)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.u1(self.stem(x))
+        return x, self.fc(self.u3(self.u2(x)).mean([2, 3]))
+
+
+def tapped_units() -> tuple[nn.Module, tuple[int, int, int, int]]:
+    return randomize(TappedUnits()), (1, 3, 64, 64)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -502,10 +503,14 @@ class C3(nn.Module):
 
 class Detect(nn.Module):
     """YOLOv5's Detect as exported raw (training path / ``export`` flag): per level a 1x1 conv, then
-    ``view(bs, na, no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()``; decoding left to the app."""
+    ``view(bs, na, no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()``; decoding left to the app. With `concat` its
+    export "concat" mode: sigmoid, boxes decoded to pixels (``(y * 2 - 0.5 + grid) * stride``, ``(y * 2) ** 2 *
+    anchor_grid``) and every level in one (bs, N, no) tensor whose values run into the hundreds."""
 
-    def __init__(self, nc: int, ch: tuple[int, ...], anchors: tuple[tuple[int, ...], ...]) -> None:
+    def __init__(self, nc: int, ch: tuple[int, ...], anchors: tuple[tuple[int, ...], ...], concat: bool = False,
+                 strides: tuple[int, ...] = (8, 16, 32)) -> None:
         super().__init__()
+        self.concat, self.strides = concat, strides
         self.nc = nc
         self.no = nc + 5
         self.nl = len(anchors)
@@ -513,19 +518,32 @@ class Detect(nn.Module):
         self.register_buffer("anchors", torch.tensor(anchors).float().view(self.nl, -1, 2))
         self.m = nn.ModuleList(nn.Conv2d(c, self.no * self.na, 1) for c in ch)
 
-    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, xs: list[torch.Tensor]) -> Any:
         out = []
         for i in range(self.nl):
             x = self.m[i](xs[i])
             bs, _, ny, nx = x.shape
             out.append(x.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
-        return out
+        if not self.concat:
+            return out
+        z = []
+        for i, y in enumerate(out):
+            bs, _, ny, nx, _ = y.shape
+            gy, gx = torch.meshgrid(torch.arange(ny), torch.arange(nx), indexing="ij")
+            grid = torch.stack((gx, gy), 2).view(1, 1, ny, nx, 2).float()
+            anchor_grid = (self.anchors[i] * self.strides[i]).view(1, self.na, 1, 1, 2) / self.strides[i]
+            y = y.sigmoid()
+            xy = (y[..., 0:2] * 2 - 0.5 + grid) * self.strides[i]
+            wh = (y[..., 2:4] * 2) ** 2 * anchor_grid
+            z.append(torch.cat((xy, wh, y[..., 4:]), -1).view(bs, -1, self.no))
+        return torch.cat(z, 1)
 
 
 class YoloV5Lite(nn.Module):
     """v5Lite-s: stem, Shuffle_Block stages (P3/8, P4/16, P5/32), the YOLOv5 PAN neck, Detect (3 outputs)."""
 
-    def __init__(self, nc: int = 3, c: tuple[int, ...] = (16, 32, 64, 128), neck: tuple[int, ...] = (32, 64)) -> None:
+    def __init__(self, nc: int = 3, c: tuple[int, ...] = (16, 32, 64, 128), neck: tuple[int, ...] = (32, 64),
+                 concat: bool = False) -> None:
         super().__init__()
         self.stem = ConvBnReluMaxpool(3, c[0])
         self.p3 = nn.Sequential(ShuffleBlock(c[0], c[1], 2), ShuffleBlock(c[1], c[1], 1), ShuffleBlock(c[1], c[1], 1))
@@ -542,7 +560,7 @@ class YoloV5Lite(nn.Module):
         self.conv21 = YoloConv(n4, n4, 3, 2)
         self.c3_23 = C3(n4 + n4, 2 * n4)
         self.detect = Detect(nc, (n3, n4, 2 * n4), ((10, 13, 16, 30, 33, 23), (30, 61, 62, 45, 59, 119),
-                                                    (116, 90, 156, 198, 373, 326)))
+                                                    (116, 90, 156, 198, 373, 326)), concat=concat)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         p3 = self.p3(self.stem(x))
@@ -817,8 +835,10 @@ class LiteHRModule(nn.Module):
         out = self.layers(x)
         out_fuse = []
         for i in range(len(self.fuse_layers)):
+            # mmpose's loop, as shipped: j runs from 0, so for i == 0 the first branch is added to itself in place
+            # (y is out[0]), and later rows read that mutated out[0]; for i > 0 its term is added twice.
             y = out[0] if i == 0 else self.fuse_layers[i][0](out[0])
-            for j in range(1, self.num_branches):
+            for j in range(self.num_branches):
                 if i == j:
                     y += out[j]
                 else:
@@ -919,6 +939,21 @@ def make_lite_hrnet() -> tuple[nn.Module, tuple[int, int, int, int]]:
     # Pose models take portrait crops (256x192 at full size).
     net = LiteHRNet(stage_channels=((16, 32), (16, 32, 64)), num_modules=(1, 1))
     return randomize(net, 6), (1, 3, 64, 48)
+
+
+def yolov5_lite_concat() -> tuple[nn.Module, tuple[int, int, int, int]]:
+    """v5Lite-s with its Detect head in export "concat" mode: one (1, N, 8) output, boxes in pixels. Not in ZOO (the
+    raw-head model covers the backbone and neck); tests/test_zoo.py exports it to ONNX."""
+    return randomize(YoloV5Lite(concat=True), 4), (1, 3, 128, 128)
+
+
+def lite_hrnet_four_branches() -> tuple[nn.Module, tuple[int, int, int, int]]:
+    """Lite-HRNet-18's three stages (two, three, four branches) at a small size: the smallest model of the zoo's blocks
+    on which int8 TFLite failed with "'tfl.reshape' op quantization parameters violate the same scale constraint"
+    (the fuse loop's self-add with four branches; two or three branches converted). Not in ZOO: one int8 export of
+    it costs about a minute here."""
+    net = LiteHRNet(stage_channels=((16, 32), (16, 32, 64), (16, 32, 64, 128)), num_modules=(1, 1, 1))
+    return randomize(net, 8), (1, 3, 64, 64)
 
 
 def make_megvii_v2() -> tuple[nn.Module, tuple[int, int, int, int]]:
