@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from shufflenet_edge.export.inspect import inspect_tflite
     from shufflenet_edge.export.config import TuneConfig
-    from shufflenet_edge.export.timing import time_candidates
+    from shufflenet_edge.export.timing import time_and_decide
 
     from shufflenet_edge import digits
     from shufflenet_edge.api import export as se_export
@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{key}: accuracy {rows[-1]['accuracy']:.2%}, PSNR {st.psnr_db:.1f} dB")
     # fp32 first so that rows[1] is the default int8 in the table's "vs default int8" column
     rows = [rows[0], *[r for r in rows if r["name"] == "int8_default"], *[r for r in rows[1:] if r["name"] != "int8_default"]]
-    timing = time_candidates({k: str(v[0]) for k, v in arts.items()}, xt[:1].transpose(0, 2, 3, 1).copy(),
-                             TuneConfig(threads=1, rounds=a.rounds, runs=a.runs))
+    timing = time_and_decide({k: str(v[0]) for k, v in arts.items()}, xt[:1].transpose(0, 2, 3, 1).copy(),
+                             TuneConfig(threads=1, rounds=a.rounds, runs=a.runs), preferred=next(iter(arts)))
     for r in rows:
         if r["name"] in timing["median_ms"]:
             r["latency_ms"] = timing["median_ms"][r["name"]]

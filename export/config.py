@@ -70,10 +70,11 @@ class TuneConfig:
 
     target: str = "local"
     threads: int = 1
-    rounds: int | None = None  # None = export.timing.TUNE_ROUNDS
+    rounds: int | None = None  # None: locally until decided or the budget is spent; remote export.timing.TUNE_ROUNDS
     runs: int | None = None  # None = export.timing.TUNE_RUNS
     prefer: str = "cpu"  # what the artifact will run on: cpu (XNNPACK) or gpu (a GPU/NPU delegate)
     options: Any = None
+    budget_s: float = 60.0  # local timing stops here even when a comparison is still undecided
 
     def __post_init__(self) -> None:
         _choice("--tune-delegate", self.prefer, PREFERENCES)
@@ -81,6 +82,8 @@ class TuneConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise UsageError(f"tuning {name} must be a positive integer, got {v}")
+        if not self.budget_s > 0:
+            raise UsageError(f"--tune-seconds must be a positive number of seconds, got {self.budget_s}")
         from shufflenet_edge.runtimes.targets import parse_target
 
         kind = parse_target(self.target).kind  # a bad spec fails now, not after the conversion
@@ -182,7 +185,7 @@ class ExportConfig:
         int8_kw = {k: kw.pop(k) for k in ("calib", "calib_method", "calib_images", "int8_weights", "keep_float", "gate")
                    if k in kw}
         tune_kw = {k: kw.pop(k) for k in ("tune_on", "tune_options", "tune_rounds", "tune_runs", "tune_delegate",
-                                          "threads") if k in kw}
+                                          "tune_seconds", "threads") if k in kw}
         if kw.pop("int8", False):
             kw.setdefault("precision", "int8")
         if "show_progress" in kw:
@@ -204,5 +207,6 @@ class ExportConfig:
                               keep_float=tuple(int8_kw.get("keep_float") or ()), gate=int8_kw.get("gate"))
         tune = TuneConfig(target=tune_kw.get("tune_on") or "local", threads=tune_kw.get("threads") or 1,
                           rounds=tune_kw.get("tune_rounds"), runs=tune_kw.get("tune_runs"),
-                          prefer=tune_kw.get("tune_delegate") or "cpu", options=tune_kw.get("tune_options"))
+                          prefer=tune_kw.get("tune_delegate") or "cpu", options=tune_kw.get("tune_options"),
+                          budget_s=tune_kw.get("tune_seconds") or TuneConfig.budget_s)
         return cls(format=fmt, int8=int8, tune=tune, **kw)

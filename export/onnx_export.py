@@ -238,29 +238,27 @@ def _select(job: _Job) -> None:
     job.chosen = next(iter(cands))
     if len(cands) < 2:
         return
-    from shufflenet_edge.export.timing import TUNE_ROUNDS, decide, time_candidates
+    from shufflenet_edge.export.timing import time_and_decide
 
     t = job.cfg.tune
     x = job.xs[0].numpy() if job.cfg.dynamic_batch else job.xs[0].numpy()[:1]
+    preferred = next(iter(cands))
     with job.p.step(f"timing the candidate forms on {'onnxruntime here' if t.target == 'local' else t.target} "
-                    f"({t.threads} thread(s), {t.rounds or TUNE_ROUNDS} rounds)"):
-        timings = time_candidates({k: str(v) for k, v in cands.items()}, x, t)
+                    f"({t.threads} thread(s))"):
+        timings = time_and_decide({k: str(v) for k, v in cands.items()}, x, t, preferred,
+                                  f"the preferred folded form ({preferred})")
     graphs = {k: {g: v for g, v in graph_stats(path).items() if g in ("ops", "data_movement_ops", "max_rank")}
               for k, path in cands.items()}
-    preferred = next(iter(cands))
-    decision = decide(timings["round_medians_ms"], preferred=preferred,
-                      data_movement={k: g["data_movement_ops"] for k, g in graphs.items()})
-    job.chosen = decision["chosen"]
+    job.chosen = timings["chosen"]
     if job.chosen == "reference":
         r = graphs["reference"]
-        decision["verdict"] += (f"; the reference graph has max rank {r['max_rank']} and {r['data_movement_ops']} "
-                                "data-movement ops" + (" (rank 5: NNAPI and older GPU delegates refuse it)"
-                                                       if r["max_rank"] > 4 else "")
-                                + f": --form {preferred} keeps the folded graph")
+        timings["verdict"] += (f"; the reference graph has max rank {r['max_rank']} and {r['data_movement_ops']} "
+                               "data-movement ops" + (" (rank 5: NNAPI and older GPU delegates refuse it)"
+                                                      if r["max_rank"] > 4 else "")
+                               + f": --form {preferred} keeps the folded graph")
     timings["candidate_graphs"] = graphs
-    timings.update(decision)
     timings["target"] = t.target
-    job.p.log(f"form: {decision['verdict']}")
+    job.p.log(f"form: {timings['verdict']}")
     job.timings = timings
 
 

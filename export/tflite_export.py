@@ -27,6 +27,7 @@ import dataclasses
 import io
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -105,18 +106,10 @@ def _has_int8_io(g: Any) -> bool:
     return any(g.dtype(int(i)) == np.int8 for i in list(g.sg.inputs) + list(g.sg.outputs))
 
 
-def _time_bytes(models: dict[str, bytes], x: np.ndarray, tune: Any) -> dict[str, Any]:
-    """`timing.time_candidates` over candidate flatbuffers (written to a temporary folder first)."""
-    import tempfile
-
-    from shufflenet_edge.export.timing import time_candidates
-
-    with tempfile.TemporaryDirectory() as td:
-        paths = {}
-        for k, b in models.items():
-            paths[k] = str(Path(td) / f"candidate_{k}.tflite")
-            Path(paths[k]).write_bytes(b)
-        return time_candidates(paths, x, tune)
+def _write_temp(folder: Path, key: str, buf: bytes) -> str:
+    path = folder / f"candidate_{key}.tflite"
+    path.write_bytes(buf)
+    return str(path)
 
 
 @dataclasses.dataclass
@@ -356,27 +349,27 @@ def _select(job: _Job) -> None:
     """Time the candidates interleaved (here or on the tuning target) and apply the rule (export/timing.py)."""
     job.chosen = next(iter(job.candidates))
     if len(job.candidates) > 1:
-        from shufflenet_edge.export.timing import TUNE_ROUNDS, decide
+        from shufflenet_edge.export.timing import time_and_decide
 
         t = job.cfg.tune
         where = "LiteRT here" if t.target == "local" else t.target
-        with job.p.step(f"timing {len(job.candidates)} candidate graphs on {where} ({t.threads} thread(s), "
-                        f"{t.rounds or TUNE_ROUNDS} rounds)"):
-            timings = _time_bytes(job.candidates, job.to_layout(job.x_nchw.numpy()[:1]), t)
-        # The preferred form: `delegate` (fewest ops, rank 4) when the artifact is meant for a GPU/NPU delegate,
-        # else the simplest folded CPU recipe.
+        # The preferred form: `delegate` (fewest ops, rank 4) when the artifact is meant for a GPU/NPU delegate, else
+        # the simplest folded CPU recipe; it ships unless another is measurably faster.
         order = ["delegate", "cpu"] if t.prefer == "gpu" else ["cpu", "reference3", "delegate"]
         preferred = next((k for k in order if k in job.candidates), next(iter(job.candidates)))
+        why = ("the fewest data moves and rank 4, for the GPU/NPU delegate named (--tune-delegate gpu)"
+               if preferred == "delegate" and t.prefer == "gpu" else "the preferred form for a CPU (XNNPACK)")
+        with job.p.step(f"timing {len(job.candidates)} candidate graphs on {where} ({t.threads} thread(s))"):
+            with tempfile.TemporaryDirectory() as td:
+                paths = {k: _write_temp(Path(td), k, b) for k, b in job.candidates.items()}
+                timings = time_and_decide(paths, job.to_layout(job.x_nchw.numpy()[:1]), t, preferred, why)
         graphs = {k: _graph_summary(b) for k, b in job.candidates.items()}
-        decision = decide(timings["round_medians_ms"], preferred=preferred,
-                          data_movement={k: g["data_movement_ops"] for k, g in graphs.items()})
-        job.chosen = decision["chosen"]
+        job.chosen = timings["chosen"]
         if job.chosen == "reference":
-            decision["verdict"] += "; " + _reference_cost(graphs)
-        timings.update(decision)
+            timings["verdict"] += "; " + _reference_cost(graphs)
         timings["target"] = t.target
         timings["candidate_graphs"] = graphs
-        job.p.log(f"form: {decision['verdict']}")
+        job.p.log(f"form: {timings['verdict']}")
         job.timings = timings
     base = job.base_of[job.chosen]
     if job.sims.get(base) is None and job.precision == "int8":

@@ -1,30 +1,41 @@
 """Timing candidate graphs and choosing among them, for `--form auto` (the paper's rule: measure on the platform).
 
-The decision never follows noise. Candidates are timed interleaved, round by round, so slow drifts of the
-machine hit every candidate alike; each candidate's speed is compared with the preferred form's *per round*
-(ratio of the two round medians), and a candidate displaces the preferred form only when it is faster by more
-than the round-to-round spread of that ratio. The reference form (the torchvision graph as converted) is shipped
-only when it beats every folded form beyond the spread, and the verdict says so.
+The decision never follows noise, and it resolves what is measurable. Candidates are timed interleaved, round by
+round (warm-up discarded, the order rotated per round, the process pinned to the CPUs it times on where the OS
+allows), so slow drifts of the machine hit every candidate alike. Each candidate is compared with the preferred form
+*per round* (the ratio of the two round medians), and the comparison is sequential: rounds continue until the 95%
+confidence interval of every ratio lies outside the tie band (faster or slower by more than `TIE_BAND`) or inside it
+(a tie), or the time budget runs out. A candidate displaces the preferred form only when it is faster beyond the
+band; the reference form (the graph as written) only when it is faster beyond the band than the best folded form.
+An interval that still straddles a band edge when the budget runs out is said to be too noisy to tell, with the
+form shipped and why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-# --form auto: rounds x runs per candidate, interleaved. Seven rounds give the spread a range to stand on (three
-# did not: their ranges overlapped and the choice followed noise, docs/design.md, the timing rule).
-TUNE_ROUNDS = 7
+# --form auto: runs per candidate per round; rounds until decided (at least MIN_ROUNDS) or the budget is spent.
+# Remote targets time a fixed number of rounds (one runner process per measurement), decided by the same rule.
 TUNE_RUNS = 30
+TUNE_ROUNDS = 7  # rounds on a remote target
+TUNE_BUDGET_S = 60.0
+MIN_ROUNDS = 5
+MAX_ROUNDS = 400
+TIE_BAND = 0.015  # candidates within 1.5% of each other are a tie: no decision follows a smaller difference
 
-RULE = ("ship the preferred form unless another candidate is faster by more than the round-to-round spread of "
-        "its per-round time ratio to the preferred one (median ratio < 1 - spread, spread = half the range of the "
-        "ratios); among those, the fastest; when none is, the folded form with the fewest data-movement ops among "
-        "those the preferred one is not faster than beyond the spread (the single rank-4 path GPU/NPU delegates "
-        "want costs nothing there); the reference form only if it beats every folded form that way")
+RULE = (f"paired rounds, sequential: rounds continue until the 95% confidence interval of each candidate's per-round "
+        f"time ratio to the preferred form lies below 1 - {TIE_BAND:g} (faster), above 1 + {TIE_BAND:g} (slower) or "
+        f"within the band (a tie), or the budget runs out (undecided: too noisy to tell); the fastest candidate that "
+        f"is faster beyond the band ships, else the preferred form; the reference form only if it is faster beyond "
+        f"the band than that folded form")
 
 
 def round_medians(invokers: dict[str, Callable[[], Any]], rounds: int, runs: int | dict[str, int],
@@ -54,15 +65,6 @@ def round_medians(invokers: dict[str, Callable[[], Any]], rounds: int, runs: int
     return per
 
 
-def interleaved_medians(invokers: dict[str, Callable[[], Any]], runtime: str, threads: int,
-                        rounds: int = 3, runs: int = 30, warmup: int = 5) -> dict[str, Any]:
-    """`round_medians` as the sidecar records it: per candidate, the median of each round (ms) and the median of
-    those."""
-    per = round_medians(invokers, rounds, runs, warmup)
-    return {"runtime": runtime, "threads": threads, "rounds": rounds, "runs_per_round": runs,
-            "median_ms": {k: float(np.median(v)) for k, v in per.items()}, "round_medians_ms": per}
-
-
 def ratio_stats(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """Per-round ratios a/b: median, min, max and spread (half the range)."""
     r = np.asarray(a, np.float64) / np.asarray(b, np.float64)
@@ -70,53 +72,76 @@ def ratio_stats(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     return {"median": float(np.median(r)), "min": lo, "max": hi, "spread": (hi - lo) / 2.0}
 
 
-def faster_beyond_noise(a: Sequence[float], b: Sequence[float]) -> bool:
-    """a is faster than b by more than the round-to-round spread of their ratio."""
-    s = ratio_stats(a, b)
-    return s["median"] < 1.0 - s["spread"]
+def _t975(dof: int) -> float:
+    """The two-sided 95% quantile of Student's t (a table to 30 degrees of freedom, the normal's 1.96 beyond)."""
+    table = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+             2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+    return table[dof - 1] if dof <= len(table) else 1.96 + 2.4 / dof
+
+
+def ratio_ci(a: Sequence[float], b: Sequence[float], band: float = TIE_BAND) -> dict[str, Any]:
+    """The per-round ratio a/b as a paired comparison: the geometric mean of the ratios with its 95% confidence
+    interval (Student's t on the log ratios), and the verdict against the tie band: faster, slower, tie or
+    undecided (the interval straddles a band edge)."""
+    logs = np.log(np.asarray(a, np.float64) / np.asarray(b, np.float64))
+    n = len(logs)
+    mean = float(logs.mean())
+    half = _t975(n - 1) * float(logs.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
+    lo, hi = math.exp(mean - half), math.exp(mean + half)
+    if hi < 1 - band:
+        verdict = "faster"
+    elif lo > 1 + band:
+        verdict = "slower"
+    elif lo >= 1 - band and hi <= 1 + band:
+        verdict = "tie"
+    else:
+        verdict = "undecided"
+    return {"ratio": math.exp(mean), "low": lo, "high": hi, "rounds": n, "verdict": verdict}
+
+
+def _ci_text(c: dict[str, Any]) -> str:
+    return f"x{c['ratio']:.3f}, 95% CI {c['low']:.3f}-{c['high']:.3f}, {c['rounds']} rounds"
 
 
 def decide(round_ms: dict[str, list[float]], preferred: str, reference: str | None = "reference",
-           data_movement: dict[str, int] | None = None) -> dict[str, Any]:
-    """The form to ship from interleaved round medians (ms), by `RULE`; a JSON-able record of why.
-    `data_movement`: each candidate's data-movement op count (ties go to the fewest)."""
+           band: float = TIE_BAND, why_preferred: str = "the preferred form") -> dict[str, Any]:
+    """The form to ship from interleaved round medians (ms), by `RULE`; a JSON-able record of why, with every
+    comparison and the ones still undecided (`undecided`: what more rounds could settle)."""
     if preferred not in round_ms:
         raise ValueError(f"preferred form {preferred!r} was not timed (timed: {', '.join(round_ms)})")
     pref = round_ms[preferred]
-    ratios = {k: ratio_stats(v, pref) for k, v in round_ms.items() if k != preferred}
+    cis = {k: ratio_ci(v, pref, band) for k, v in round_ms.items() if k != preferred}
     folded = [k for k in round_ms if k != reference]
-    winners = [k for k in folded if k != preferred and faster_beyond_noise(round_ms[k], pref)]
-    chosen = min(winners, key=lambda k: ratios[k]["median"]) if winners else preferred
+    winners = [k for k in folded if k != preferred and cis[k]["verdict"] == "faster"]
+    chosen = min(winners, key=lambda k: cis[k]["ratio"]) if winners else preferred
+    undecided = [k for k in folded if k != preferred and cis[k]["verdict"] == "undecided"]
     if winners:
-        verdict = (f"{chosen} is faster than the preferred {preferred} beyond the noise "
-                   f"(x{ratios[chosen]['median']:.3f}, spread {ratios[chosen]['spread']:.3f})")
+        verdict = f"{chosen} is faster than the preferred {preferred} beyond the {band:.1%} tie band ({_ci_text(cis[chosen])})"
+    elif undecided:
+        verdict = ("the machine was too noisy to tell " + "; ".join(f"{k} from {preferred} ({_ci_text(cis[k])})"
+                                                                   for k in undecided)
+                   + f" within the time budget: shipped {preferred}, {why_preferred}")
     else:
-        verdict = f"no folded form is faster than the preferred {preferred} beyond the noise: {preferred}"
-        dm = data_movement or {}
-        tied = [k for k in folded if k in dm and (k == preferred or not faster_beyond_noise(pref, round_ms[k]))]
-        if preferred in dm and tied:
-            fewest = min(tied, key=lambda k: (dm[k], k != preferred))
-            if dm[fewest] < dm[preferred]:
-                chosen = fewest
-                verdict = (f"no folded form is faster than the preferred {preferred} beyond the noise, and {fewest} "
-                           f"ties with it (x{ratios[fewest]['median']:.3f}, spread {ratios[fewest]['spread']:.3f}) "
-                           f"with {dm[fewest]} data-movement ops against {dm[preferred]}: {fewest}")
+        verdict = f"no folded form is faster than the preferred {preferred} beyond the {band:.1%} tie band: {preferred}"
+    vs_ref = None
     if reference is not None and reference in round_ms:
-        ref = round_ms[reference]
-        if all(faster_beyond_noise(ref, round_ms[k]) for k in folded):
-            s = ratio_stats(ref, round_ms[chosen])
-            verdict = (f"the reference form beats every folded form beyond the noise (x{s['median']:.3f} of "
-                       f"{chosen}, spread {s['spread']:.3f}): shipping the reference form, not a folded one")
+        vs_ref = ratio_ci(round_ms[reference], round_ms[chosen], band)
+        if vs_ref["verdict"] == "faster":
+            verdict = (f"the reference form is faster than {chosen} beyond the {band:.1%} tie band ({_ci_text(vs_ref)}): "
+                       "shipping the reference form, not a folded one")
             chosen = reference
-    return {"rule": RULE, "preferred": preferred, "chosen": chosen, "verdict": verdict,
-            "ratio_to_preferred": ratios}
+        elif vs_ref["verdict"] == "undecided":
+            undecided.append(reference)
+            verdict += f"; the reference form against {chosen}: too noisy to tell ({_ci_text(vs_ref)})"
+    return {"rule": RULE, "preferred": preferred, "chosen": chosen, "verdict": verdict, "tie_band": band,
+            "ratio_to_preferred": cis, "reference_to_chosen": vs_ref, "undecided": undecided}
 
 
 def time_on_target(paths: dict[str, str], target: str, threads: int, *, rounds: int = 5, runs: int = 30,
                    warmup: int = 5, options: Any = None) -> dict[str, Any]:
     """Time candidate files on a remote target through the bench machinery, interleaved round by round (the
     candidates' order rotates per round; each measurement is its own runner process on the board). Returns the
-    same record as `interleaved_medians`, plus the target and the board's environment."""
+    per-candidate round medians (ms) and their medians, the target and the board's environment."""
     keys = list(paths)
     order = [k for r in range(rounds) for k in keys[r % len(keys):] + keys[: r % len(keys)]]  # rotated per round
     from shufflenet_edge.runtimes.targets import parse_target
@@ -153,18 +178,71 @@ def time_on_target(paths: dict[str, str], target: str, threads: int, *, rounds: 
             "median_ms": {k: float(np.median(v)) for k, v in per.items()}, "round_medians_ms": per}
 
 
-def time_candidates(paths: dict[str, str], x: np.ndarray, tune: Any) -> dict[str, Any]:
-    """Interleaved round medians of candidate files (one input `x` in their layout) where `tune` (a TuneConfig)
-    says: in this process for `local` (each runtime's runner, spinning off), else on the target."""
+def time_and_decide(paths: dict[str, str], x: np.ndarray, tune: Any, preferred: str,
+                    why_preferred: str = "the preferred form") -> dict[str, Any]:
+    """Time candidate files (one input `x` in their layout) where `tune` (a TuneConfig) says and apply `decide`:
+    in this process for `local` (each runtime's runner, spinning off), round by round until every comparison is
+    decided or `tune.budget_s` is spent (or exactly `tune.rounds` rounds); else `tune.rounds or TUNE_ROUNDS` rounds on
+    the target. The timings with the decision merged in."""
     from shufflenet_edge.runtimes.runner import environment, open_artifact
 
-    rounds, runs = tune.rounds or TUNE_ROUNDS, tune.runs or TUNE_RUNS
+    runs = tune.runs or TUNE_RUNS
     if tune.target != "local":
-        return time_on_target(paths, tune.target, tune.threads, rounds=rounds, runs=runs, options=tune.options)
-    runners = {k: open_artifact(str(p), threads=tune.threads) for k, p in paths.items()}
-    prepared = {k: r.prepare(x) for k, r in runners.items()}
-    runtime = next(iter(runners.values())).runtime
-    t = interleaved_medians({k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()}, runtime,
-                            tune.threads, rounds, runs)
-    t["environment"] = environment()
+        t = time_on_target(paths, tune.target, tune.threads, rounds=tune.rounds or TUNE_ROUNDS, runs=runs,
+                           options=tune.options)
+        t["stopped"] = "fixed rounds on the target"
+    else:
+        runners = {k: open_artifact(str(p), threads=tune.threads) for k, p in paths.items()}
+        prepared = {k: r.prepare(x) for k, r in runners.items()}
+        invokers = {k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()}
+        with pinned(tune.threads) as cpus:
+            per, stopped, seconds = sequential_rounds(invokers, preferred, runs, tune.budget_s, tune.rounds)
+        t = {"runtime": next(iter(runners.values())).runtime, "threads": tune.threads, "rounds": len(per[preferred]),
+             "runs_per_round": runs, "median_ms": {k: float(np.median(v)) for k, v in per.items()},
+             "round_medians_ms": per, "budget_s": tune.budget_s, "seconds": round(seconds, 1), "stopped": stopped,
+             "pinned_cpus": cpus, "environment": environment()}
+    t.update(decide(t["round_medians_ms"], preferred, why_preferred=why_preferred))
     return t
+
+
+def sequential_rounds(invokers: dict[str, Callable[[], Any]], preferred: str, runs: int, budget_s: float,
+                      fixed: int | None = None) -> tuple[dict[str, list[float]], str, float]:
+    """Round medians, one round at a time after a discarded warm-up round, until `decide` has nothing undecided (at
+    least MIN_ROUNDS), the budget is spent, or MAX_ROUNDS; exactly `fixed` rounds when given. Returns (rounds,
+    why it stopped, seconds)."""
+    round_medians(invokers, 1, runs, warmup=5, reverse_odd=True)  # warm-up: caches, frequency, first allocations
+    per: dict[str, list[float]] = {k: [] for k in invokers}
+    t0 = time.monotonic()
+    r = 0
+    while True:
+        for k, v in round_medians(invokers, 1, runs, warmup=0, first_round=r, reverse_odd=True).items():
+            per[k].append(v[0])
+        r += 1
+        if fixed is not None:
+            if r >= fixed:
+                return per, f"the {fixed} rounds asked for", time.monotonic() - t0
+        elif r >= MIN_ROUNDS and not decide(per, preferred)["undecided"]:
+            return per, "every comparison decided", time.monotonic() - t0
+        elif time.monotonic() - t0 > budget_s or r >= MAX_ROUNDS:
+            return per, "the time budget ran out", time.monotonic() - t0
+
+
+@contextlib.contextmanager
+def pinned(threads: int) -> Iterator[list[int] | None]:
+    """Pin this process to `threads` CPUs while timing (the highest-numbered ones, usually the least busy with
+    interrupts), where the OS allows and there are more CPUs than threads; the CPUs, or None."""
+    get, put = getattr(os, "sched_getaffinity", None), getattr(os, "sched_setaffinity", None)
+    before = get(0) if get is not None else None
+    if put is None or before is None or len(before) <= threads:
+        yield None
+        return
+    cpus = sorted(before)[-threads:]
+    try:
+        put(0, cpus)
+    except OSError:
+        yield None
+        return
+    try:
+        yield cpus
+    finally:
+        put(0, before)

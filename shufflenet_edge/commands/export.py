@@ -27,7 +27,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--form", default="auto",
                    help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate (default auto: time every candidate, "
                         "the reference form included, and ship the preferred folded form unless another is faster "
-                        "beyond the round-to-round spread)")
+                        "beyond a 1.5%% tie band with 95%% confidence)")
     b = p.add_mutually_exclusive_group()
     b.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
     b.add_argument("--dynamic-batch", action="store_true", help="ONNX: symbolic batch dimension")
@@ -41,7 +41,12 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     t.add_argument("--tune-on", default="local", metavar="TARGET",
                    help="local (default), ssh://user@host[:port] or adb[:SERIAL]: time the candidates on the device that "
                         "will run it")
-    t.add_argument("--tune-rounds", type=positive_int, metavar="N", help="interleaved rounds (default 7)")
+    t.add_argument("--tune-rounds", type=positive_int, metavar="N",
+                   help="exactly N interleaved rounds (default: locally until every comparison is decided or "
+                        "--tune-seconds is spent; 7 on a remote target)")
+    t.add_argument("--tune-seconds", type=float, metavar="S",
+                   help="local timing budget in seconds (default 60): past it, an undecided comparison is said to be "
+                        "too noisy to tell")
     t.add_argument("--tune-runs", type=positive_int, metavar="N", help="runs per candidate per round (default 30)")
     t.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="passed to ssh/scp as -o OPT")
     t.add_argument("--ssh-jump", metavar="HOST", help="jump host (-J)")
@@ -117,6 +122,7 @@ def build_config(args: argparse.Namespace) -> ExportConfig:
         calib=args.calib, calib_method=args.calib_method, calib_images=args.calib_images,
         int8_weights=args.int8_weights, keep_float=args.keep_float, gate=gate,
         tune_on=args.tune_on, tune_options=opts, tune_rounds=args.tune_rounds, tune_runs=args.tune_runs,
+        tune_seconds=args.tune_seconds,
         tune_delegate=args.tune_delegate, threads=args.threads)
 
 
