@@ -579,147 +579,198 @@ def run_adb_target(target: str, artifacts: list[str], *, runtime: str, threads: 
     missing = [a for a in artifacts if not os.path.isfile(a)]
     if missing:
         raise AdbError(f"{target}: artifact not found: {missing[0]}")
-    timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
-    use_app = bool(options.get("use_app"))
-    gpu = options.get("adb_delegate") == "gpu"
-    ort_ep = str(options.get("adb_provider") or "cpu")
-    extra_args = [str(a) for a in (options.get("benchmark_args") or [])]
-    tools = find_tools(options) if not use_app else _Tools(None, None)
+    run = _AdbRun(target, runtime=runtime, threads=threads, runs=runs, warmup=warmup, options=options)
+    run.attach(runner)
+    return run.measure_all(artifacts)
 
-    adb = connect(target, options, runner)
-    env = device_environment(parse_getprop(adb.shell("getprop").stdout))
-    state_text = adb.shell(CPUFREQ_SCRIPT, check=False).stdout or ""
-    freqs = parse_cpufreq(state_text)
-    last_state = parse_cpu_state_listing(state_text)
-    profile = bool(options.get("profile"))
-    pause = Cooldown(float(options.get("cooldown") or 0.0), time.sleep)
-    env["cores"] = len(freqs) or None
-    env["cpu_max_freq_khz"] = {str(c): f for c, f in sorted(freqs.items())} or None
-    pin_note = None
-    if options.get("cpu_mask"):
-        mask: str | None = normalize_mask(options["cpu_mask"])
-        env["cpu_mask_source"] = "--cpu-mask"
-    else:
-        cores = big_cores(freqs, threads)
-        mask = cpu_mask(cores) if cores else None
-        env["big_cores"] = cores or None
-        env["cpu_mask_source"] = "big cores (cpuinfo_max_freq)" if cores else None
-        if not cores:
-            pin_note = "not pinned: the phone exposes no cpufreq max frequencies"
-    if mask and "taskset" not in adb.shell("command -v taskset || which taskset", check=False).stdout:
-        pin_note, mask = "not pinned: the phone has no taskset", None
-    env["cpu_mask"] = mask
-    if use_app:
-        env["pinning"] = "none: the demo app runs in its own process (taskset does not apply)"
-    elif mask:
-        env["pinning"] = f"taskset {mask} ({env.get('cpu_mask_source')})"
-    else:
-        env["pinning"] = pin_note or "none"
-    if use_app:
-        env["tool"] = f"{APP_PACKAGE}/{APP_ACTIVITY}"
 
-    workdir = f"{REMOTE_ROOT}/shufflenet-edge-{uuid.uuid4().hex[:8]}"
-    records: list[dict[str, Any]] = []
-    current: str | None = None
-    pushed_tools: dict[str, str] = {}
-    try:
-        adb.shell(remote("mkdir", "-p", workdir), timeout=SHORT_TIMEOUT)
-        adb.shell(remote("chmod", "755", workdir), timeout=SHORT_TIMEOUT)
-        if use_app:
-            if "package:" not in adb.shell(remote("pm", "path", APP_PACKAGE), check=False).stdout:
-                raise AdbError(f"{target}: the demo app {APP_PACKAGE} is not installed: build and install "
-                               "android_demo (./gradlew :app:installDebug), then rerun with --use-app")
-        for art in artifacts:
-            current = art
-            base: dict[str, Any] = dict(artifact=art, target=target, threads=threads, runs=runs, warmup=warmup,
-                                        model_size_bytes=os.path.getsize(art), environment=dict(env))
-            tool, rt = _runtime_for(art, runtime)
-            if tool is None:
-                records.append(_record(runtime=runtime, status="skipped", reason=rt, **base))
-                continue
-            if use_app:
-                if tool != "benchmark_model":
-                    records.append(_record(runtime=rt, status="skipped",
-                                           reason="the demo app runs .tflite models only", **base))
-                    continue
-                slept = pause.before_round()
-                started = time.time()
-                rec = _run_app(adb, art, workdir, base, threads=threads, runs=runs, warmup=warmup, gpu=gpu,
-                               timeout=timeout, pin_note=pin_note)
-                rec.setdefault("extra", {}).update(started_at=round(started, 3), ended_at=round(time.time(), 3),
-                                                   cooldown_s=round(slept, 3))
-                if profile:
-                    rec["extra"]["op_profile"] = {
-                        "source": "demo app", "timing": False, "summary_by_node_type": [], "notes": [],
-                        "reason": "the demo app times whole inferences only; per-op times come from benchmark_model "
-                                  "(--benchmark-binary) with --profile"}
-                records.append(rec)
-                continue
-            local_tool = tools.benchmark_model if tool == "benchmark_model" else tools.ort_perf_test
-            if not local_tool:
-                env_var = ENV_BENCHMARK_MODEL if tool == "benchmark_model" else ENV_ORT_PERF_TEST
-                records.append(_record(runtime=rt, status="skipped", reason=(
-                    f"no {tool} binary for the phone: pass --benchmark-binary PATH or set {env_var}"
-                    + (" (or use --use-app for the demo app)" if tool == "benchmark_model" else "")), **base))
-                continue
-            if local_tool not in pushed_tools:
-                remote_tool = f"{workdir}/{tool}"
-                adb.push(local_tool, remote_tool, timeout=timeout)
-                adb.shell(remote("chmod", "755", remote_tool))
-                pushed_tools[local_tool] = remote_tool
-            remote_model = f"{workdir}/{_remote_name(art)}"
-            adb.push(art, remote_model, timeout=timeout)
-            prof_args: list[str] = []
-            if profile:
-                prof_args = (["--enable_op_profiling=true"] if tool == "benchmark_model"
-                             else ["-p", f"{workdir}/{ORT_PROFILE_PREFIX}"])
-            if tool == "benchmark_model":
-                words = benchmark_model_words(pushed_tools[local_tool], remote_model, threads=threads, runs=runs,
-                                              warmup=warmup, gpu=gpu, max_secs=max(150.0, timeout),
-                                              extra=[*extra_args, *prof_args])
-            else:
-                words = ort_perf_test_words(pushed_tools[local_tool], remote_model, threads=threads, runs=runs,
-                                            provider=ort_ep, extra=[*extra_args, *prof_args])
-            slept = pause.before_round()
-            if slept:  # the state after the pause, not the one before it
-                last_state = parse_cpu_state_listing(adb.shell(CPUFREQ_SCRIPT, check=False).stdout or "")
-            started = time.time()
-            r = adb.shell(pinned_command(workdir, words, mask), timeout=timeout, check=False)
-            ended = time.time()
-            output, rc = _split_rc(r.stdout or "")
-            if rc is None:
-                # The marker never came back: adb lost the device while the tool ran.
-                raise AdbError(f"{target}: {_adb_message(r)}")
-            after = parse_cpu_state_listing(adb.shell(CPUFREQ_SCRIPT, check=False).stdout or "")
-            tool_env = {**env, "tool": tool, "tool_path": local_tool, "tool_sha256": file_sha256(local_tool),
-                        "tool_args": words[1:]}
-            rec = _tool_record(tool, rt, output, rc, base, tool_env, gpu=gpu, ort_ep=ort_ep, warmup=warmup,
-                               pin_note=pin_note)
-            extra = rec.setdefault("extra", {})
-            extra.update(cpu_state={"before": last_state, "after": after}, started_at=round(started, 3),
-                         ended_at=round(ended, 3), cooldown_s=round(slept, 3))
-            last_state = after
-            if profile:
-                extra["op_profile"] = _device_profile(adb, tool, output, workdir)
-                if rec["status"] == "ok":
-                    rec["reason"] = (rec.get("reason") or "") + "; op profiling was on during these runs (its " \
-                        "overhead is in the latency figures)"
-            records.append(rec)
-            adb.shell(remote("rm", "-f", remote_model), check=False)
-        current = None
-    except AdbError as e:
-        if current is not None or records:
-            if current is not None:
-                tool, rt = _runtime_for(current, runtime)
-                records.append(_record(artifact=current, runtime=rt if tool else runtime, target=target,
-                                       threads=threads, runs=runs, warmup=warmup, status="error",
-                                       reason=_strip_target(str(e), target), environment=dict(env)))
+class _AdbRun:
+    """The state of one run_adb_target call: its settings, the device and its environment, the records so far."""
+
+    def __init__(self, target: str, *, runtime: str, threads: int, runs: int, warmup: int,
+                 options: dict[str, Any]) -> None:
+        self.target = target
+        self.runtime = runtime
+        self.threads = threads
+        self.runs = runs
+        self.warmup = warmup
+        self.options = options
+        self.timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
+        self.use_app = bool(options.get("use_app"))
+        self.gpu = options.get("adb_delegate") == "gpu"
+        self.ort_ep = str(options.get("adb_provider") or "cpu")
+        self.extra_args = [str(a) for a in (options.get("benchmark_args") or [])]
+        self.tools = find_tools(options) if not self.use_app else _Tools(None, None)
+        self.records: list[dict[str, Any]] = []
+        self.pushed_tools: dict[str, str] = {}
+        self.workdir = ""
+
+    def attach(self, runner: Runner | None) -> None:
+        """Connect to the device; read its properties and CPU state; choose the CPU pinning."""
+        options = self.options
+        self.adb = connect(self.target, options, runner)
+        self.env = device_environment(parse_getprop(self.adb.shell("getprop").stdout))
+        state_text = self.adb.shell(CPUFREQ_SCRIPT, check=False).stdout or ""
+        freqs = parse_cpufreq(state_text)
+        self.last_state = parse_cpu_state_listing(state_text)
+        self.profile = bool(options.get("profile"))
+        self.pause = Cooldown(float(options.get("cooldown") or 0.0), time.sleep)
+        self.env["cores"] = len(freqs) or None
+        self.env["cpu_max_freq_khz"] = {str(c): f for c, f in sorted(freqs.items())} or None
+        self._choose_pinning(freqs)
+        if self.use_app:
+            self.env["tool"] = f"{APP_PACKAGE}/{APP_ACTIVITY}"
+
+    def _choose_pinning(self, freqs: dict[int, int]) -> None:
+        """The taskset mask (--cpu-mask, else the big cores) and the environment fields that describe it."""
+        env, options = self.env, self.options
+        pin_note = None
+        if options.get("cpu_mask"):
+            mask: str | None = normalize_mask(options["cpu_mask"])
+            env["cpu_mask_source"] = "--cpu-mask"
+        else:
+            cores = big_cores(freqs, self.threads)
+            mask = cpu_mask(cores) if cores else None
+            env["big_cores"] = cores or None
+            env["cpu_mask_source"] = "big cores (cpuinfo_max_freq)" if cores else None
+            if not cores:
+                pin_note = "not pinned: the phone exposes no cpufreq max frequencies"
+        if mask and "taskset" not in self.adb.shell("command -v taskset || which taskset", check=False).stdout:
+            pin_note, mask = "not pinned: the phone has no taskset", None
+        env["cpu_mask"] = mask
+        if self.use_app:
+            env["pinning"] = "none: the demo app runs in its own process (taskset does not apply)"
+        elif mask:
+            env["pinning"] = f"taskset {mask} ({env.get('cpu_mask_source')})"
+        else:
+            env["pinning"] = pin_note or "none"
+        self.mask, self.pin_note = mask, pin_note
+
+    def measure_all(self, artifacts: list[str]) -> list[dict[str, Any]]:
+        """Make the work folder, measure each artifact in it, remove it; a failure part-way keeps the records."""
+        adb, target = self.adb, self.target
+        workdir = self.workdir = f"{REMOTE_ROOT}/shufflenet-edge-{uuid.uuid4().hex[:8]}"
+        current: str | None = None
+        try:
+            adb.shell(remote("mkdir", "-p", workdir), timeout=SHORT_TIMEOUT)
+            adb.shell(remote("chmod", "755", workdir), timeout=SHORT_TIMEOUT)
+            if self.use_app:
+                if "package:" not in adb.shell(remote("pm", "path", APP_PACKAGE), check=False).stdout:
+                    raise AdbError(f"{target}: the demo app {APP_PACKAGE} is not installed: build and install "
+                                   "android_demo (./gradlew :app:installDebug), then rerun with --use-app")
+            for art in artifacts:
+                current = art
+                self._measure(art)
+            current = None
+        except AdbError as e:
+            if current is not None or self.records:
+                if current is not None:
+                    tool, rt = _runtime_for(current, self.runtime)
+                    self.records.append(_record(artifact=current, runtime=rt if tool else self.runtime,
+                                                target=target, threads=self.threads, runs=self.runs,
+                                                warmup=self.warmup, status="error",
+                                                reason=_strip_target(str(e), target), environment=dict(self.env)))
+                _cleanup(adb, workdir)
+                raise AdbTargetError(target, _strip_target(str(e), target), self.records) from None
             _cleanup(adb, workdir)
-            raise AdbTargetError(target, _strip_target(str(e), target), records) from None
+            raise
         _cleanup(adb, workdir)
-        raise
-    _cleanup(adb, workdir)
-    return records
+        return self.records
+
+    def _measure(self, art: str) -> None:
+        """One artifact: a skipped row if nothing here runs it, else the demo app or the native tool."""
+        base: dict[str, Any] = dict(artifact=art, target=self.target, threads=self.threads, runs=self.runs,
+                                    warmup=self.warmup, model_size_bytes=os.path.getsize(art),
+                                    environment=dict(self.env))
+        tool, rt = _runtime_for(art, self.runtime)
+        if tool is None:
+            self.records.append(_record(runtime=self.runtime, status="skipped", reason=rt, **base))
+        elif self.use_app:
+            self._measure_app(art, base, tool, rt)
+        else:
+            self._measure_tool(art, base, tool, rt)
+
+    def _measure_app(self, art: str, base: dict[str, Any], tool: str, rt: str) -> None:
+        """One artifact through the demo app (.tflite only), stamped with its times and pause."""
+        if tool != "benchmark_model":
+            self.records.append(_record(runtime=rt, status="skipped",
+                                        reason="the demo app runs .tflite models only", **base))
+            return
+        slept = self.pause.before_round()
+        started = time.time()
+        rec = _run_app(self.adb, art, self.workdir, base, threads=self.threads, runs=self.runs,
+                       warmup=self.warmup, gpu=self.gpu, timeout=self.timeout, pin_note=self.pin_note)
+        rec.setdefault("extra", {}).update(started_at=round(started, 3), ended_at=round(time.time(), 3),
+                                           cooldown_s=round(slept, 3))
+        if self.profile:
+            rec["extra"]["op_profile"] = {
+                "source": "demo app", "timing": False, "summary_by_node_type": [], "notes": [],
+                "reason": "the demo app times whole inferences only; per-op times come from benchmark_model "
+                          "(--benchmark-binary) with --profile"}
+        self.records.append(rec)
+
+    def _measure_tool(self, art: str, base: dict[str, Any], tool: str, rt: str) -> None:
+        """One artifact through the native tool: push, run pinned, parse, record the CPU state around it."""
+        adb, workdir = self.adb, self.workdir
+        local_tool = self.tools.benchmark_model if tool == "benchmark_model" else self.tools.ort_perf_test
+        if not local_tool:
+            env_var = ENV_BENCHMARK_MODEL if tool == "benchmark_model" else ENV_ORT_PERF_TEST
+            self.records.append(_record(runtime=rt, status="skipped", reason=(
+                f"no {tool} binary for the phone: pass --benchmark-binary PATH or set {env_var}"
+                + (" (or use --use-app for the demo app)" if tool == "benchmark_model" else "")), **base))
+            return
+        remote_tool = self._push_tool(tool, local_tool)
+        remote_model = f"{workdir}/{_remote_name(art)}"
+        adb.push(art, remote_model, timeout=self.timeout)
+        words = self._tool_words(tool, remote_tool, remote_model)
+        slept = self.pause.before_round()
+        if slept:  # the state after the pause, not the one before it
+            self.last_state = parse_cpu_state_listing(adb.shell(CPUFREQ_SCRIPT, check=False).stdout or "")
+        started = time.time()
+        r = adb.shell(pinned_command(workdir, words, self.mask), timeout=self.timeout, check=False)
+        ended = time.time()
+        output, rc = _split_rc(r.stdout or "")
+        if rc is None:
+            # The marker never came back: adb lost the device while the tool ran.
+            raise AdbError(f"{self.target}: {_adb_message(r)}")
+        after = parse_cpu_state_listing(adb.shell(CPUFREQ_SCRIPT, check=False).stdout or "")
+        tool_env = {**self.env, "tool": tool, "tool_path": local_tool, "tool_sha256": file_sha256(local_tool),
+                    "tool_args": words[1:]}
+        rec = _tool_record(tool, rt, output, rc, base, tool_env, gpu=self.gpu, ort_ep=self.ort_ep,
+                           warmup=self.warmup, pin_note=self.pin_note)
+        extra = rec.setdefault("extra", {})
+        extra.update(cpu_state={"before": self.last_state, "after": after}, started_at=round(started, 3),
+                     ended_at=round(ended, 3), cooldown_s=round(slept, 3))
+        self.last_state = after
+        if self.profile:
+            extra["op_profile"] = _device_profile(adb, tool, output, workdir)
+            if rec["status"] == "ok":
+                rec["reason"] = (rec.get("reason") or "") + "; op profiling was on during these runs (its " \
+                    "overhead is in the latency figures)"
+        self.records.append(rec)
+        adb.shell(remote("rm", "-f", remote_model), check=False)
+
+    def _push_tool(self, tool: str, local_tool: str) -> str:
+        """The tool's path on the phone, pushed (and made executable) the first time it is needed."""
+        if local_tool not in self.pushed_tools:
+            remote_tool = f"{self.workdir}/{tool}"
+            self.adb.push(local_tool, remote_tool, timeout=self.timeout)
+            self.adb.shell(remote("chmod", "755", remote_tool))
+            self.pushed_tools[local_tool] = remote_tool
+        return self.pushed_tools[local_tool]
+
+    def _tool_words(self, tool: str, remote_tool: str, remote_model: str) -> list[str]:
+        """The tool's argv on the phone, with the user's extra arguments and the profiling flags."""
+        prof_args: list[str] = []
+        if self.profile:
+            prof_args = (["--enable_op_profiling=true"] if tool == "benchmark_model"
+                         else ["-p", f"{self.workdir}/{ORT_PROFILE_PREFIX}"])
+        if tool == "benchmark_model":
+            return benchmark_model_words(remote_tool, remote_model, threads=self.threads, runs=self.runs,
+                                         warmup=self.warmup, gpu=self.gpu, max_secs=max(150.0, self.timeout),
+                                         extra=[*self.extra_args, *prof_args])
+        return ort_perf_test_words(remote_tool, remote_model, threads=self.threads, runs=self.runs,
+                                   provider=self.ort_ep, extra=[*self.extra_args, *prof_args])
 
 
 ORT_PROFILE_PREFIX = "ort_profile"

@@ -172,70 +172,106 @@ def _missing_for(job: Job, fmt: str | None, probe: dict[str, Any]) -> list[str]:
 
 def run_ssh_target(target: str, jobs: Sequence[Job], *, runs: int, warmup: int, opts: SshOptions,
                    include_transfers: bool = False, on_record: OnRecord | None = None,
-                   infos: dict[str, dict[str, Any]] | None = None, cooldown: float = 0.0, profile: bool = False,
-                   sleep: Any = None) -> list[dict[str, Any]]:
+                   infos: dict[str, dict[str, Any]] | None = None, cooldown: float | Cooldown = 0.0,
+                   profile: bool = False) -> list[dict[str, Any]]:
     """Measure every job on one board. Returns the records; raises TargetError (carrying the records
     measured so far plus an error row) when the connection fails, drops, or a run times out.
-    `cooldown`: seconds of pause between measurements; `profile`: the runner adds a per-op profile. The
-    board's runner records its CPU governor/frequencies/temperatures before and after each measurement."""
+    `cooldown`: seconds of pause between measurements (or a Cooldown, which brings its own sleep function);
+    `profile`: the runner adds a per-op profile. The board's runner records its CPU
+    governor/frequencies/temperatures before and after each measurement."""
     t = parse_ssh_target(target)
-    pause = Cooldown(cooldown, sleep)
-    s = _Session(t, opts)
-    infos = dict(infos or {})
-    records: list[dict[str, Any]] = []
-    setup_timeout = opts.connect_timeout + 60
-
-    def emit(rec: dict[str, Any]) -> None:
-        records.append(rec)
-        if on_record:
-            on_record(rec)
-
-    def fail_rest(from_index: int, reason: str) -> None:
-        for job in jobs[from_index:]:
-            info = infos[job.artifact]
-            emit(new_record(artifact=job.artifact, runtime=job.runtime, provider=job.provider, target=target,
-                            threads=job.threads, status="error", reason=reason, model=info.get("model"),
-                            precision=info.get("precision"), form=info.get("form"), madds=info.get("madds"),
-                            model_size_bytes=info.get("model_size_bytes"), runs=runs, warmup=warmup))
-
-    artifacts = list(dict.fromkeys(j.artifact for j in jobs))
-    for a in artifacts:
-        if a not in infos:
-            infos[a] = describe_artifact(a, madds=False)
-    # 1. a private temp folder on the board, one sub-folder per artifact (names kept: ONNX external data)
-    subdirs = {a: str(i) for i, a in enumerate(artifacts)}
-    mk = 'set -e; d=$(mktemp -d "${TMPDIR:-/tmp}/shufflenet-edge.XXXXXX"); cd "$d"; ' + (
-        f"mkdir {' '.join(subdirs.values())}; " if subdirs else "") + 'pwd'
+    pause = cooldown if isinstance(cooldown, Cooldown) else Cooldown(cooldown)
+    run = _SshRun(target, t, jobs, runs=runs, warmup=warmup, opts=opts, on_record=on_record, infos=infos)
+    run.make_tmp()
     try:
-        p = s.run(mk, setup_timeout)
-    except subprocess.TimeoutExpired:
-        fail_rest(0, f"no answer within {setup_timeout:g} s")
-        raise TargetError(target, f"no answer within {setup_timeout:g} s", records) from None
-    if p.returncode != 0 or not p.stdout.strip():
-        msg = f"cannot connect: {_connection_message(p)}" if p.returncode == 255 else \
-            f"cannot make a temp folder (mktemp -d): {_connection_message(p)}"
-        fail_rest(0, msg)
-        raise TargetError(target, msg, records)
-    tmp = p.stdout.strip().splitlines()[-1]
-    try:
-        # 2. copy
+        run.copy()
+        probe = run.probe()
+        run.measure(probe, pause, include_transfers=include_transfers, profile=profile)
+        return run.records
+    finally:
+        run.cleanup()
+
+
+class _SshRun:
+    """The state of one run_ssh_target call: the session, the records so far, the board's temp folder."""
+
+    def __init__(self, target: str, t: SshTarget, jobs: Sequence[Job], *, runs: int, warmup: int, opts: SshOptions,
+                 on_record: OnRecord | None, infos: dict[str, dict[str, Any]] | None) -> None:
+        self.target = target
+        self.jobs = jobs
+        self.runs = runs
+        self.warmup = warmup
+        self.opts = opts
+        self.py = opts.remote_python
+        self.on_record = on_record
+        self.s = _Session(t, opts)
+        self.infos = dict(infos or {})
+        self.records: list[dict[str, Any]] = []
+        self.setup_timeout = opts.connect_timeout + 60
+        self.artifacts = list(dict.fromkeys(j.artifact for j in jobs))
+        for a in self.artifacts:
+            if a not in self.infos:
+                self.infos[a] = describe_artifact(a, madds=False)
+        # one sub-folder per artifact in the board's temp folder (names kept: ONNX external data)
+        self.subdirs = {a: str(i) for i, a in enumerate(self.artifacts)}
+        self.tmp = ""
+
+    def emit(self, rec: dict[str, Any]) -> None:
+        """Keep one record and hand it to on_record."""
+        self.records.append(rec)
+        if self.on_record:
+            self.on_record(rec)
+
+    def fail_rest(self, from_index: int, reason: str) -> None:
+        """An error row for each job from from_index on."""
+        for job in self.jobs[from_index:]:
+            info = self.infos[job.artifact]
+            self.emit(new_record(artifact=job.artifact, runtime=job.runtime, provider=job.provider,
+                                 target=self.target, threads=job.threads, status="error", reason=reason,
+                                 model=info.get("model"), precision=info.get("precision"), form=info.get("form"),
+                                 madds=info.get("madds"), model_size_bytes=info.get("model_size_bytes"),
+                                 runs=self.runs, warmup=self.warmup))
+
+    def stop(self, msg: str, from_index: int = 0) -> TargetError:
+        """Error rows for the jobs not measured, and the TargetError (with the records) to raise."""
+        self.fail_rest(from_index, msg)
+        return TargetError(self.target, msg, self.records)
+
+    def make_tmp(self) -> None:
+        """Step 1: a private temp folder on the board, one sub-folder per artifact."""
+        mk = 'set -e; d=$(mktemp -d "${TMPDIR:-/tmp}/shufflenet-edge.XXXXXX"); cd "$d"; ' + (
+            f"mkdir {' '.join(self.subdirs.values())}; " if self.subdirs else "") + 'pwd'
         try:
-            s.copy([RUNNER_PATH], tmp, setup_timeout)
-            for a in artifacts:
-                files = [Path(a), *infos[a].get("companions", [])]
-                s.copy(files, f"{tmp}/{subdirs[a]}", setup_timeout + os.path.getsize(a) / 1e6)  # >= 1 MB/s
+            p = self.s.run(mk, self.setup_timeout)
+        except subprocess.TimeoutExpired:
+            raise self.stop(f"no answer within {self.setup_timeout:g} s") from None
+        if p.returncode != 0 or not p.stdout.strip():
+            msg = f"cannot connect: {_connection_message(p)}" if p.returncode == 255 else \
+                f"cannot make a temp folder (mktemp -d): {_connection_message(p)}"
+            raise self.stop(msg)
+        self.tmp = p.stdout.strip().splitlines()[-1]
+
+    def copy(self) -> None:
+        """Step 2: scp runner.py into the temp folder and each artifact (with its companions) into its sub-folder."""
+        try:
+            self.s.copy([RUNNER_PATH], self.tmp, self.setup_timeout)
+            for a in self.artifacts:
+                files = [Path(a), *self.infos[a].get("companions", [])]
+                self.s.copy(files, f"{self.tmp}/{self.subdirs[a]}",
+                            self.setup_timeout + os.path.getsize(a) / 1e6)  # >= 1 MB/s
         except (EdgeError, subprocess.TimeoutExpired) as e:
             msg = f"copy failed: {e}" if isinstance(e, EdgeError) else "copy timed out"
-            fail_rest(0, msg)
-            raise TargetError(target, msg, records) from None
-        # 3. what the board's python has
-        py = opts.remote_python
-        wanted = sorted({r for j in jobs for r in _needs(j.runtime, infos[j.artifact].get("format"))})
+            raise self.stop(msg) from None
+
+    def probe(self) -> dict[str, Any]:
+        """Step 3: what the board's python has (runner.py --probe)."""
+        py = self.py
+        wanted = sorted({r for j in self.jobs for r in _needs(j.runtime, self.infos[j.artifact].get("format"))})
         try:
-            p = s.run(f"cd {shlex.quote(tmp)} && {_remote(py, 'runner.py', '--probe', *wanted)}", setup_timeout)
+            p = self.s.run(f"cd {shlex.quote(self.tmp)} && {_remote(py, 'runner.py', '--probe', *wanted)}",
+                           self.setup_timeout)
         except subprocess.TimeoutExpired:
-            fail_rest(0, "the probe of the board's python timed out")
-            raise TargetError(target, "the probe of the board's python timed out", records) from None
+            raise self.stop("the probe of the board's python timed out") from None
         probe = parse_runner_output(p.stdout)
         if probe is None:
             if p.returncode == 255:
@@ -244,64 +280,75 @@ def run_ssh_target(target: str, jobs: Sequence[Job], *, runs: int, warmup: int, 
                 msg = f"no {py} on the board ({last_line(p.stderr)}); install python3 or pass --remote-python"
             else:
                 msg = f"{py} on the board cannot run runner.py: {last_line(p.stderr) or f'exit code {p.returncode}'}"
-            fail_rest(0, msg)
-            raise TargetError(target, msg, records)
+            raise self.stop(msg)
         if not probe.get("python_ok", True):
-            msg = f"the board's {py} is Python {probe.get('python_version')}; runner.py needs 3.8 or newer"
-            fail_rest(0, msg)
-            raise TargetError(target, msg, records)
-        # 4. measure
+            raise self.stop(f"the board's {py} is Python {probe.get('python_version')}; runner.py needs 3.8 or newer")
+        return probe
+
+    def measure(self, probe: dict[str, Any], pause: Cooldown, *, include_transfers: bool, profile: bool) -> None:
+        """Step 4: one runner.py --bench per job; error rows saying what to pip install where the board lacks it."""
+        py = self.py
         lacking: dict[str, list[str]] = {}
-        for i, job in enumerate(jobs):
-            info = infos[job.artifact]
+        for i, job in enumerate(self.jobs):
+            info = self.infos[job.artifact]
             need = _missing_for(job, info.get("format"), probe)
             if need:
                 lacking[job.artifact] = need
-                broken = "; ".join(f"{k} fails to import: {v}" for k, v in (probe.get("broken") or {}).items()
-                                   if PIP_NAMES.get(k) in need or k in _needs(job.runtime, info.get("format")))
-                reason = (f"{_board_python(py, probe)} lacks {', '.join(need)}: run "
-                          f"`{py} -m pip install {' '.join(need)}` there" + (f" ({broken})" if broken else ""))
-                runtime = job.runtime if job.runtime != "auto" else "litert"
-                emit(new_record(artifact=job.artifact, runtime=runtime, provider=job.provider, target=target,
-                                threads=job.threads, status="error", reason=reason, model=info.get("model"),
-                                precision=info.get("precision"), form=info.get("form"),
-                                model_size_bytes=info.get("model_size_bytes"), runs=runs, warmup=warmup,
-                                environment=probe.get("environment") or {}, extra={"missing": need}))
+                self.emit_lacking(job, info, probe, need)
                 continue
-            remote_art = f"{subdirs[job.artifact]}/{Path(job.artifact).name}"
-            argv = child_argv(job, runs, warmup, python=py, runner="runner.py", time_limit=opts.timeout,
-                              include_transfers=include_transfers, artifact_path=remote_art, profile=profile)
-            cmd = f"cd {shlex.quote(tmp)} && exec {_remote(*argv)}"
-            slept = pause.before_round()
-            wall0 = time.time()
-            started = time.monotonic()
-            try:
-                p = s.run(cmd, opts.timeout + opts.connect_timeout + 15)
-            except subprocess.TimeoutExpired:
-                msg = (f"timed out after {time.monotonic() - started:.0f} s on {Path(job.artifact).name} "
-                       f"({job.runtime}, {job.threads} thread(s))")
-                fail_rest(i, msg)
-                raise TargetError(target, msg, records) from None
-            res = parse_runner_output(p.stdout)
-            if res is None:
-                if p.returncode == 255:
-                    msg = (f"connection lost during {Path(job.artifact).name} ({job.runtime}, {job.threads} "
-                           f"thread(s)): {_connection_message(p)}")
-                    fail_rest(i, msg)
-                    raise TargetError(target, msg, records)
-                sig = f"exit code {p.returncode}"
-                res = {"status": "error", "reason": f"runner crashed on the board ({sig}): "
-                                                    f"{last_line(p.stderr) or 'no output'}"}
-            emit(stamp(record_from_runner(res, job, target, info), wall0, time.time(), slept))
+            self.measure_job(i, job, pause, include_transfers=include_transfers, profile=profile)
         if lacking:
             need = list(dict.fromkeys(n for v in lacking.values() for n in v))
-            raise TargetError(target, f"{_board_python(py, probe)} lacks {', '.join(need)}: run "
-                                      f"`{py} -m pip install {' '.join(need)}` there", records)
-        return records
-    finally:
-        # 5. clean up (best effort: after a disconnect the folder may remain, and we say nothing more)
+            raise TargetError(self.target, f"{_board_python(py, probe)} lacks {', '.join(need)}: run "
+                                           f"`{py} -m pip install {' '.join(need)}` there", self.records)
+
+    def emit_lacking(self, job: Job, info: dict[str, Any], probe: dict[str, Any], need: list[str]) -> None:
+        """The error row of a job the board cannot run: what to pip install there (and what fails to import)."""
+        py = self.py
+        broken = "; ".join(f"{k} fails to import: {v}" for k, v in (probe.get("broken") or {}).items()
+                           if PIP_NAMES.get(k) in need or k in _needs(job.runtime, info.get("format")))
+        reason = (f"{_board_python(py, probe)} lacks {', '.join(need)}: run "
+                  f"`{py} -m pip install {' '.join(need)}` there" + (f" ({broken})" if broken else ""))
+        runtime = job.runtime if job.runtime != "auto" else "litert"
+        self.emit(new_record(artifact=job.artifact, runtime=runtime, provider=job.provider, target=self.target,
+                             threads=job.threads, status="error", reason=reason, model=info.get("model"),
+                             precision=info.get("precision"), form=info.get("form"),
+                             model_size_bytes=info.get("model_size_bytes"), runs=self.runs, warmup=self.warmup,
+                             environment=probe.get("environment") or {}, extra={"missing": need}))
+
+    def measure_job(self, i: int, job: Job, pause: Cooldown, *, include_transfers: bool, profile: bool) -> None:
+        """Run one job on the board and emit its record; a timeout or a lost connection stops the target."""
+        opts = self.opts
+        remote_art = f"{self.subdirs[job.artifact]}/{Path(job.artifact).name}"
+        argv = child_argv(job, self.runs, self.warmup, python=self.py, runner="runner.py", time_limit=opts.timeout,
+                          include_transfers=include_transfers, artifact_path=remote_art, profile=profile)
+        cmd = f"cd {shlex.quote(self.tmp)} && exec {_remote(*argv)}"
+        slept = pause.before_round()
+        wall0 = time.time()
+        started = time.monotonic()
         try:
-            s.run(_remote("rm", "-rf", "--", tmp), opts.connect_timeout + 10)
+            p = self.s.run(cmd, opts.timeout + opts.connect_timeout + 15)
+        except subprocess.TimeoutExpired:
+            msg = (f"timed out after {time.monotonic() - started:.0f} s on {Path(job.artifact).name} "
+                   f"({job.runtime}, {job.threads} thread(s))")
+            raise self.stop(msg, i) from None
+        res = parse_runner_output(p.stdout)
+        if res is None:
+            if p.returncode == 255:
+                msg = (f"connection lost during {Path(job.artifact).name} ({job.runtime}, {job.threads} "
+                       f"thread(s)): {_connection_message(p)}")
+                raise self.stop(msg, i)
+            sig = f"exit code {p.returncode}"
+            res = {"status": "error", "reason": f"runner crashed on the board ({sig}): "
+                                                f"{last_line(p.stderr) or 'no output'}"}
+        self.emit(stamp(record_from_runner(res, job, self.target, self.infos[job.artifact]), wall0, time.time(),
+                        slept))
+
+    def cleanup(self) -> None:
+        """Step 5: remove the board's temp folder, also after a failure."""
+        # best effort: after a disconnect the folder may remain, and we say nothing more
+        try:
+            self.s.run(_remote("rm", "-rf", "--", self.tmp), self.opts.connect_timeout + 10)
         except (subprocess.TimeoutExpired, OSError):
             pass
 

@@ -222,10 +222,10 @@ def _version(dist: str) -> str:
 
 def default_constants(pre: Preprocess, num_classes: int = 1000) -> dict[str, Any]:
     """A model_config for an int8-input, int8-output model with typical parameters (used when no assets exist)."""
-    from shufflenet_edge.commands.android import model_config
+    from shufflenet_edge.commands.android import TensorSpec, model_config
 
-    return model_config(pre, input_dtype="int8", input_scale=0.018658, input_zero_point=-14,
-                        output_dtype="int8", output_scale=0.0891, output_zero_point=12,
+    return model_config(pre, input_tensor=TensorSpec("int8", scale=0.018658, zero_point=-14),
+                        output_tensor=TensorSpec("int8", scale=0.0891, zero_point=12),
                         num_classes=num_classes, model="golden", precision="int8")
 
 

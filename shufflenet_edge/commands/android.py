@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,27 @@ CONFIG_ASSET = "model_config.json"
 DTYPES = ("float32", "int8", "uint8")
 
 
-def model_config(pre: Preprocess, *, input_dtype: str, input_scale: float | None, input_zero_point: int | None,
-                 output_dtype: str, output_scale: float | None, output_zero_point: int | None,
-                 num_classes: int, layout: str = "nhwc", model: str = "", precision: str = "",
-                 source_artifact: str = "", source_sha256: str = "") -> dict[str, Any]:
+@dataclass(frozen=True)
+class TensorSpec:
+    """The app's model input or output: its dtype and, for int8/uint8, the quantization scale and zero point."""
+
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+
+def model_config(pre: Preprocess, *, input_tensor: TensorSpec, output_tensor: TensorSpec, num_classes: int,
+                 layout: str = "nhwc", model: str = "", precision: str = "", source_artifact: str = "",
+                 source_sha256: str = "") -> dict[str, Any]:
     """The model_config.json the app reads (schema `shufflenet-edge/android-assets/1`)."""
-    for what, dt in (("input", input_dtype), ("output", output_dtype)):
+    inp, out = input_tensor, output_tensor
+    for what, dt in (("input", inp.dtype), ("output", out.dtype)):
         if dt not in DTYPES:
             raise EdgeError(f"{what} dtype {dt!r} is not supported by the Android core; valid: {', '.join(DTYPES)}")
-    if input_dtype != "float32" and not (input_scale and input_scale > 0):
-        raise EdgeError(f"input is {input_dtype} but has no positive quantization scale ({input_scale!r})")
-    if output_dtype != "float32" and not (output_scale and output_scale > 0):
-        raise EdgeError(f"output is {output_dtype} but has no positive quantization scale ({output_scale!r})")
+    if inp.dtype != "float32" and not (inp.scale and inp.scale > 0):
+        raise EdgeError(f"input is {inp.dtype} but has no positive quantization scale ({inp.scale!r})")
+    if out.dtype != "float32" and not (out.scale and out.scale > 0):
+        raise EdgeError(f"output is {out.dtype} but has no positive quantization scale ({out.scale!r})")
     s = pre.input_size
     shape = [1, s, s, 3] if layout == "nhwc" else [1, 3, s, s]
     return {
@@ -78,16 +88,16 @@ def model_config(pre: Preprocess, *, input_dtype: str, input_scale: float | None
         "input": {
             "layout": layout,
             "shape": shape,
-            "dtype": input_dtype,
-            "scale": float(input_scale) if input_dtype != "float32" and input_scale else None,
-            "zero_point": int(input_zero_point or 0) if input_dtype != "float32" else None,
-            "quantize": "clip(rint(x / scale) + zero_point)" if input_dtype != "float32" else None,
+            "dtype": inp.dtype,
+            "scale": float(inp.scale) if inp.dtype != "float32" and inp.scale else None,
+            "zero_point": int(inp.zero_point or 0) if inp.dtype != "float32" else None,
+            "quantize": "clip(rint(x / scale) + zero_point)" if inp.dtype != "float32" else None,
         },
         "output": {
             "shape": [1, int(num_classes)],
-            "dtype": output_dtype,
-            "scale": float(output_scale) if output_dtype != "float32" and output_scale else None,
-            "zero_point": int(output_zero_point or 0) if output_dtype != "float32" else None,
+            "dtype": out.dtype,
+            "scale": float(out.scale) if out.dtype != "float32" and out.scale else None,
+            "zero_point": int(out.zero_point or 0) if out.dtype != "float32" else None,
         },
     }
 
@@ -200,8 +210,8 @@ def read_artifact_constants(artifact: Path, labels_file: Path | None = None) -> 
         raise EdgeError(f"{artifact}: cannot tell the number of classes (no output shape, no num_classes)")
 
     labels = _labels(side, Path(sc_path) if sc_path and Path(sc_path).is_file() else artifact, labels_file, num_classes)
-    cfg = model_config(pre, input_dtype=inp["dtype"], input_scale=inp["scale"], input_zero_point=inp["zero_point"],
-                       output_dtype=out["dtype"], output_scale=out["scale"], output_zero_point=out["zero_point"],
+    cfg = model_config(pre, input_tensor=TensorSpec(inp["dtype"], inp["scale"], inp["zero_point"]),
+                       output_tensor=TensorSpec(out["dtype"], out["scale"], out["zero_point"]),
                        num_classes=num_classes, layout=layout, model=str(side.get("model", artifact.stem)),
                        precision=str(side.get("precision", "")), source_artifact=artifact.name,
                        source_sha256=file_sha256(artifact))

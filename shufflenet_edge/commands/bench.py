@@ -254,23 +254,15 @@ class _Collector:
 @command("bench", "measure latency of artifacts locally, on boards over SSH, on phones over adb, on a GPU")(_add_bench)
 def cmd_bench(args: argparse.Namespace) -> int:
     from shufflenet_edge.runtimes import gpu as gpu_mod
-    from shufflenet_edge.runtimes.local import plan_jobs, run_local
-    from shufflenet_edge.runtimes.results import (
-        TargetError,
-        describe_artifact,
-        exit_summary,
-        format_table,
-        new_record,
-        write_plot,
-    )
+    from shufflenet_edge.runtimes.local import plan_jobs
+    from shufflenet_edge.runtimes.results import describe_artifact
 
     targets = list(dict.fromkeys(args.target or ["local"]))
     kinds = {t: _target_kind(t) for t in targets}
     runtimes = args.runtime or ["auto"]
     threads = list(dict.fromkeys(n for group in (args.threads or [[1]]) for n in group))
     artifacts = _resolve_artifacts(list(args.artifacts))
-    if any(k == "adb" for k in kinds.values()):
-        adb_run = _adb_runner()
+    adb_run = _adb_runner() if any(k == "adb" for k in kinds.values()) else None
     if any(k != "local" for k in kinds.values()) and any(a.startswith("torch:") for a in artifacts):
         raise UsageError("torch:MODEL runs on the local target only (boards get the .onnx/.tflite runner)")
     for path in (None if json_to_stdout(args) else args.json, None if args.no_plot else args.plot):
@@ -287,14 +279,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
                             "gpu": gpu_info, "cooldown_s": args.cooldown, "profile": bool(args.profile)}
     total = sum(len(v) for v in plans.values()) + sum(
         len(artifacts) * len(threads) for k in kinds.values() if k == "adb") - _gpu_rows_to_skip(plans, kinds)
-    col = _Collector(args.json, meta, args.quiet, total)
-    failures: list[str] = []
+    run = _BenchRun(args, kinds, plans, infos, _Collector(args.json, meta, args.quiet, total),
+                    artifacts=artifacts, runtimes=runtimes, threads=threads, adb_run=adb_run)
+    run.run_all(targets)
+    return _report(args, run.col, run.failures, meta, gpu_info)
 
-    def run_target(t: str) -> None:
-        kind = kinds[t]
+
+class _BenchRun:
+    """Runs the planned measurements target by target into one collector, noting the targets that failed."""
+
+    def __init__(self, args: argparse.Namespace, kinds: dict[str, str], plans: dict[str, Any],
+                 infos: dict[str, dict[str, Any]], col: _Collector, *, artifacts: list[str], runtimes: list[str],
+                 threads: list[int], adb_run: Any) -> None:
+        self.args = args
+        self.kinds = kinds
+        self.plans = plans
+        self.infos = infos
+        self.artifacts = artifacts
+        self.col = col
+        self.runtimes = runtimes
+        self.threads = threads
+        self.adb_run = adb_run
+        self.failures: list[str] = []
+
+    def run_target(self, t: str) -> None:
+        """Measure everything planned for one target; a target that fails adds its rows and one failure line."""
+        from shufflenet_edge.runtimes.local import run_local
+        from shufflenet_edge.runtimes.results import TargetError, new_record
+
+        args, col, infos, kind = self.args, self.col, self.infos, self.kinds[t]
         try:
             if kind == "local":
-                run_local(plans[t], runs=args.runs, warmup=args.warmup, timeout=args.timeout,
+                run_local(self.plans[t], runs=args.runs, warmup=args.warmup, timeout=args.timeout,
                           include_transfers=args.include_transfers, on_record=col.on_record(t), infos=infos,
                           cooldown=args.cooldown, profile=args.profile)
             elif kind == "ssh":
@@ -302,44 +318,53 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
                 opts = SshOptions(options=list(args.ssh_option), jump=args.ssh_jump, config=args.ssh_config,
                                   identity=args.ssh_identity, remote_python=args.remote_python, timeout=args.timeout)
-                run_ssh_target(t, plans[t], runs=args.runs, warmup=args.warmup, opts=opts,
+                run_ssh_target(t, self.plans[t], runs=args.runs, warmup=args.warmup, opts=opts,
                                include_transfers=args.include_transfers, on_record=col.on_record(t), infos=infos,
                                cooldown=args.cooldown, profile=args.profile)
             else:
                 options = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-                for rt in runtimes:
-                    for n in threads:
-                        recs = adb_run(t, artifacts, runtime=rt, threads=n, runs=args.runs, warmup=args.warmup,
-                                       options=options)
+                for rt in self.runtimes:
+                    for n in self.threads:
+                        recs = self.adb_run(t, self.artifacts, runtime=rt, threads=n, runs=args.runs,
+                                            warmup=args.warmup, options=options)
                         col.extend(t, [_fill(r, infos) for r in recs])
         except TargetError as e:
             col.extend(t, [_fill(r, infos) for r in e.records])
-            failures.append(str(e))
+            self.failures.append(str(e))
         except EdgeError as e:  # the target itself failed (unreachable, no adb): one line at the end says it
             msg = f"{t}: {e}" if not str(e).startswith(t) else str(e)
-            col.extend(t, [new_record(artifact=a, runtime=runtimes[0], target=t, threads=threads[0], status="error",
-                                      reason=str(e), runs=args.runs, warmup=args.warmup) for a in artifacts],
-                       announce=False)
-            failures.append(msg)
+            col.extend(t, [new_record(artifact=a, runtime=self.runtimes[0], target=t, threads=self.threads[0],
+                                      status="error", reason=str(e), runs=args.runs, warmup=args.warmup)
+                           for a in self.artifacts], announce=False)
+            self.failures.append(msg)
 
-    for t in targets:
-        col.add_target(t)
-    local_targets = [t for t in targets if kinds[t] == "local"]
-    remote = [t for t in targets if kinds[t] != "local"]
-    try:
-        for t in local_targets:
-            run_target(t)
-        if args.parallel and len(remote) > 1:
-            from concurrent.futures import ThreadPoolExecutor
+    def run_all(self, targets: list[str]) -> None:
+        """The local target first, then the remote ones (at the same time with --parallel); JSON saved on Ctrl-C."""
+        for t in targets:
+            self.col.add_target(t)
+        local_targets = [t for t in targets if self.kinds[t] == "local"]
+        remote = [t for t in targets if self.kinds[t] != "local"]
+        try:
+            for t in local_targets:
+                self.run_target(t)
+            if self.args.parallel and len(remote) > 1:
+                from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=len(remote)) as ex:
-                list(ex.map(run_target, remote))
-        else:
-            for t in remote:
-                run_target(t)
-    except KeyboardInterrupt:
-        col.save()
-        raise
+                with ThreadPoolExecutor(max_workers=len(remote)) as ex:
+                    list(ex.map(self.run_target, remote))
+            else:
+                for t in remote:
+                    self.run_target(t)
+        except KeyboardInterrupt:
+            self.col.save()
+            raise
+
+
+def _report(args: argparse.Namespace, col: _Collector, failures: list[str], meta: dict[str, Any],
+            gpu_info: Any) -> int:
+    """Table, profiles, JSON and PNG of what was measured; EdgeError for failed targets or measurements."""
+    from shufflenet_edge.runtimes import gpu as gpu_mod
+    from shufflenet_edge.runtimes.results import exit_summary, format_table, write_plot
 
     records = col.all()
     errors = [r for r in records if r.get("status") == "error"]
