@@ -16,7 +16,6 @@ import numpy as np
 from shufflenet_edge.errors import EdgeError
 from shufflenet_edge.parity import ParityError, Thresholds, compare, default_gate, fmt_psnr, violations
 
-N_LOSS_INPUTS = 32
 PER_LAYER_SAMPLES = 4
 
 

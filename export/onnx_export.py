@@ -297,8 +297,8 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
         if xs[0].shape[0] == 1 and not cfg.dynamic_batch:
             with job.p.step("int8 against its QDQ simulation and against the float model"):
                 checks = {"float": checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
-                checks["int8_loss"] = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, q.calib, q.images,
-                                                 xs[0].shape[2:], q.gate)
+                checks["int8_loss"] = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:],
+                                                 q.gate)
     return checks, calibration, excluded
 
 
@@ -423,23 +423,18 @@ def _output_scales(path: Path) -> list[float | None]:
     return out
 
 
-def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, calib: str | None, calib_images: int | None,
-               hw: Any, gate: Any) -> dict[str, Any]:
-    """Every output of the int8 graph against the float model on the calibration images (resized to the model's
-    input as they were for calibration); per-layer SQNR when below the default int8 gate (one-output models); the
-    user's gate (raises: the atomic write leaves nothing behind)."""
+def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, gate: Any) -> dict[str, Any]:
+    """Every output of the int8 graph against the float model on the inputs `parity` uses by default (so export and
+    parity give one verdict); per-layer SQNR when below the default int8 gate (one-output models); the user's gate
+    (raises: the atomic write leaves nothing behind)."""
     from shufflenet_edge.export import int8_report
-    from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES, calibration_set
+    from shufflenet_edge.parity import DEFAULT_SEED, default_inputs
 
-    images = calibration_set(calib, pre, limit=calib_images or DEFAULT_CALIBRATION_IMAGES)
-    if tuple(images.images.shape[2:]) != tuple(int(v) for v in hw):
-        from shufflenet_edge.export.tflite_export import _resize_images
-
-        images = _resize_images(images, (3, *(int(v) for v in hw)))
-    xs = np.ascontiguousarray(images.images[: int8_report.N_LOSS_INPUTS], dtype=np.float32)
+    xs, _ = default_inputs(pre, tuple(int(v) for v in chw))
+    xs = np.ascontiguousarray(xs, dtype=np.float32)
     gots = run_onnx_samples(path, xs)
     wants = verify.torch_outputs(ref, xs)
-    desc = f"{len(xs)} calibration images"
+    desc = f"parity's default {len(xs)} images (synthetic, seed {DEFAULT_SEED}; calibration used others)"
     rep = verify.int8_loss(gots, wants, None, desc)
     if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
         pl = int8_report.where_loss_starts(str(path), ref, xs, "nchw")

@@ -397,9 +397,7 @@ def _verify_stage(job: _Job) -> dict[str, Any]:
         else job.checks_of[chosen]
     if job.precision == "int8" and job.chk is not None:
         with job.p.step("int8 loss against the float model"):
-            checks["int8_loss"] = _int8_loss(job.candidates[chosen], job.prep.module, job.sims[job.base_of[chosen]],
-                                             job.images, job.to_layout, job.layout, job.out_layouts,
-                                             job.cfg.int8.gate if job.cfg.int8 else None)
+            checks["int8_loss"] = _int8_loss(job)
     return checks
 
 
@@ -554,27 +552,28 @@ def _unfolded_outputs(job: _Job) -> list[np.ndarray] | None:
     return _nchw_outputs(run_tflite_all(job.unfolded, job.chk), job.out_layouts)
 
 
-def _int8_loss(final: bytes, ref: nn.Module, sim: Any, images: Any, to_layout: Any, layout: str,
-               layouts: list[str | None], gate: Any) -> dict[str, Any]:
-    """Every output of the artifact and of the PT2E simulation against the float model on the calibration images;
-    per-layer SQNR when below the default int8 gate (one-output models); the user's gate (raises, nothing
-    written)."""
-    import tempfile
-
+def _int8_loss(job: _Job) -> dict[str, Any]:
+    """Every output of the chosen int8 artifact and of its PT2E simulation against the float model, on the inputs
+    `parity` uses by default (so export and parity give one verdict); per-layer SQNR when below the default int8
+    gate (one-output models); the user's gate (raises, nothing written)."""
     from shufflenet_edge.export import int8_report
+    from shufflenet_edge.parity import DEFAULT_SEED, default_inputs
 
-    xs = np.ascontiguousarray(images.images[: int8_report.N_LOSS_INPUTS], dtype=np.float32)
-    xl = np.ascontiguousarray(to_layout(xs))
-    gots = _nchw_outputs(run_tflite_all(final, xl), layouts)
-    wants = verify.torch_outputs(ref, xs)
-    sims = _nchw_outputs(verify.torch_outputs(sim, xl), layouts)
-    desc = f"{len(xs)} calibration images"
+    final, sim = job.candidates[job.chosen], job.sims[job.base_of[job.chosen]]
+    xs, _ = default_inputs(job.prep.preprocess, tuple(job.x_nchw.shape[1:]))
+    xs = np.ascontiguousarray(xs, dtype=np.float32)
+    xl = np.ascontiguousarray(job.to_layout(xs))
+    gots = _nchw_outputs(run_tflite_all(final, xl), job.out_layouts)
+    wants = verify.torch_outputs(job.prep.module, xs)
+    sims = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
+    desc = f"parity's default {len(xs)} images (synthetic, seed {DEFAULT_SEED}; calibration used others)"
+    gate = job.cfg.int8.gate if job.cfg.int8 else None
     rep = verify.int8_loss(gots, wants, sims, desc)
     if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
             f.write(final)
             f.flush()
-            pl = int8_report.where_loss_starts(f.name, ref, xs, layout)
+            pl = int8_report.where_loss_starts(f.name, job.prep.module, xs, job.layout)
         if pl is not None:
             rep = verify.int8_loss(gots, wants, sims, desc, pl)
     k = rep.get("worst_output", 0)

@@ -750,6 +750,21 @@ def _artifact(plan: ArtifactPlan, runner: Any, layout: str) -> Any:
     return Artifact(plan.path, side)
 
 
+DEFAULT_SYNTHETIC = 32  # parity's default inputs: structured synthetic images, seed DEFAULT_SEED
+
+
+DEFAULT_SEED = 0  # not the calibration's (export/calibration.py: seed 1234): the check images are held out
+
+
+def default_inputs(pre: Any, chw: tuple[int, int, int]) -> tuple[np.ndarray, str]:
+    """The inputs `parity` checks an artifact on when given none, at the artifact's input size: the same ones
+    `export` checks int8 on, so the two give one verdict on one artifact."""
+    from shufflenet_edge.data import synthetic_images
+
+    im = synthetic_images(DEFAULT_SYNTHETIC, pre, seed=DEFAULT_SEED)
+    return _fit_inputs(im.images, tuple(int(v) for v in chw), im.source)  # type: ignore[arg-type]
+
+
 def _fit_inputs(x: np.ndarray, chw: tuple[int, int, int], source: str) -> tuple[np.ndarray, str]:
     """Inputs at the artifact's own (possibly non-square) size: a bilinear resize, stated in the source."""
     if tuple(x.shape[1:]) == tuple(chw):

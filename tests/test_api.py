@@ -98,6 +98,20 @@ def test_int8_passes_default_gate(exports, name, kind):
     assert rep["passed"], [r["summary"] for r in rep["outputs"]]
 
 
+@pytest.mark.parametrize("kind", ["tflite_int8", "onnx_int8"])
+def test_export_and_parity_give_one_verdict(exports, kind):
+    """export's int8 check runs on the inputs parity uses by default (not the calibration images), so the same
+    artifact gets the same numbers and the same default-gate verdict from both."""
+    m, out, side = exports("nanodet_backbone", kind)
+    loss = side["checks"]["int8_loss"]
+    rep = se.parity(out, m)  # parity's defaults
+    ours = [r["artifact_vs_float"]["psnr_db"] for r in loss["per_output"]]
+    theirs = [r["metrics"]["psnr_db"] for r in rep["outputs"]]
+    assert ours == pytest.approx(theirs, abs=0.05), (ours, theirs)
+    assert loss["below_default_gate"] == (not rep["passed"])
+    assert "parity's default 32 images" in loss["inputs"]
+
+
 def test_model_file_cli_and_parity_rebuild(tmp_path):
     """--model-file FILE.py:FACTORY with --weights; the sidecar records how to rebuild the reference."""
     m = um.channel_shuffle_split()

@@ -90,6 +90,8 @@ def _target_options(args: argparse.Namespace) -> dict[str, Any]:
 @command("parity", "compare .onnx/.tflite artifacts with the PyTorch float model: errors, PSNR, agreement, accuracy")(_add)
 def cmd_parity(args: argparse.Namespace) -> int:
     from shufflenet_edge.parity import (
+        DEFAULT_SEED,
+        DEFAULT_SYNTHETIC,
         Inputs,
         ParityOptions,
         Reference,
@@ -111,7 +113,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     elif args.npy:
         inputs = inputs_from_npy(args.npy)
     else:
-        inputs = Inputs("synthetic", "synthetic", n_synthetic=args.synthetic or 32)
+        inputs = Inputs("synthetic", "synthetic", n_synthetic=args.synthetic or DEFAULT_SYNTHETIC, seed=DEFAULT_SEED)
     thresholds = Thresholds(
         max_abs_error=args.max_abs_error,
         min_psnr=args.min_psnr,
