@@ -70,7 +70,8 @@ def render(cases: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
     t = generated_cases.tally(cases)
     lines = [f"# Generated models through every path ({meta['date']})", "",
-             f"`python benchmarks/fuzz_models.py {meta['args']}` on {meta['host']}; {t['cases']} cases (seeds "
+             f"`python benchmarks/fuzz_models.py {meta['args']}` at commit {meta.get('commit')} on {meta['host']}; "
+             f"{t['cases']} cases (seeds "
              f"{min(c['seed'] for c in cases)}..{max(c['seed'] for c in cases)}), int8 on every {meta['int8_every']}th "
              f"seed; wall time {meta['wall_s'] / 60:.0f} min. Models: tests/model_gen.py; checks: tests/generated_cases.py.",
              "", "| path | cases | exported | of which a folded candidate was left out | refused | internal errors | "
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=300, help="seeds 0..N-1 (default 300)")
     ap.add_argument("--seeds", type=int, nargs="+", help="these seeds instead")
-    ap.add_argument("--int8-every", type=int, default=3, help="TFLite int8 on every k-th seed (default 3)")
+    ap.add_argument("--int8-every", type=int, default=4, help="TFLite int8 on every k-th seed (default 4)")
     ap.add_argument("--out", default="fuzz_models", help="results/<out>.json and .md (default fuzz_models)")
     ap.add_argument("--resume", action="store_true", help="keep the cases already in results/<out>.jsonl")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps(rec) + "\n")
         bad = [f"{r['path']} {r['outcome']}: {(r['detail'] or '')[:160]}" for r in rec["results"]
                if r["outcome"] in ("internal", "wrong")]
-        print(f"[{i + 1}/{len(seeds)}] {rec['summary']}: "
+        print(f"[{i + 1}/{len(seeds)} {time.strftime('%H:%M:%S')}] {rec['summary']}: "
               + ", ".join(f"{r['path']} {r['outcome']}" + (" (fallback)" if r.get("fallback") else "")
                           for r in rec["results"]) + ("".join(f"\n    {b}" for b in bad)), flush=True)
     cases = [done[s] for s in seeds]
@@ -133,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     from shufflenet_edge.runtimes.ort_session import cpu_isa
 
     flags = cpu_isa()["flags"]
+    commit = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
     meta = {"date": time.strftime("%Y-%m-%d"), "args": " ".join(argv if argv is not None else sys.argv[1:]),
+            "commit": commit,
             "host": f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, ISA flags read: "
                     f"{', '.join(flags) if flags else 'none of ' + '/'.join(('avx2', 'avx512_vnni', 'avx_vnni'))}",
             "int8_every": args.int8_every, "wall_s": time.perf_counter() - t0}

@@ -31,7 +31,7 @@ PATHS = ("fold", "onnx", "tflite", "tflite_int8")
 N_PARITY = 8
 # --form auto's timing budget (default 60 s): which form ships is not what these cases check, and an undecided
 # comparison on a busy machine would spend the whole budget on every export.
-TUNE_SECONDS = 10.0
+TUNE_SECONDS = 2.0
 
 
 @dataclasses.dataclass
