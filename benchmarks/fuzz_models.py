@@ -4,8 +4,8 @@ Each seed draws an architecture (V1/V2/megvii units, every spelling of the shuff
 outputs, heads of ranks 2-5, SE, upsampling, adaptive pooling, odd channels, non-square inputs), builds it with
 random weights and non-identity BatchNorm, and runs (tests/generated_cases.py): the graph fold in PyTorch, ONNX fp32,
 TFLite fp32 and, for every `--int8-every`-th seed, TFLite int8, each export with defaults and then parity's default
-gate. Every case runs in its own process (a crash or a hang of a native library is one case's `internal` outcome, not
-the end of the run); results are appended as they come, so a run can be resumed.
+gate. Cases run in batches of five per process (a crash or a hang of a native library is one case's `internal`
+outcome and the rest of its batch runs again); results are appended as they come, so a run can be resumed.
 
     python benchmarks/fuzz_models.py --cases 300                  # seeds 0..299
     python benchmarks/fuzz_models.py --seeds 17 42                # reproduce given seeds (printed on failure)
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,36 +34,53 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(TESTS))
 
 CASE_TIMEOUT_S = 1200
+BATCH = 5  # cases per process: the interpreter start (torch, litert) is paid once per batch
 
 
-def one(seed: int, paths: list[str], out: Path) -> int:
-    """Run one case in this process and write its record (the child's job)."""
+def run_batch(seeds: list[int], paths_of: dict[int, list[str]], out: Path) -> int:
+    """Run cases in this process, one JSON line each appended to `out` as it finishes (the child's job)."""
     import generated_cases
 
-    with tempfile.TemporaryDirectory(prefix=f"fuzz-{seed}-") as td:
-        rec = generated_cases.run_case(seed, Path(td), tuple(paths))
-    out.write_text(json.dumps(rec))
+    for seed in seeds:
+        with tempfile.TemporaryDirectory(prefix=f"fuzz-{seed}-") as td:
+            rec = generated_cases.run_case(seed, Path(td), tuple(paths_of[seed]))
+        with out.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
     return 0
 
 
-def run_child(seed: int, paths: list[str]) -> dict[str, Any]:
+def run_children(seeds: list[int], paths_of: dict[int, list[str]]) -> Iterator[dict[str, Any]]:
+    """Each case's record as its batch finishes: `seeds` in batches of BATCH, each batch in its own process. A batch
+    that crashes or hangs makes its unfinished case an `internal` outcome on every path; the rest runs again."""
+    pending = list(seeds)
+    while pending:
+        batch = pending[:BATCH]
+        recs, why, seconds = _batch_process(batch, paths_of)
+        yield from recs
+        pending = pending[len(recs):]
+        if why is not None and pending:
+            seed = pending.pop(0)
+            yield {"seed": seed, "summary": f"seed {seed}", "results": [
+                {"path": p, "outcome": "internal", "detail": why, "seconds": seconds, "form": None, "fallback": None,
+                 "metrics": {}} for p in paths_of[seed]]}
+
+
+def _batch_process(batch: list[int], paths_of: dict[int, list[str]]) -> tuple[list[dict[str, Any]], str | None, float]:
     with tempfile.TemporaryDirectory(prefix="fuzz-rec-") as td:
-        rec_path = Path(td) / "case.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(seed), "--paths", *paths,
-               "--record", str(rec_path)]
+        rec_path = Path(td) / "cases.jsonl"
+        spec = json.dumps({str(k): paths_of[k] for k in batch})
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--batch-json", spec, "--record", str(rec_path)]
         t0 = time.perf_counter()
+        why = None
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_TIMEOUT_S,
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_TIMEOUT_S * len(batch),
                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-            why = None if p.returncode == 0 and rec_path.is_file() else \
-                f"the case process exited {p.returncode}: {(p.stderr or '').strip().splitlines()[-1:]}"
+            if p.returncode != 0:
+                why = f"the case process exited {p.returncode}: {(p.stderr or '').strip().splitlines()[-1:]}"
         except subprocess.TimeoutExpired:
-            why = f"the case process ran past {CASE_TIMEOUT_S} s"
-        if why is None:
-            return json.loads(rec_path.read_text())
-    return {"seed": seed, "summary": f"seed {seed}", "results": [
-        {"path": p, "outcome": "internal", "detail": why, "seconds": round(time.perf_counter() - t0, 1),
-         "form": None, "fallback": None, "metrics": {}} for p in paths]}
+            why = f"the case process ran past {CASE_TIMEOUT_S * len(batch)} s"
+        recs = [json.loads(ln) for ln in rec_path.read_text().splitlines()] if rec_path.is_file() else []
+    return recs, why, round(time.perf_counter() - t0, 1)
 
 
 def render(cases: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -98,37 +116,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8-every", type=int, default=4, help="TFLite int8 on every k-th seed (default 4)")
     ap.add_argument("--out", default="fuzz_models", help="results/<out>.json and .md (default fuzz_models)")
     ap.add_argument("--resume", action="store_true", help="keep the cases already in results/<out>.jsonl")
-    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--paths", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--batch-json", help=argparse.SUPPRESS)
     ap.add_argument("--record", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.one is not None:
-        return one(args.one, args.paths, Path(args.record))
+    if args.batch_json is not None:
+        paths_of = {int(k): v for k, v in json.loads(args.batch_json).items()}
+        return run_batch(list(paths_of), paths_of, Path(args.record))
     if args.int8_every < 1 or args.cases < 1:
         ap.error("--cases and --int8-every must be positive")
     seeds = args.seeds if args.seeds else list(range(args.cases))
     res = HERE / "results"
     res.mkdir(exist_ok=True)
     log = res / f"{args.out}.jsonl"
-    done = {}
+    done: dict[int, dict[str, Any]] = {}
     if args.resume and log.is_file():
         done = {r["seed"]: r for r in map(json.loads, log.read_text().splitlines()) if r}
     elif log.exists():
         log.unlink()
     t0 = time.perf_counter()
-    for i, seed in enumerate(seeds):
-        if seed in done:
-            continue
-        paths = ["fold", "onnx", "tflite"] + (["tflite_int8"] if seed % args.int8_every == 0 else [])
-        rec = run_child(seed, paths)
-        done[seed] = rec
+    todo = [s for s in seeds if s not in done]
+    paths_of = {s: ["fold", "onnx", "tflite"] + (["tflite_int8"] if s % args.int8_every == 0 else []) for s in todo}
+    for rec in run_children(todo, paths_of):
+        done[rec["seed"]] = rec
         with log.open("a") as f:
             f.write(json.dumps(rec) + "\n")
         bad = [f"{r['path']} {r['outcome']}: {(r['detail'] or '')[:160]}" for r in rec["results"]
                if r["outcome"] in ("internal", "wrong")]
-        print(f"[{i + 1}/{len(seeds)} {time.strftime('%H:%M:%S')}] {rec['summary']}: "
+        print(f"[{len(done)}/{len(seeds)} {time.strftime('%H:%M:%S')}] {rec['summary']}: "
               + ", ".join(f"{r['path']} {r['outcome']}" + (" (fallback)" if r.get("fallback") else "")
-                          for r in rec["results"]) + ("".join(f"\n    {b}" for b in bad)), flush=True)
+                          for r in rec["results"]) + "".join(f"\n    {b}" for b in bad), flush=True)
     cases = [done[s] for s in seeds]
     from _timing import cpu_model
     from shufflenet_edge.runtimes.ort_session import cpu_isa

@@ -297,8 +297,7 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
         if xs[0].shape[0] == 1 and not cfg.dynamic_batch:
             with job.p.step("int8 against its QDQ simulation and against the float model"):
                 checks = {"float": checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
-                checks["int8_loss"] = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:],
-                                                 q.gate)
+                checks["int8_loss"] = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:], q)
     return checks, calibration, excluded
 
 
@@ -423,23 +422,26 @@ def _output_scales(path: Path) -> list[float | None]:
     return out
 
 
-def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, gate: Any) -> dict[str, Any]:
+def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any) -> dict[str, Any]:
     """Every output of the int8 graph against the float model on the inputs `parity` uses by default (so export and
     parity give one verdict); per-layer SQNR when below the default int8 gate (one-output models); the user's gate
     (raises: the atomic write leaves nothing behind)."""
     from shufflenet_edge.export import int8_report
-    from shufflenet_edge.parity import DEFAULT_SEED, default_inputs
+    from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES
+    from shufflenet_edge.parity import check_images, check_inputs, inputs_spec
 
-    xs, _ = default_inputs(pre, tuple(int(v) for v in chw))
+    ins = check_inputs(q.calib, q.images or DEFAULT_CALIBRATION_IMAGES)
+    xs, source = check_images(ins, pre, tuple(int(v) for v in chw))
     xs = np.ascontiguousarray(xs, dtype=np.float32)
     gots = run_onnx_samples(path, xs)
     wants = verify.torch_outputs(ref, xs)
-    desc = f"parity's default {len(xs)} images (synthetic, seed {DEFAULT_SEED}; calibration used others)"
+    desc = f"{source}: parity's default for this artifact"
     rep = verify.int8_loss(gots, wants, None, desc)
-    if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
+    if len(gots) == 1 and (rep["below_default_gate"] or (q.gate is not None and q.gate.any())):
         pl = int8_report.where_loss_starts(str(path), ref, xs, "nchw")
         if pl is not None:
             rep = verify.int8_loss(gots, wants, None, desc, pl)
     k = rep.get("worst_output", 0)
-    int8_report.apply_gate(rep, gots[k], wants[k], gate)
+    int8_report.apply_gate(rep, gots[k], wants[k], q.gate)
+    rep["inputs_spec"] = inputs_spec(ins)
     return rep

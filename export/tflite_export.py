@@ -557,17 +557,20 @@ def _int8_loss(job: _Job) -> dict[str, Any]:
     `parity` uses by default (so export and parity give one verdict); per-layer SQNR when below the default int8
     gate (one-output models); the user's gate (raises, nothing written)."""
     from shufflenet_edge.export import int8_report
-    from shufflenet_edge.parity import DEFAULT_SEED, default_inputs
+    from shufflenet_edge.parity import check_images, check_inputs, inputs_spec
 
     final, sim = job.candidates[job.chosen], job.sims[job.base_of[job.chosen]]
-    xs, _ = default_inputs(job.prep.preprocess, tuple(job.x_nchw.shape[1:]))
+    q = job.cfg.int8
+    assert q is not None
+    ins = check_inputs(q.calib, len(job.images.images))
+    xs, source = check_images(ins, job.prep.preprocess, tuple(job.x_nchw.shape[1:]))
     xs = np.ascontiguousarray(xs, dtype=np.float32)
     xl = np.ascontiguousarray(job.to_layout(xs))
     gots = _nchw_outputs(run_tflite_all(final, xl), job.out_layouts)
     wants = verify.torch_outputs(job.prep.module, xs)
     sims = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
-    desc = f"parity's default {len(xs)} images (synthetic, seed {DEFAULT_SEED}; calibration used others)"
-    gate = job.cfg.int8.gate if job.cfg.int8 else None
+    desc = f"{source}: parity's default for this artifact"
+    gate = q.gate
     rep = verify.int8_loss(gots, wants, sims, desc)
     if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
@@ -578,6 +581,7 @@ def _int8_loss(job: _Job) -> dict[str, Any]:
             rep = verify.int8_loss(gots, wants, sims, desc, pl)
     k = rep.get("worst_output", 0)
     int8_report.apply_gate(rep, gots[k], wants[k], gate)
+    rep["inputs_spec"] = inputs_spec(ins)
     return rep
 
 

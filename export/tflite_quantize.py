@@ -437,13 +437,13 @@ def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_d
             raise ValueError("keep_float needs the shared-data-path quantizer")
         quantizer = PT2EQuantizer().set_global(quantization_config(calib_method, per_channel))
     gm = torch.export.export(model, (x,)).module()
-    from shufflenet_edge.graph_fold import functionalize_inplace
-
-    functionalize_inplace(gm)  # an in-place op on a view of a data path: one scale on each side of it otherwise
     if keep_float:
         inner = getattr(model, "wrapped", model)
         if isinstance(inner, torch.fx.GraphModule):  # the graph-level fold: module names live on its nodes
-            mark_float_nodes(inner, gm, list(keep_float))
+            mark_float_nodes(inner, gm, list(keep_float))  # pairs ops by target: before any rewrite of the graph
+    from shufflenet_edge.graph_fold import functionalize_inplace
+
+    functionalize_inplace(gm)  # plain values for the rewrites of transform_for_annotation (x + x as x * 2)
     prepared = prepare_pt2e(gm, quantizer)
     with torch.no_grad():
         for i in range(len(calib)):

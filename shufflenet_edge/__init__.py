@@ -27,8 +27,9 @@ def export(model: _Any, out: _Any, config: _Any = None, **options: _Any) -> _Any
     return _export(model, out, config, **options)
 
 
-def parity(artifact: _Any, model: _Any = None, inputs: _Any = 8, **options: _Any) -> _Any:
-    """Compare every output of `artifact` with the PyTorch model; see `shufflenet_edge.api.parity`."""
+def parity(artifact: _Any, model: _Any = None, inputs: _Any = None, **options: _Any) -> _Any:
+    """Compare every output of `artifact` with the PyTorch model (default inputs: those its export checked int8 on,
+    else 32 structured synthetic images, as the `parity` command does); see `shufflenet_edge.api.parity`."""
     from shufflenet_edge.api import parity as _parity
 
     return _parity(artifact, model, inputs, **options)

@@ -164,7 +164,7 @@ def rebuild_reference(side: dict[str, Any]) -> nn.Module:
 def parity(
     artifact: str | os.PathLike[str],
     model: nn.Module | None = None,
-    inputs: Any = 32,
+    inputs: Any = None,
     *,
     thresholds: Any = None,
     seed: int = 0,
@@ -173,14 +173,17 @@ def parity(
     """Compare every output of `artifact` with `model` (default: rebuilt from the artifact's record) the way the
     `parity` command does (one engine): the report row of the artifact, one entry per output in "outputs".
 
-    `inputs`: an (N, C, H, W) array or tensor of preprocessed inputs, or a count of the structured synthetic
-    images the exporter calibrates on (seeded); `images`: an image folder instead. The gate is the user's
+    `inputs`: an (N, C, H, W) array or tensor of preprocessed inputs, or a count of structured synthetic images
+    (seeded); None: the images the artifact's export checked int8 on (its sidecar records them), else 32 synthetic
+    ones, as the `parity` command does; `images`: an image folder instead. The gate is the user's
     `thresholds` or parity's default for the artifact's precision; outputs that are not logits are gated without
     top-1/top-5."""
     from shufflenet_edge.parity import Inputs, ParityOptions, Reference, run_parity
 
     if images is not None:
         ins = Inputs("images", "images", folder=str(images))
+    elif inputs is None:
+        ins = Inputs("default", "default")
     elif isinstance(inputs, int):
         ins = Inputs("synthetic", "synthetic", n_synthetic=inputs, seed=seed)
     else:

@@ -297,7 +297,9 @@ class Inputs:
     """Preprocessed float NCHW inputs (N, 3, S, S), labels if known, and where they came from.
 
     `kind` is 'images' (a folder: preprocessed per artifact with its sidecar's preprocessing), 'npy'
-    (already preprocessed, used as given) or 'synthetic'.
+    (already preprocessed, used as given), 'synthetic', 'held_out' (the images of a calibration folder that did not
+    calibrate) or 'default' (per artifact: the inputs its export checked int8 on, as its sidecar records them,
+    else the synthetic default).
     """
 
     kind: str
@@ -308,6 +310,7 @@ class Inputs:
     limit: int | None = None
     n_synthetic: int = 0
     seed: int = 0
+    calibration_limit: int | None = None  # held_out: how many images of `folder` calibrated (those are skipped)
     label_names: list[str] | None = None  # model output order (--labels FILE)
     label_source: str | None = None
 
@@ -427,7 +430,7 @@ def materialize(inputs: Inputs, pre: Any, memo: dict[Any, Any] | None = None,
     artifact's input, which array inputs must match (images are resized to it by the caller)."""
     from shufflenet_edge.data import load_image_folder, synthetic_images
 
-    key = (inputs.kind, pre, chw)
+    key = (inputs.kind, inputs.folder, pre, chw)
     if memo is not None and key in memo:
         return memo[key]
     s = pre.input_size
@@ -440,6 +443,9 @@ def materialize(inputs: Inputs, pre: Any, memo: dict[Any, Any] | None = None,
                im.classes)
     elif inputs.kind == "synthetic":
         im = synthetic_images(inputs.n_synthetic, pre, seed=inputs.seed)
+        res = (im.images, None, im.source, None)
+    elif inputs.kind == "held_out":
+        im = _held_out(inputs, pre)
         res = (im.images, None, im.source, None)
     else:
         assert inputs.x is not None
@@ -650,6 +656,8 @@ def _artifact_rows(plan: ArtifactPlan, inputs: Inputs, ref: Reference, opts: Par
     runner = open_runner(plan.path, opts.threads)
     layout = plan.layout or runner.layout
     chw, pre = _input_of(plan, runner, layout)
+    if inputs.kind == "default":
+        inputs = recorded_inputs(plan.sidecar)
     x, folder_labels, source, classes = materialize(inputs, pre, memo, chw)
     x, source = _fit_inputs(x, chw, source)
     if ref.module is not None:
@@ -751,18 +759,61 @@ def _artifact(plan: ArtifactPlan, runner: Any, layout: str) -> Any:
 
 
 DEFAULT_SYNTHETIC = 32  # parity's default inputs: structured synthetic images, seed DEFAULT_SEED
-
-
 DEFAULT_SEED = 0  # not the calibration's (export/calibration.py: seed 1234): the check images are held out
 
 
-def default_inputs(pre: Any, chw: tuple[int, int, int]) -> tuple[np.ndarray, str]:
-    """The inputs `parity` checks an artifact on when given none, at the artifact's input size: the same ones
-    `export` checks int8 on, so the two give one verdict on one artifact."""
-    from shufflenet_edge.data import synthetic_images
+def check_inputs(calib: str | None, calibration_limit: int) -> Inputs:
+    """The inputs export checks an int8 artifact on, which `parity` then uses by default for it (the sidecar
+    records them): with a calibration folder, its images that did not calibrate (the user's own data, held out);
+    without one, the structured synthetic images parity uses anyway (seed 0; calibration used seed 1234)."""
+    if calib is None:
+        return Inputs("synthetic", "synthetic", n_synthetic=DEFAULT_SYNTHETIC, seed=DEFAULT_SEED)
+    return Inputs("held_out", f"held-out images of {calib}", folder=str(calib), limit=DEFAULT_SYNTHETIC,
+                  calibration_limit=calibration_limit)
 
-    im = synthetic_images(DEFAULT_SYNTHETIC, pre, seed=DEFAULT_SEED)
-    return _fit_inputs(im.images, tuple(int(v) for v in chw), im.source)  # type: ignore[arg-type]
+
+def inputs_spec(inputs: Inputs) -> dict[str, Any]:
+    """What the sidecar records of `check_inputs`, and `recorded_inputs` reads back."""
+    if inputs.kind == "held_out":
+        return {"kind": "held_out", "folder": inputs.folder, "n": inputs.limit,
+                "calibration_limit": inputs.calibration_limit}
+    return {"kind": "synthetic", "n": inputs.n_synthetic, "seed": inputs.seed}
+
+
+def recorded_inputs(sidecar: dict[str, Any] | None) -> Inputs:
+    """Parity's default for one artifact: the inputs its export checked int8 on, when recorded and still there;
+    else the structured synthetic images."""
+    spec = (((sidecar or {}).get("checks") or {}).get("int8_loss") or {}).get("inputs_spec") or {}
+    if spec.get("kind") == "held_out" and spec.get("folder") and Path(spec["folder"]).is_dir():
+        return Inputs("held_out", f"the held-out images export checked it on ({spec['folder']})", folder=spec["folder"],
+                      limit=int(spec.get("n") or DEFAULT_SYNTHETIC), calibration_limit=spec.get("calibration_limit"))
+    return check_inputs(None, 0)
+
+
+def _held_out(inputs: Inputs, pre: Any) -> Any:
+    """Up to `inputs.limit` images of the folder that calibration did not take (it takes `calibration_limit` spread
+    evenly over the sorted files, export/calibration.py); the calibration images themselves when there are none
+    left, said so."""
+    from shufflenet_edge.data import ImageSet, list_images, load_image
+
+    assert inputs.folder is not None and inputs.limit is not None
+    files = list_images(inputs.folder)
+    k = inputs.calibration_limit or 0
+    used = set(files if len(files) <= k else [files[(i * len(files)) // k] for i in range(k)])
+    rest = [f for f in files if f not in used]
+    pick = rest or files
+    if len(pick) > inputs.limit:
+        pick = [pick[(i * len(pick)) // inputs.limit] for i in range(inputs.limit)]
+    what = "not used for calibration" if rest else "the calibration images: the folder has no others"
+    images = np.stack([pre(load_image(f)) for f in pick]).astype(np.float32)
+    return ImageSet(images, [str(f) for f in pick], None, None,
+                    f"image folder {inputs.folder} ({len(pick)} images, {what})")
+
+
+def check_images(inputs: Inputs, pre: Any, chw: tuple[int, int, int]) -> tuple[np.ndarray, str]:
+    """`check_inputs`' images at the artifact's input size."""
+    x, _, source, _ = materialize(inputs, pre, None, tuple(int(v) for v in chw))  # type: ignore[arg-type]
+    return _fit_inputs(x, tuple(int(v) for v in chw), source)  # type: ignore[arg-type]
 
 
 def _fit_inputs(x: np.ndarray, chw: tuple[int, int, int], source: str) -> tuple[np.ndarray, str]:

@@ -74,7 +74,10 @@ def reference_tensors(model: Any, x: np.ndarray) -> list[tuple[str, np.ndarray]]
     hooks = []
     for n, mod in pts:
         def hook(_m: Any, _i: Any, out: Any, n: str = n) -> None:
-            captured[n].append(out.detach().clone().numpy())
+            if isinstance(out, (list, tuple)):  # a multi-branch module (Lite-HRNet's stages): its first branch
+                out = next((t for t in out if isinstance(t, torch.Tensor)), None)
+            if isinstance(out, torch.Tensor):
+                captured[n].append(out.detach().clone().numpy())
         hooks.append(mod.register_forward_hook(hook))
     try:
         with torch.no_grad():

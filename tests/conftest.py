@@ -13,6 +13,9 @@ import pytest
 warnings.filterwarnings("ignore", message=".*seeded random initialisation.*")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# --form auto's timing budget: which candidate is faster is not what the tests check (tests/test_timing_rule.py
+# checks the rule), and two workers on two cores leave every comparison undecided until the budget is spent.
+os.environ.setdefault("SHUFFLENET_EDGE_TUNE_SECONDS", "3")
 
 # Tests never read or write the user's home or caches: the project cache, XDG caches, matplotlib's config and
 # HOME itself point into one temporary folder for the session (removed at the end), so a run on a fresh

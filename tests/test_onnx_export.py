@@ -67,7 +67,7 @@ def test_sidecar_records_form_timings_and_stats(session_tmp):
     assert n >= 5 and all(len(v) == n for v in t["round_medians_ms"].values()) and t["preferred"] == "gather"
     assert t["stopped"] in ("every comparison decided", "the time budget ran out")
     assert all(c["low"] <= c["ratio"] <= c["high"] for c in t["ratio_to_preferred"].values())
-    assert "tie band" in t["rule"] and t["verdict"] and t["target"] == "local" and t["environment"]["cores"] >= 1
+    assert "band" in t["rule"] and t["verdict"] and t["target"] == "local" and t["environment"]["cores"] >= 1
     assert side["input"]["shape"] == [1, 3, 64, 64] and side["input"]["layout"] == "nchw"
     assert side["preprocess"]["mean"] == [0.485, 0.456, 0.406]
     assert side["graph"]["max_rank"] <= 4 and side["random_weights"] is True

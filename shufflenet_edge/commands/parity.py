@@ -42,7 +42,8 @@ def _add(p: argparse.ArgumentParser) -> None:
     src.add_argument("--npy", metavar="FILE",
                      help="preprocessed inputs: .npy float (N,3,H,W) or (N,H,W,3), uint8 (N,H,W,3) raw RGB, or .npz with x and y")
     src.add_argument("--synthetic", type=positive_int, metavar="N",
-                     help="N structured synthetic images, the kind export calibrates on without --calib (default 32)")
+                     help="N structured synthetic images (default, without --images/--npy: the images each int8 "
+                          "artifact's export checked it on, as its sidecar records them, else 32 synthetic ones)")
     p.add_argument("--labels", metavar="FILE",
                    help="class names in model output order, one per line (e.g. ImageNet synsets), to map --images folders")
     p.add_argument("--limit", type=positive_int, help="use this many images from --images, evenly spaced over the sorted folder")
@@ -91,7 +92,6 @@ def _target_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_parity(args: argparse.Namespace) -> int:
     from shufflenet_edge.parity import (
         DEFAULT_SEED,
-        DEFAULT_SYNTHETIC,
         Inputs,
         ParityOptions,
         Reference,
@@ -112,8 +112,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
             inputs.label_names, inputs.label_source = read_label_file(args.labels), f"label file {args.labels}"
     elif args.npy:
         inputs = inputs_from_npy(args.npy)
-    else:
-        inputs = Inputs("synthetic", "synthetic", n_synthetic=args.synthetic or DEFAULT_SYNTHETIC, seed=DEFAULT_SEED)
+    elif args.synthetic:
+        inputs = Inputs("synthetic", "synthetic", n_synthetic=args.synthetic, seed=DEFAULT_SEED)
+    else:  # per artifact: the images its export checked int8 on (recorded), else 32 structured synthetic ones
+        inputs = Inputs("default", "default")
     thresholds = Thresholds(
         max_abs_error=args.max_abs_error,
         min_psnr=args.min_psnr,
