@@ -49,20 +49,31 @@ def run_batch(seeds: list[int], paths_of: dict[int, list[str]], out: Path) -> in
     return 0
 
 
-def run_children(seeds: list[int], paths_of: dict[int, list[str]]) -> Iterator[dict[str, Any]]:
-    """Each case's record as its batch finishes: `seeds` in batches of BATCH, each batch in its own process. A batch
-    that crashes or hangs makes its unfinished case an `internal` outcome on every path; the rest runs again."""
+def run_children(seeds: list[int], paths_of: dict[int, list[str]], lanes: int = 1) -> Iterator[dict[str, Any]]:
+    """Each case's record as its batch finishes: `seeds` in batches of BATCH, each batch in its own process, `lanes`
+    batches at a time. A batch that crashes or hangs makes its unfinished case an `internal` outcome on every path;
+    the rest of it runs again."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     pending = list(seeds)
-    while pending:
-        batch = pending[:BATCH]
-        recs, why, seconds = _batch_process(batch, paths_of)
-        yield from recs
-        pending = pending[len(recs):]
-        if why is not None and pending:
-            seed = pending.pop(0)
-            yield {"seed": seed, "summary": f"seed {seed}", "results": [
-                {"path": p, "outcome": "internal", "detail": why, "seconds": seconds, "form": None, "fallback": None,
-                 "metrics": {}} for p in paths_of[seed]]}
+    with ThreadPoolExecutor(lanes) as pool:
+        running = {}
+        while pending or running:
+            while pending and len(running) < lanes:
+                batch, pending = pending[:BATCH], pending[BATCH:]
+                running[pool.submit(_batch_process, batch, paths_of)] = batch
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                batch = running.pop(fut)
+                recs, why, seconds = fut.result()
+                yield from recs
+                left = batch[len(recs):]
+                if why is not None and left:
+                    seed = left.pop(0)
+                    pending = left + pending
+                    yield {"seed": seed, "summary": f"seed {seed}", "results": [
+                        {"path": p, "outcome": "internal", "detail": why, "seconds": seconds, "form": None,
+                         "fallback": None, "metrics": {}} for p in paths_of[seed]]}
 
 
 def _batch_process(batch: list[int], paths_of: dict[int, list[str]]) -> tuple[list[dict[str, Any]], str | None, float]:
@@ -116,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8-every", type=int, default=4, help="TFLite int8 on every k-th seed (default 4)")
     ap.add_argument("--out", default="fuzz_models", help="results/<out>.json and .md (default fuzz_models)")
     ap.add_argument("--resume", action="store_true", help="keep the cases already in results/<out>.jsonl")
+    ap.add_argument("--lanes", type=int, default=1, help="batches run at the same time (default 1; 2 on two idle cores "
+                                                         "keeps both busy while one case waits on a conversion)")
     ap.add_argument("--batch-json", help=argparse.SUPPRESS)
     ap.add_argument("--record", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -136,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     todo = [s for s in seeds if s not in done]
     paths_of = {s: ["fold", "onnx", "tflite"] + (["tflite_int8"] if s % args.int8_every == 0 else []) for s in todo}
-    for rec in run_children(todo, paths_of):
+    for rec in run_children(todo, paths_of, max(1, args.lanes)):
         done[rec["seed"]] = rec
         with log.open("a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -156,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             "commit": commit,
             "host": f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, ISA flags read: "
                     f"{', '.join(flags) if flags else 'none of ' + '/'.join(('avx2', 'avx512_vnni', 'avx_vnni'))}",
-            "int8_every": args.int8_every, "wall_s": time.perf_counter() - t0}
+            "int8_every": args.int8_every, "lanes": args.lanes, "wall_s": time.perf_counter() - t0}
     import generated_cases
 
     (res / f"{args.out}.json").write_text(json.dumps({"meta": meta, "tally": generated_cases.tally(cases),
