@@ -15,6 +15,8 @@ through the same code: a name is only a way to build the module.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import os
 import warnings
 from pathlib import Path
@@ -56,8 +58,26 @@ def _batch_dims(n_inputs: int) -> tuple[dict[int, Any], ...]:
     return tuple({0: batch} for _ in range(n_inputs))
 
 
+@functools.cache
+def _read_torchlib_signatures_once() -> None:
+    """torch.onnx builds its op registry on every export by re-parsing the source of onnxscript's ~500 ATen functions
+    (about 4 s a time here, a third of a small model's export). They cannot change within a process, so the first
+    reading is kept for every later export (`--form auto` exports three forms). Any other onnxscript layout is left
+    alone: it only costs time."""
+    try:
+        from torch.onnx._internal import _lazy_import
+
+        apis = importlib.import_module(_lazy_import.onnxscript_apis._name)
+        read = apis.get_torchlib_ops
+    except (ImportError, AttributeError):
+        return
+    apis.get_torchlib_ops = functools.cache(read)
+
+
 def _torch_to_onnx(model: nn.Module, x: Any, path: Path, dynamic_batch: bool, n_outputs: int = 1) -> None:
     import onnx
+
+    _read_torchlib_signatures_once()
 
     xs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     kwargs: dict[str, Any] = {}
