@@ -455,7 +455,7 @@ def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any) ->
     xs = np.ascontiguousarray(xs, dtype=np.float32)
     gots = run_onnx_samples(path, xs)
     wants = verify.torch_outputs(ref, xs)
-    desc = f"{source}: parity's default for this artifact"
+    desc = f"parity's default inputs for this artifact, {source}"
     rep = verify.int8_loss(gots, wants, None, desc)
     if len(gots) == 1 and (rep["below_default_gate"] or (q.gate is not None and q.gate.any())):
         pl = int8_report.where_loss_starts(str(path), ref, xs, "nchw")

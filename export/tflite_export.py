@@ -569,7 +569,7 @@ def _int8_loss(job: _Job) -> dict[str, Any]:
     gots = _nchw_outputs(run_tflite_all(final, xl), job.out_layouts)
     wants = verify.torch_outputs(job.prep.module, xs)
     sims = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
-    desc = f"{source}: parity's default for this artifact"
+    desc = f"parity's default inputs for this artifact, {source}"
     gate = q.gate
     rep = verify.int8_loss(gots, wants, sims, desc)
     if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
