@@ -7,7 +7,7 @@ TFLite fp32 and, for every `--int8-every`-th seed, TFLite int8, each export with
 gate. Cases run in batches of five per process (a crash or a hang of a native library is one case's `internal`
 outcome and the rest of its batch runs again); results are appended as they come, so a run can be resumed.
 
-    python benchmarks/fuzz_models.py --cases 300                  # seeds 0..299
+    python benchmarks/fuzz_models.py --cases 300 --lanes 2        # seeds 0..299, two batches at a time
     python benchmarks/fuzz_models.py --seeds 17 42                # reproduce given seeds (printed on failure)
 
 Writes benchmarks/results/fuzz_models.json and fuzz_models.md: cases, exported per path, refusals with their
@@ -37,8 +37,11 @@ CASE_TIMEOUT_S = 1200
 BATCH = 5  # cases per process: the interpreter start (torch, litert) is paid once per batch
 
 
-def run_batch(seeds: list[int], paths_of: dict[int, list[str]], out: Path) -> int:
-    """Run cases in this process, one JSON line each appended to `out` as it finishes (the child's job)."""
+def run_batch(seeds: list[int], paths_of: dict[int, list[str]], out: Path, cpu: int | None) -> int:
+    """Run cases in this process, one JSON line each appended to `out` as it finishes (the child's job); on `cpu`
+    alone when given (before torch is imported, so it starts one thread)."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
     import generated_cases
 
     for seed in seeds:
@@ -56,15 +59,18 @@ def run_children(seeds: list[int], paths_of: dict[int, list[str]], lanes: int = 
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     pending = list(seeds)
+    free = _lane_cpus(lanes)
     with ThreadPoolExecutor(lanes) as pool:
         running = {}
         while pending or running:
             while pending and len(running) < lanes:
                 batch, pending = pending[:BATCH], pending[BATCH:]
-                running[pool.submit(_batch_process, batch, paths_of)] = batch
+                cpu = free.pop(0)
+                running[pool.submit(_batch_process, batch, paths_of, cpu)] = (batch, cpu)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
-                batch = running.pop(fut)
+                batch, cpu = running.pop(fut)
+                free.append(cpu)
                 recs, why, seconds = fut.result()
                 yield from recs
                 left = batch[len(recs):]
@@ -76,11 +82,25 @@ def run_children(seeds: list[int], paths_of: dict[int, list[str]], lanes: int = 
                          "fallback": None, "metrics": {}} for p in paths_of[seed]]}
 
 
-def _batch_process(batch: list[int], paths_of: dict[int, list[str]]) -> tuple[list[dict[str, Any]], str | None, float]:
+def _lane_cpus(lanes: int) -> list[int | None]:
+    """One CPU per lane when there are several lanes and enough CPUs: each batch process then converts its --form auto
+    candidates one after another on its own CPU (with two or more CPUs visible the exporter would start a second
+    interpreter for the reference conversion, paying torch's import on a CPU the other lane is using). One lane
+    sees every CPU, as a user's export does."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if lanes < 2 or len(cpus) < lanes:
+        return [None] * lanes
+    return list(cpus[:lanes])
+
+
+def _batch_process(batch: list[int], paths_of: dict[int, list[str]],
+                   cpu: int | None) -> tuple[list[dict[str, Any]], str | None, float]:
     with tempfile.TemporaryDirectory(prefix="fuzz-rec-") as td:
         rec_path = Path(td) / "cases.jsonl"
         spec = json.dumps({str(k): paths_of[k] for k in batch})
         cmd = [sys.executable, str(Path(__file__).resolve()), "--batch-json", spec, "--record", str(rec_path)]
+        if cpu is not None:
+            cmd += ["--cpu", str(cpu)]
         t0 = time.perf_counter()
         why = None
         try:
@@ -127,14 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8-every", type=int, default=4, help="TFLite int8 on every k-th seed (default 4)")
     ap.add_argument("--out", default="fuzz_models", help="results/<out>.json and .md (default fuzz_models)")
     ap.add_argument("--resume", action="store_true", help="keep the cases already in results/<out>.jsonl")
-    ap.add_argument("--lanes", type=int, default=1, help="batches run at the same time (default 1; 2 on two idle cores "
-                                                         "keeps both busy while one case waits on a conversion)")
+    ap.add_argument("--lanes", type=int, default=1, help="batches run at the same time, each on a CPU of its own "
+                                                         "(default 1: one batch at a time on every CPU)")
     ap.add_argument("--batch-json", help=argparse.SUPPRESS)
     ap.add_argument("--record", help=argparse.SUPPRESS)
+    ap.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.batch_json is not None:
         paths_of = {int(k): v for k, v in json.loads(args.batch_json).items()}
-        return run_batch(list(paths_of), paths_of, Path(args.record))
+        return run_batch(list(paths_of), paths_of, Path(args.record), args.cpu)
     if args.int8_every < 1 or args.cases < 1:
         ap.error("--cases and --int8-every must be positive")
     seeds = args.seeds if args.seeds else list(range(args.cases))
