@@ -859,7 +859,8 @@ def report_lines(fold: dict[str, Any] | None) -> list[str]:
     c = fold["counts"]
     out = [f"fold: {c['shuffles']} channel shuffle(s): {c['folded_into_weights']} folded into weights, "
            f"{c['data_path']} rank-4 data path(s), {c['left_alone']} left alone"
-           + (f"; {len(left)} region(s) of the converted graph left as converted" if left else "")]
+           + (f"; {len(left)} other data-movement region(s) of the converted graph kept as converted (layout "
+              "changes and the like: the report's left_alone_in_graph says why)" if left else "")]
     for m in fold.get("matches", []):
         if m["action"] == "folded into weights":
             continue

@@ -109,7 +109,7 @@ def test_export_and_parity_give_one_verdict(exports, kind):
     theirs = [r["metrics"]["psnr_db"] for r in rep["outputs"]]
     assert ours == pytest.approx(theirs, abs=0.05), (ours, theirs)
     assert loss["below_default_gate"] == (not rep["passed"])
-    assert "parity's default 32 images" in loss["inputs"]
+    assert "parity's default inputs for this artifact" in loss["inputs"] and "32 images" in loss["inputs"]
 
 
 def test_model_file_cli_and_parity_rebuild(tmp_path):

@@ -398,6 +398,19 @@ def _parity_passes(out: Path, m: nn.Module | None) -> None:
     assert rep["passed"], [r["summary"] for r in rep["outputs"]]
 
 
+def _int8_as_simulated_one_verdict(out: Path, m: nn.Module, side: Any) -> None:
+    """Whether int8 meets the default gate is the model's and the quantizer's matter (a random-weight pose net's
+    heatmaps can lose 15 dB); ours is that every output matches its quantization simulation and that parity, with
+    its defaults, gives the export's verdict."""
+    import shufflenet_edge as se
+
+    loss = side["checks"]["int8_loss"]
+    for o in loss.get("per_output") or [loss]:
+        assert o["artifact_vs_float"]["psnr_db"] >= o["simulation_vs_float"]["psnr_db"] - 1.0, o
+    rep = se.parity(out, m)
+    assert rep["passed"] == (not loss["below_default_gate"]), ([r["summary"] for r in rep["outputs"]], loss["inputs"])
+
+
 def _loss_for_every_output(side: Any, n_outputs: int) -> None:
     loss = side["checks"]["int8_loss"]
     assert loss["artifact_vs_float"]["psnr_db"] is not None
@@ -445,7 +458,7 @@ def test_tflite_int8(exported, name):
     assert side["checks"].get("passes_max_int8_change") == 0  # the graph passes moved no int8 value
     _loss_for_every_output(side, len(_outs(m(x))))
     _tflite_graph(out, m, x)
-    _parity_passes(out, m)
+    _int8_as_simulated_one_verdict(out, m, side)
 
 
 @pytest.mark.slow
