@@ -81,6 +81,16 @@ def _value(model: torch.fx.GraphModule, n: Any) -> Any:
     return _attr_value(model, n) if n.op == "get_attr" else n.meta.get("val")
 
 
+def _replace_node(model: torch.fx.GraphModule, n: torch.fx.Node, new: tuple[torch.fx.Node, ...]) -> None:
+    """`n`'s users read the last of `new` instead; the new nodes keep `n`'s metadata (its example value and module
+    path, which annotation and --keep-float read) but not its source function, which would match them to the
+    partition of the op they replace."""
+    for m in new:
+        m.meta = {k: v for k, v in n.meta.items() if k != "source_fn_stack"}
+    n.replace_all_uses_with(new[-1])
+    model.graph.erase_node(n)
+
+
 def _decompose_silu(model: torch.fx.GraphModule) -> int:
     """SiLU as ``x * sigmoid(x)``: what TFLite runs anyway (LOGISTIC and MUL). Whole, PT2E has no annotation for it and
     the converter keeps both ops float between DEQUANTIZE and QUANTIZE (YOLOv5's every conv); decomposed, the sigmoid
@@ -94,10 +104,7 @@ def _decompose_silu(model: torch.fx.GraphModule) -> int:
         with model.graph.inserting_before(n):
             sig = model.graph.call_function(a.sigmoid.default, (x,))
             mul = model.graph.call_function(a.mul.Tensor, (x, sig))
-        for new in (sig, mul):
-            new.meta = {k: v for k, v in n.meta.items() if k != "source_fn_stack"}
-        n.replace_all_uses_with(mul)
-        model.graph.erase_node(n)
+        _replace_node(model, n, (sig, mul))
         n_done += 1
     if n_done:
         model.recompile()
@@ -118,9 +125,7 @@ def _double_as_mul(model: torch.fx.GraphModule) -> int:
             continue
         with model.graph.inserting_before(n):
             mul = model.graph.call_function(a.mul.Tensor, (n.args[0], 2.0))
-        mul.meta = {k: v for k, v in n.meta.items() if k != "source_fn_stack"}
-        n.replace_all_uses_with(mul)
-        model.graph.erase_node(n)
+        _replace_node(model, n, (mul,))
         n_done += 1
     if n_done:
         model.recompile()
