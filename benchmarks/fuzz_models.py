@@ -114,6 +114,14 @@ def _batch_process(batch: list[int], paths_of: dict[int, list[str]],
     return recs, why, round(time.perf_counter() - t0, 1)
 
 
+def _wall(meta: dict[str, Any], cases: list[dict[str, Any]]) -> str:
+    if meta.get("wall_s") is not None:
+        return f"wall time {meta['wall_s'] / 60:.0f} min"
+    busy = sum(r["seconds"] for c in cases for r in c["results"]) / 60
+    return (f"a partial run ({meta['partial']}), its cases' own times summing to {busy:.0f} min over "
+            f"{meta['lanes']} lane(s)")
+
+
 def render(cases: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     import generated_cases
 
@@ -122,7 +130,7 @@ def render(cases: list[dict[str, Any]], meta: dict[str, Any]) -> str:
              f"`python benchmarks/fuzz_models.py {meta['args']}` at commit {meta.get('commit')} on {meta['host']}; "
              f"{t['cases']} cases (seeds "
              f"{min(c['seed'] for c in cases)}..{max(c['seed'] for c in cases)}), int8 on every {meta['int8_every']}th "
-             f"seed; wall time {meta['wall_s'] / 60:.0f} min. Models: tests/model_gen.py; checks: tests/generated_cases.py.",
+             f"seed; {_wall(meta, cases)}. Models: tests/model_gen.py; checks: tests/generated_cases.py.",
              "", "| path | cases | exported | of which a folded candidate was left out | refused | internal errors | "
              "wrong numbers | median s/case |", "|---|---|---|---|---|---|---|---|"]
     for path, p in t["per_path"].items():
@@ -149,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="keep the cases already in results/<out>.jsonl")
     ap.add_argument("--lanes", type=int, default=1, help="batches run at the same time, each on a CPU of its own "
                                                          "(default 1: one batch at a time on every CPU)")
+    ap.add_argument("--report", action="store_true", help="write results/<out>.json and .md from the cases already in "
+                                                              "results/<out>.jsonl, running none (a run cut short)")
     ap.add_argument("--batch-json", help=argparse.SUPPRESS)
     ap.add_argument("--record", help=argparse.SUPPRESS)
     ap.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
@@ -163,12 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     res.mkdir(exist_ok=True)
     log = res / f"{args.out}.jsonl"
     done: dict[int, dict[str, Any]] = {}
-    if args.resume and log.is_file():
+    if (args.resume or args.report) and log.is_file():
         done = {r["seed"]: r for r in map(json.loads, log.read_text().splitlines()) if r}
     elif log.exists():
         log.unlink()
     t0 = time.perf_counter()
-    todo = [s for s in seeds if s not in done]
+    todo = [s for s in seeds if s not in done] if not args.report else []
     paths_of = {s: ["fold", "onnx", "tflite"] + (["tflite_int8"] if s % args.int8_every == 0 else []) for s in todo}
     for rec in run_children(todo, paths_of, max(1, args.lanes)):
         done[rec["seed"]] = rec
@@ -179,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{len(done)}/{len(seeds)} {time.strftime('%H:%M:%S')}] {rec['summary']}: "
               + ", ".join(f"{r['path']} {r['outcome']}" + (" (fallback)" if r.get("fallback") else "")
                           for r in rec["results"]) + "".join(f"\n    {b}" for b in bad), flush=True)
-    cases = [done[s] for s in seeds]
+    cases = [done[s] for s in seeds if s in done]
+    if not cases:
+        ap.error(f"no cases in {log}")
     from _timing import cpu_model
     from shufflenet_edge.runtimes.ort_session import cpu_isa
 
@@ -191,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             "host": f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, ISA flags read: "
                     f"{', '.join(flags) if flags else 'none of ' + '/'.join(('avx2', 'avx512_vnni', 'avx_vnni'))}",
             "int8_every": args.int8_every, "lanes": args.lanes, "wall_s": time.perf_counter() - t0}
+    if len(cases) < len(seeds):
+        meta.update(wall_s=None, partial=f"{len(cases)} of the {len(seeds)} seeds asked for; `--resume` runs the rest")
     import generated_cases
 
     (res / f"{args.out}.json").write_text(json.dumps({"meta": meta, "tally": generated_cases.tally(cases),

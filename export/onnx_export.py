@@ -246,6 +246,14 @@ def _check_candidates(job: _Job) -> None:
         except InternalError as e:
             job.made.pop(f).unlink(missing_ok=True)
             job.drop(f, str(e).split(". This is a bug")[0])
+        except EdgeError:
+            raise
+        except Exception as e:  # noqa: BLE001  (onnxruntime cannot run it: left out, as one that runs wrong would be)
+            if f == "reference":
+                raise EdgeError(f"onnxruntime could not run torch.onnx's export of the module as written: "
+                                f"{failure_line(e)}; nothing was written") from e
+            job.made.pop(f).unlink(missing_ok=True)
+            job.drop(f, f"the {f} candidate does not run on onnxruntime: {failure_line(e)}")
     if not job.made:
         _fall_back_to_reference(job)
         job.float_checks["reference"] = _verify_float(job, "reference")

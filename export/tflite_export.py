@@ -333,16 +333,35 @@ def _check_candidates(job: _Job) -> None:
         except InternalError as e:
             del job.candidates[key]
             job.drop(key, str(e).split(". This is a bug")[0])
+        except Exception as e:  # noqa: BLE001  (LiteRT cannot run it: left out, as one that runs wrong would be)
+            if key == "reference":
+                raise _runtime_refuses(job, e) from e
+            del job.candidates[key]
+            job.drop(key, f"the {key} candidate does not run on LiteRT: {failure_line(e)}")
     if not job.candidates and job.form != "reference":
         base = _reference_base(job)
         if base is None:
             raise _no_conversion(job)
         _add_candidate(job, "reference", "reference", None)
         if "reference" in job.candidates:
-            job.checks_of["reference"] = _verify(job, "reference")
+            try:
+                job.checks_of["reference"] = _verify(job, "reference")
+            except EdgeError:
+                raise
+            except Exception as e:  # noqa: BLE001  (the converter's own graph does not run: not ours to fix)
+                raise _runtime_refuses(job, e) from e
     if not job.candidates:
         raise InternalError(f"every TFLite candidate of {job.prep.label} was left out: "
                             + "; ".join(f"{k}: {v}" for k, v in job.dropped.items()))
+
+
+def _runtime_refuses(job: _Job, e: BaseException) -> EdgeError:
+    """The converter's own graph of the module as written fails to run on LiteRT (seen: an int8 GATHER_ND whose
+    indices LiteRT finds out of bounds, in the folded and the unfolded conversion alike): no form of it runs, so
+    nothing is written."""
+    return EdgeError(f"LiteRT could not run litert-torch's conversion of the module as written ({job.prep.label}): "
+                     f"{failure_line(e)}; nothing was written (if litert-torch's own conversion of this model runs, "
+                     "that is a bug in shufflenet-edge: please report it with the command)")
 
 
 def _select(job: _Job) -> None:
