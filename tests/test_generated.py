@@ -94,8 +94,9 @@ def test_int8_export_of_generated_model(seed: int, tmp_path: Path):
 # litert-torch's int8 conversion, folded and as written alike, holds a GATHER_ND that LiteRT refuses to run (indices
 # out of bounds); the check of the first candidate raised it as a crash. Now a candidate that does not run is left
 # out like one that runs wrong, and when the converter's own graph does not run either, one line and no file.
-# Seed 88: litert-torch's int8 conversion failed on the folded graph (KeyError on a conv node); the artifact ships
-# from the graph as written, the warning naming the bug.
+# Seeds 88 and 128: litert-torch's int8 conversion failed on the folded graph (a KeyError on a conv node; a concat
+# of mismatched sizes); the artifact ships from the graph as written, the warning naming the bug (still open: why the
+# folded int8 graph trips the converter there).
 @pytest.mark.slow
 def test_int8_seed_84_a_graph_litert_cannot_run_is_a_refusal(tmp_path: Path):
     rec = generated_cases.run_case(84, tmp_path, ("tflite_int8",))
@@ -106,8 +107,9 @@ def test_int8_seed_84_a_graph_litert_cannot_run_is_a_refusal(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_int8_seed_88_a_folded_graph_the_converter_refuses_falls_back(tmp_path: Path):
-    rec = generated_cases.run_case(88, tmp_path, ("tflite_int8",))
+@pytest.mark.parametrize("seed", (88, 128))
+def test_int8_a_folded_graph_the_converter_refuses_falls_back(seed: int, tmp_path: Path):
+    rec = generated_cases.run_case(seed, tmp_path, ("tflite_int8",))
     _ok(rec)
     r = rec["results"][0]
     assert r["outcome"] == "exported" and r["fallback"] and "refused the folded graph" in r["fallback"], rec
