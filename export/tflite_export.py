@@ -327,6 +327,7 @@ def _check_candidates(job: _Job) -> None:
     dropped with the reason. Float: against PyTorch, and against the reference conversion when the distance is
     beyond PyTorch's own float noise (the converter's distance is reported, not refused). int8: the passes must
     move no stored value. An explicit --form left with nothing ships the reference conversion, said so."""
+    unrunnable: BaseException | None = None  # the reference conversion's own failure to run
     for key in list(job.candidates):
         try:
             job.checks_of[key] = _verify(job, key)
@@ -334,10 +335,13 @@ def _check_candidates(job: _Job) -> None:
             del job.candidates[key]
             job.drop(key, str(e).split(". This is a bug")[0])
         except Exception as e:  # noqa: BLE001  (LiteRT cannot run it: left out, as one that runs wrong would be)
-            if key == "reference":
-                raise _runtime_refuses(job, e) from e
             del job.candidates[key]
+            if key == "reference":  # the converter's own graph: a folded candidate that runs may still ship
+                unrunnable = e
+                continue
             job.drop(key, f"the {key} candidate does not run on LiteRT: {failure_line(e)}")
+    if not job.candidates and unrunnable is not None:
+        raise _runtime_refuses(job, unrunnable) from unrunnable
     if not job.candidates and job.form != "reference":
         base = _reference_base(job)
         if base is None:
