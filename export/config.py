@@ -41,10 +41,15 @@ class Int8Config:
     per_channel: bool = True
     keep_float: tuple[str, ...] = ()
     gate: Any = None
+    # When the artifact misses `gate`: simulated quantizations the search for the fewest float units may spend
+    # (export/int8_search.py); 0 refuses at once, as without a search.
+    search_tries: int = 8
 
     def __post_init__(self) -> None:
         if self.method is not None:
             _choice("--calib-method", self.method, CALIB_METHODS)
+        if self.search_tries < 0:
+            raise UsageError(f"--search-tries must be 0 or more, got {self.search_tries}")
         if self.images is not None and self.images < 1:
             raise UsageError(f"--calib-images must be a positive integer, got {self.images}")
         if self.calib is not None:
@@ -194,7 +199,8 @@ class ExportConfig:
     @classmethod
     def from_options(cls, fmt: str, **kw: Any) -> ExportConfig:
         """The Python API's keyword shortcuts (the CLI's flag names) -> a config. Unknown names are a TypeError."""
-        int8_kw = {k: kw.pop(k) for k in ("calib", "calib_method", "calib_images", "int8_weights", "keep_float", "gate")
+        int8_kw = {k: kw.pop(k) for k in ("calib", "calib_method", "calib_images", "int8_weights", "keep_float", "gate",
+                                          "search_tries")
                    if k in kw}
         tune_kw = {k: kw.pop(k) for k in ("tune_on", "tune_options", "tune_rounds", "tune_runs", "tune_delegate",
                                           "tune_seconds", "threads") if k in kw}
@@ -216,7 +222,8 @@ class ExportConfig:
                 _choice("--int8-weights", weights, WEIGHT_GRANULARITIES)
             int8 = Int8Config(calib=int8_kw.get("calib"), method=int8_kw.get("calib_method"),
                               images=int8_kw.get("calib_images"), per_channel=(weights or "per-channel") == "per-channel",
-                              keep_float=tuple(int8_kw.get("keep_float") or ()), gate=int8_kw.get("gate"))
+                              keep_float=tuple(int8_kw.get("keep_float") or ()), gate=int8_kw.get("gate"),
+                              search_tries=8 if int8_kw.get("search_tries") is None else int(int8_kw["search_tries"]))
         tune = TuneConfig(target=tune_kw.get("tune_on") or "local", threads=tune_kw.get("threads") or 1,
                           rounds=tune_kw.get("tune_rounds"), runs=tune_kw.get("tune_runs"),
                           prefer=tune_kw.get("tune_delegate") or "cpu", options=tune_kw.get("tune_options"),

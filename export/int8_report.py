@@ -67,17 +67,24 @@ def summary_line(rep: dict[str, Any]) -> str:
     return line
 
 
-def apply_gate(rep: dict[str, Any], artifact_out: np.ndarray, float_out: np.ndarray, gate: Thresholds | None) -> None:
-    """Raise ParityError (nothing is written) when the user's gate is missed."""
+def apply_gate(rep: dict[str, Any], artifact_out: np.ndarray, float_out: np.ndarray, gate: Thresholds | None, *,
+               refuse: bool = True) -> None:
+    """Record the user's gate in `rep`; with `refuse`, raise ParityError (nothing is written) when it is missed."""
     if gate is None or not gate.any():
         rep["gate"] = None
         return
     stats = compare(artifact_out, float_out)
     bad = violations(stats, gate)
     rep["gate"] = {"thresholds": gate.to_dict(), "failures": bad}
-    if bad:
-        raise ParityError(f"int8 export refused by the gate: {'; '.join(bad)} ({summary_line(rep)}); "
-                          f"{remedies(rep.get('first_weak_point'))}")
+    if bad and refuse:
+        raise refusal(rep)
+
+
+def refusal(rep: dict[str, Any], why: str | None = None) -> ParityError:
+    """The int8 export's refusal when the artifact misses the user's gate (`why`: what the float-unit search found)."""
+    bad = (rep.get("gate") or {}).get("failures") or []
+    return ParityError(f"int8 export refused by the gate: {'; '.join(bad)} ({summary_line(rep)})"
+                       + (f"; {why}" if why else "") + f"; {remedies(rep.get('first_weak_point'))}; nothing was written")
 
 
 def where_loss_starts(artifact_path: str, model: Any, x_nchw: np.ndarray, layout: str) -> dict[str, Any] | None:

@@ -130,6 +130,7 @@ class _Job(Job):
     out_layouts: list[str | None] = dataclasses.field(default_factory=list)
     calib_l: np.ndarray | None = None
     fold_report: Any = None
+    torch_form: Any = None  # the graph-level fold of the module (what the folded base was converted from)
     fold_error: str | None = None  # why the graph-level fold is missing (its failure, or the converter's refusal)
     reference_error: str | None = None  # why the module as written did not convert (the converter's refusal)
     ref_job: Any = None  # the child converting the reference form (--form auto)
@@ -143,6 +144,7 @@ class _Job(Job):
     unfolded: bytes | None = None  # the reference conversion after its I/O passes: what "exact" is measured against
     timings: dict[str, Any] | None = None
     chosen: str = ""
+    int8_inputs: Any = None  # (NCHW, artifact layout, float outputs) of the int8 loss check: parity's default inputs
 
     @property
     def precision(self) -> str:
@@ -275,6 +277,7 @@ def _convert_folded(job: _Job, one_thread: bool) -> None:
         try:
             torch_form, job.fold_report = fold_graph(job.prep.module, (job.x_nchw,), form="transpose", split="slice",
                                                      int8_friendly=True)
+            job.torch_form = torch_form
         except Exception as e:  # noqa: BLE001  (the fold is an optimization: the graph as written still converts)
             job.fold_error = f"the graph-level fold failed: {failure_line(e)}"
             job.drop("fold", job.fold_error)
@@ -414,14 +417,115 @@ def _select(job: _Job) -> None:
 
 
 def _verify_stage(job: _Job) -> dict[str, Any]:
-    """The checks of the chosen graph (export/verify.py) and, for int8, the loss against the float model."""
+    """The checks of the chosen graph (export/verify.py) and, for int8, the loss against the float model; an int8
+    artifact that misses the user's gate starts the search for the fewest float units (export/int8_search.py)."""
+    from shufflenet_edge.export import int8_report
+
     chosen = job.chosen
     checks = _verify(job, chosen, sim=job.sims.get(job.base_of[chosen])) if job.precision == "int8" \
         else job.checks_of[chosen]
     if job.precision == "int8" and job.chk is not None:
         with job.p.step("int8 loss against the float model"):
-            checks["int8_loss"] = _int8_loss(job)
+            rep = _int8_loss(job)
+        if (rep.get("gate") or {}).get("failures"):
+            q = job.cfg.int8
+            if not q or q.search_tries <= 0:
+                raise int8_report.refusal(rep)
+            checks, rep = _budget_search(job, rep)
+        checks["int8_loss"] = rep
     return checks
+
+
+def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fully-int8 artifact missed the user's gate: rank the units, search the fewest float ones in the PT2E
+    simulation (export/int8_search.py), convert the chosen set once in the form that won, check the artifact, and
+    time it against the fully-int8 one. Nothing that meets the budget: ParityError, nothing written."""
+    from shufflenet_edge.export import int8_report, int8_search
+    from shufflenet_edge.export.int8_options import unit_names
+    from shufflenet_edge.parity import compare, violations
+
+    q = job.cfg.int8
+    assert q is not None and q.gate is not None
+    units = unit_names(job.prep.module)
+    xs, xl, wants = job.int8_inputs
+    rows = rep.get("per_layer")
+    if rows is None:  # several outputs: the report went without it; the ranking needs it
+        with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+            f.write(job.candidates[job.chosen])
+            f.flush()
+            pl = int8_report.where_loss_starts(f.name, job.prep.module, xs, job.layout)
+        rows = (pl or {}).get("rows") or []
+    ranking, ranked_by = int8_search.rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
+    quant = {"calib_method": q.method_for("tflite"), "per_channel": q.per_channel}
+    wrapped = job.wrapped(job.prep.module)
+
+    def evaluate(float_units: tuple[str, ...]) -> int8_search.Trial:
+        sim, _ = pt2e_quantize(wrapped, job.x, job.calib_l, keep_float=list(float_units), **quant)  # type: ignore[arg-type]
+        outs = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
+        worst, fails = float("inf"), []
+        for k, (o, w) in enumerate(zip(outs, wants)):
+            st = compare(o, w)
+            worst = min(worst, st.psnr_db)
+            fails += [(f"output {k}: " if len(outs) > 1 else "") + v for v in violations(st, q.gate)]
+        return int8_search.Trial(float_units, worst, tuple(fails))
+
+    with job.p.step(f"int8 budget search: the fewest float units, at most {q.search_tries} simulated quantizations"):
+        res = int8_search.search(evaluate, ranking, base=job.kept, forward=units, max_tries=q.search_tries)
+    res.ranked_by = ranked_by
+    record = res.to_dict()
+    if res.chosen is None:
+        closest = max(res.trials, key=lambda t: t.worst_psnr_db, default=None)
+        near = (f"; closest: {' '.join(closest.units) or 'no unit'} float, worst-output PSNR "
+                f"{closest.worst_psnr_db:.1f} dB ({'; '.join(closest.failures)})") if closest else ""
+        raise int8_report.refusal(rep, f"no set of float units the search tried meets it ({len(res.trials)} simulated "
+                                       f"quantization(s), --search-tries {q.search_tries}{near}); more tries, a "
+                                       "calibration with real images or QAT may; the float export (no --int8) is the "
+                                       "other end")
+    fully_int8 = job.candidates[job.chosen]
+    base = job.base_of[job.chosen]
+    job.kept = list(res.chosen.units)
+    with job.p.step(f"converting with {' '.join(job.kept)} in float"):
+        job.bases[base], job.sims[base] = job.lower(job.torch_form if base == "folded" else job.prep.module,
+                                                    folded=base == "folded")
+        job.candidates[job.chosen], job.pass_reports[job.chosen] = job.finish(
+            job.bases[base], None if job.chosen == "reference" else job.chosen)
+    checks = _verify(job, job.chosen, sim=job.sims[base])
+    with job.p.step("int8 loss against the float model (the chosen float units)"):
+        rep = _int8_loss(job)
+    with job.p.step("timing the chosen artifact against the fully-int8 one"):
+        record["latency"] = _latency_cost(job, fully_int8, job.candidates[job.chosen])
+    rep["search"] = record
+    if rep["gate"]["failures"]:
+        raise int8_report.refusal(rep, f"the simulation of {' '.join(job.kept)} in float met it, the converted "
+                                       "artifact does not")
+    return checks, rep
+
+
+def _latency_cost(job: _Job, fully_int8: bytes, chosen: bytes) -> dict[str, Any]:
+    """The chosen artifact against the fully-int8 one, interleaved round by round on the tuning target."""
+    from shufflenet_edge.export.timing import pinned, ratio_stats, round_medians, time_on_target
+    from shufflenet_edge.runtimes.runner import open_artifact
+
+    t = job.cfg.tune
+    rounds, runs = 5, 20
+    with tempfile.TemporaryDirectory() as td:
+        paths = {"fully_int8": _write_temp(Path(td), "fully_int8", fully_int8),
+                 "chosen": _write_temp(Path(td), "chosen", chosen)}
+        if t.target == "local":
+            runners = {k: open_artifact(p, threads=t.threads) for k, p in paths.items()}
+            x = job.to_layout(job.x_nchw.numpy()[:1])
+            prepared = {k: r.prepare(x) for k, r in runners.items()}
+            invokers = {k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()}
+            with pinned(t.threads):
+                per = round_medians(invokers, rounds, runs, warmup=5, reverse_odd=True)
+            runtime = next(iter(runners.values())).runtime
+        else:
+            timed = time_on_target(paths, t.target, t.threads, rounds=rounds, runs=runs, options=t.options)
+            per, runtime = timed["round_medians_ms"], timed["runtime"]
+    r = ratio_stats(per["chosen"], per["fully_int8"])
+    return {"target": t.target, "runtime": runtime, "threads": t.threads, "rounds": rounds, "runs_per_round": runs,
+            "fully_int8_ms": float(np.median(per["fully_int8"])), "chosen_ms": float(np.median(per["chosen"])),
+            "ratio": r["median"], "ratio_min": r["min"], "ratio_max": r["max"]}
 
 
 def _write(job: _Job, checks: dict[str, Any]) -> dict[str, Any]:
@@ -578,7 +682,7 @@ def _unfolded_outputs(job: _Job) -> list[np.ndarray] | None:
 def _int8_loss(job: _Job) -> dict[str, Any]:
     """Every output of the chosen int8 artifact and of its PT2E simulation against the float model, on the inputs
     `parity` uses by default (so export and parity give one verdict); per-layer SQNR when below the default int8
-    gate (one-output models); the user's gate (raises, nothing written)."""
+    gate (one-output models); the user's gate, recorded (the caller refuses or searches)."""
     from shufflenet_edge.export import int8_report
     from shufflenet_edge.parity import check_images, check_inputs, inputs_spec
 
@@ -594,6 +698,7 @@ def _int8_loss(job: _Job) -> dict[str, Any]:
     sims = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
     desc = f"parity's default inputs for this artifact, {source}"
     gate = q.gate
+    job.int8_inputs = (xs, xl, wants)
     rep = verify.int8_loss(gots, wants, sims, desc)
     if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
@@ -603,7 +708,7 @@ def _int8_loss(job: _Job) -> dict[str, Any]:
         if pl is not None:
             rep = verify.int8_loss(gots, wants, sims, desc, pl)
     k = rep.get("worst_output", 0)
-    int8_report.apply_gate(rep, gots[k], wants[k], gate)
+    int8_report.apply_gate(rep, gots[k], wants[k], gate, refuse=False)
     rep["inputs_spec"] = inputs_spec(ins)
     return rep
 

@@ -72,12 +72,16 @@ def _add_export(p: argparse.ArgumentParser) -> None:
                         "(default minmax; histogram = Entropy)")
     q.add_argument("--calib-images", type=positive_int, metavar="N", help="calibration images to use (default 64; 32 synthetic)")
     q.add_argument("--int8-weights", choices=["per-channel", "per-tensor"], help="weight scales (default per-channel)")
-    g = p.add_argument_group("int8 gate against the float model (default: report only; same flags as `parity`)")
+    g = p.add_argument_group("int8 budget: the gate against the float model (default: report only; same flags as "
+                             "`parity`); an artifact that misses it gets the fewest units kept float that meet it")
     g.add_argument("--min-psnr", type=float, metavar="DB")
     g.add_argument("--min-top1-agreement", type=fraction, metavar="X")
     g.add_argument("--min-top5-overlap", type=fraction, metavar="X")
     g.add_argument("--max-abs-error", type=non_negative, metavar="E")
     g.add_argument("--min-cosine", type=fraction, metavar="X")
+    g.add_argument("--search-tries", type=int, metavar="N",
+                   help="simulated quantizations the float-unit search may spend when the fully-int8 artifact misses "
+                        "the gate (default 8; 0: refuse at once)")
 
 
 def _tune_options(args: argparse.Namespace) -> object:
@@ -120,7 +124,7 @@ def build_config(args: argparse.Namespace) -> ExportConfig:
         batch=args.batch, dynamic_batch=args.dynamic_batch, input_size=args.input_size, layout=args.layout, io=args.io,
         seed=args.seed, keep_candidates=args.keep_candidates, progress=not args.quiet,
         calib=args.calib, calib_method=args.calib_method, calib_images=args.calib_images,
-        int8_weights=args.int8_weights, keep_float=args.keep_float, gate=gate,
+        int8_weights=args.int8_weights, keep_float=args.keep_float, gate=gate, search_tries=args.search_tries,
         tune_on=args.tune_on, tune_options=opts, tune_rounds=args.tune_rounds, tune_runs=args.tune_runs,
         tune_seconds=args.tune_seconds,
         tune_delegate=args.tune_delegate, threads=args.threads)
@@ -191,6 +195,10 @@ def _print_int8(side: dict) -> None:  # type: ignore[type-arg]
     if not loss:
         return
     print(int8_report.summary_line(loss))
+    if loss.get("search"):
+        from shufflenet_edge.export import int8_search
+
+        print(int8_search.summary(loss["search"]))
     if loss.get("below_default_gate"):
         print(f"warning: below the default int8 parity gate ({', '.join(f'{k} {v}' for k, v in loss['default_gate'].items())}); "
               f"{int8_report.remedies(loss.get('first_weak_point'))}")
