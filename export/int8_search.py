@@ -131,6 +131,61 @@ def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, 
     return done(best, order)
 
 
+def trial(float_units: tuple[str, ...], outs: Sequence[Any], wants: Sequence[Any], gate: Any) -> Trial:
+    """A set's simulated outputs against the float model's, judged by the gate on every output."""
+    from shufflenet_edge.parity import compare, violations
+
+    worst, fails = math.inf, []
+    for k, (o, w) in enumerate(zip(outs, wants)):
+        st = compare(o, w)
+        worst = min(worst, st.psnr_db)
+        fails += [(f"output {k}: " if len(outs) > 1 else "") + v for v in violations(st, gate)]
+    return Trial(float_units, worst, tuple(fails))
+
+
+def record(res: SearchResult, gate: Any, max_tries: int, fully_int8: dict[str, Any], kept: Sequence[str],
+           how: str) -> dict[str, Any]:
+    """The sidecar's `checks.int8_loss.search` (the latency is added once the chosen set is converted)."""
+    return {"budget": gate.to_dict(), "max_tries": max_tries, **res.to_dict(),
+            "fully_int8": {"worst_psnr_db": fully_int8["artifact_vs_float"]["psnr_db"],
+                           "failures": (fully_int8.get("gate") or {}).get("failures"), "float_units": list(kept)},
+            "how": how}
+
+
+def no_set_found(res: SearchResult, max_tries: int) -> str:
+    """Why the search ends the export: the closest set it tried."""
+    closest = max(res.trials, key=lambda t: t.worst_psnr_db, default=None)
+    near = (f"; closest: {' '.join(closest.units) or 'no unit'} float, worst-output PSNR {closest.worst_psnr_db:.1f} "
+            f"dB ({'; '.join(closest.failures)})") if closest else ""
+    return (f"no set of float units the search tried meets it ({len(res.trials)} simulated quantization(s), "
+            f"--search-tries {max_tries}{near}); more tries, a calibration with real images or QAT may; the float "
+            "export (no --int8) is the other end")
+
+
+def latency_cost(paths: dict[str, str], x: Any, tune: Any, rounds: int = 5, runs: int = 20) -> dict[str, Any]:
+    """`paths["chosen"]` against `paths["fully_int8"]`, interleaved round by round where `tune` (a TuneConfig) says:
+    here, pinned, with the runtime of the file; or on the tuning target."""
+    import numpy as np
+    from shufflenet_edge.export.timing import pinned, ratio_stats, round_medians, time_on_target
+    from shufflenet_edge.runtimes.runner import open_artifact
+
+    if tune.target == "local":
+        runners = {k: open_artifact(p, threads=tune.threads) for k, p in paths.items()}
+        prepared = {k: r.prepare(x) for k, r in runners.items()}
+        invokers = {k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()}
+        with pinned(tune.threads):
+            per = round_medians(invokers, rounds, runs, warmup=5, reverse_odd=True)
+        runtime = next(iter(runners.values())).runtime
+    else:
+        timed = time_on_target(paths, tune.target, tune.threads, rounds=rounds, runs=runs, options=tune.options)
+        per, runtime = timed["round_medians_ms"], timed["runtime"]
+    r = ratio_stats(per["chosen"], per["fully_int8"])
+    return {"target": tune.target, "runtime": runtime, "threads": tune.threads, "rounds": rounds,
+            "runs_per_round": runs, "fully_int8_ms": float(np.median(per["fully_int8"])),
+            "chosen_ms": float(np.median(per["chosen"])), "ratio": r["median"], "ratio_min": r["min"],
+            "ratio_max": r["max"]}
+
+
 def summary(res: dict[str, Any]) -> str:
     """One line: the chosen point of the search (from its sidecar record)."""
     chosen = res.get("chosen")

@@ -18,7 +18,9 @@ import dataclasses
 import functools
 import importlib
 import os
+import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -323,10 +325,78 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
                 job.made[chosen], final_tmp, job.prep.preprocess, dataclasses.replace(q, keep_float=tuple(job.kept)),
                 batch=cfg.batch, input_hw=tuple(int(v) for v in xs[0].shape[2:]), excluded_out=excluded)
         if xs[0].shape[0] == 1 and not cfg.dynamic_batch:
+            float_checks = checks
             with job.p.step("int8 against its QDQ simulation and against the float model"):
-                checks = {"float": checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
-                checks["int8_loss"] = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:], q)
+                checks = {"float": float_checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
+                rep = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:], q)
+            if (rep.get("gate") or {}).get("failures"):
+                from shufflenet_edge.export import int8_report
+
+                if q.search_tries <= 0:
+                    raise int8_report.refusal(rep)
+                excluded.clear()
+                rep = _budget_search(job, final_tmp, rep, excluded)
+                checks = {"float": float_checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
+            checks["int8_loss"] = rep
     return checks, calibration, excluded
+
+
+def _budget_search(job: _Job, final: Path, rep: dict[str, Any], excluded: list[str]) -> dict[str, Any]:
+    """The QDQ graph missed the user's gate: the fewest units kept float that meet it (export/int8_search.py). Each
+    try is onnxruntime's quantization of the chosen float graph with those units excluded, run on the int8 check's
+    inputs (for ONNX the QDQ graph is its own simulation); the chosen set is written to `final` and judged as any
+    int8 graph is, and timed against the fully-int8 one. Nothing meets the budget: ParityError, nothing written."""
+    import shutil
+
+    from shufflenet_edge.export import int8_report, int8_search
+    from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES
+    from shufflenet_edge.export.int8_options import unit_names
+    from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
+    from shufflenet_edge.parity import check_images, check_inputs
+
+    q, pre, chw = job.cfg.int8, job.prep.preprocess, job.xs[0].shape[1:]
+    assert q is not None and q.gate is not None
+    xs, _ = check_images(check_inputs(q.calib, q.images or DEFAULT_CALIBRATION_IMAGES), pre, tuple(int(v) for v in chw))
+    xs = np.ascontiguousarray(xs, dtype=np.float32)
+    wants = verify.torch_outputs(job.prep.module, xs)
+    units = unit_names(job.prep.module)
+    rows = rep.get("per_layer")
+    if rows is None:  # several outputs: the report went without it; the ranking needs it
+        rows = (int8_report.where_loss_starts(str(final), job.prep.module, xs, "nchw") or {}).get("rows") or []
+    ranking, ranked_by = int8_search.rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
+    hw = tuple(int(v) for v in chw[1:])
+    with tempfile.TemporaryDirectory() as td:
+        def quantize(float_units: Sequence[str], dst: Path, out: list[str] | None = None) -> None:
+            quantize_onnx_int8(job.made[job.chosen], dst, pre, dataclasses.replace(q, keep_float=tuple(float_units)),
+                               batch=job.cfg.batch, input_hw=hw, excluded_out=out)
+
+        def evaluate(float_units: tuple[str, ...]) -> int8_search.Trial:
+            trial = Path(td) / "trial.onnx"
+            quantize(float_units, trial)
+            return int8_search.trial(float_units, run_onnx_samples(trial, xs), wants, q.gate)
+
+        with job.p.step(f"int8 budget search: the fewest float units, at most {q.search_tries} quantizations"):
+            res = int8_search.search(evaluate, ranking, base=job.kept, forward=units, max_tries=q.search_tries)
+        res.ranked_by = ranked_by
+        record = int8_search.record(res, q.gate, q.search_tries, rep, job.kept,
+                                    "each set quantized by onnxruntime (its own calibration pass) and run on the int8 "
+                                    "check's inputs")
+        if res.chosen is None:
+            raise int8_report.refusal(rep, int8_search.no_set_found(res, q.search_tries))
+        fully_int8 = Path(td) / "fully_int8.onnx"
+        shutil.copyfile(final, fully_int8)
+        job.kept = list(res.chosen.units)
+        with job.p.step(f"quantizing with {' '.join(job.kept)} in float"):
+            quantize(job.kept, final, excluded)
+        rep = _int8_loss(final, job.prep.module, pre, chw, q)
+        with job.p.step("timing the chosen graph against the fully-int8 one"):
+            record["latency"] = int8_search.latency_cost({"fully_int8": str(fully_int8), "chosen": str(final)},
+                                                         job.xs[0].numpy()[:1], job.cfg.tune)
+    rep["search"] = record
+    if rep["gate"]["failures"]:
+        raise int8_report.refusal(rep, f"the search's quantization of {' '.join(job.kept)} in float met it, the "
+                                       "written graph does not")
+    return rep
 
 
 def _record(job: _Job, checks: dict[str, Any], calibration: str | None, excluded: list[str]) -> dict[str, Any]:
@@ -452,8 +522,8 @@ def _output_scales(path: Path) -> list[float | None]:
 
 def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any) -> dict[str, Any]:
     """Every output of the int8 graph against the float model on the inputs `parity` uses by default (so export and
-    parity give one verdict); per-layer SQNR when below the default int8 gate (one-output models); the user's gate
-    (raises: the atomic write leaves nothing behind)."""
+    parity give one verdict); per-layer SQNR when below the default int8 gate (one-output models); the user's gate,
+    recorded (the caller refuses or searches; the atomic write leaves nothing behind)."""
     from shufflenet_edge.export import int8_report
     from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES
     from shufflenet_edge.parity import check_images, check_inputs, inputs_spec
@@ -470,6 +540,6 @@ def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any) ->
         if pl is not None:
             rep = verify.int8_loss(gots, wants, None, desc, pl)
     k = rep.get("worst_output", 0)
-    int8_report.apply_gate(rep, gots[k], wants[k], q.gate)
+    int8_report.apply_gate(rep, gots[k], wants[k], q.gate, refuse=False)
     rep["inputs_spec"] = inputs_spec(ins)
     return rep

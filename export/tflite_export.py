@@ -442,7 +442,6 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     time it against the fully-int8 one. Nothing that meets the budget: ParityError, nothing written."""
     from shufflenet_edge.export import int8_report, int8_search
     from shufflenet_edge.export.int8_options import unit_names
-    from shufflenet_edge.parity import compare, violations
 
     q = job.cfg.int8
     assert q is not None and q.gate is not None
@@ -461,26 +460,17 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
 
     def evaluate(float_units: tuple[str, ...]) -> int8_search.Trial:
         sim, _ = pt2e_quantize(wrapped, job.x, job.calib_l, keep_float=list(float_units), **quant)  # type: ignore[arg-type]
-        outs = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
-        worst, fails = float("inf"), []
-        for k, (o, w) in enumerate(zip(outs, wants)):
-            st = compare(o, w)
-            worst = min(worst, st.psnr_db)
-            fails += [(f"output {k}: " if len(outs) > 1 else "") + v for v in violations(st, q.gate)]
-        return int8_search.Trial(float_units, worst, tuple(fails))
+        return int8_search.trial(float_units, _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts), wants,
+                                 q.gate)
 
     with job.p.step(f"int8 budget search: the fewest float units, at most {q.search_tries} simulated quantizations"):
         res = int8_search.search(evaluate, ranking, base=job.kept, forward=units, max_tries=q.search_tries)
     res.ranked_by = ranked_by
-    record = res.to_dict()
+    record = int8_search.record(res, q.gate, q.search_tries, rep, job.kept,
+                                "each set simulated (PT2E, the export's calibration) on the int8 check's inputs; only "
+                                "the chosen set converted and judged on the artifact")
     if res.chosen is None:
-        closest = max(res.trials, key=lambda t: t.worst_psnr_db, default=None)
-        near = (f"; closest: {' '.join(closest.units) or 'no unit'} float, worst-output PSNR "
-                f"{closest.worst_psnr_db:.1f} dB ({'; '.join(closest.failures)})") if closest else ""
-        raise int8_report.refusal(rep, f"no set of float units the search tried meets it ({len(res.trials)} simulated "
-                                       f"quantization(s), --search-tries {q.search_tries}{near}); more tries, a "
-                                       "calibration with real images or QAT may; the float export (no --int8) is the "
-                                       "other end")
+        raise int8_report.refusal(rep, int8_search.no_set_found(res, q.search_tries))
     fully_int8 = job.candidates[job.chosen]
     base = job.base_of[job.chosen]
     job.kept = list(res.chosen.units)
@@ -492,40 +482,15 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     checks = _verify(job, job.chosen, sim=job.sims[base])
     with job.p.step("int8 loss against the float model (the chosen float units)"):
         rep = _int8_loss(job)
-    with job.p.step("timing the chosen artifact against the fully-int8 one"):
-        record["latency"] = _latency_cost(job, fully_int8, job.candidates[job.chosen])
+    with job.p.step("timing the chosen artifact against the fully-int8 one"), tempfile.TemporaryDirectory() as td:
+        paths = {"fully_int8": _write_temp(Path(td), "fully_int8", fully_int8),
+                 "chosen": _write_temp(Path(td), "chosen", job.candidates[job.chosen])}
+        record["latency"] = int8_search.latency_cost(paths, job.to_layout(job.x_nchw.numpy()[:1]), job.cfg.tune)
     rep["search"] = record
     if rep["gate"]["failures"]:
         raise int8_report.refusal(rep, f"the simulation of {' '.join(job.kept)} in float met it, the converted "
                                        "artifact does not")
     return checks, rep
-
-
-def _latency_cost(job: _Job, fully_int8: bytes, chosen: bytes) -> dict[str, Any]:
-    """The chosen artifact against the fully-int8 one, interleaved round by round on the tuning target."""
-    from shufflenet_edge.export.timing import pinned, ratio_stats, round_medians, time_on_target
-    from shufflenet_edge.runtimes.runner import open_artifact
-
-    t = job.cfg.tune
-    rounds, runs = 5, 20
-    with tempfile.TemporaryDirectory() as td:
-        paths = {"fully_int8": _write_temp(Path(td), "fully_int8", fully_int8),
-                 "chosen": _write_temp(Path(td), "chosen", chosen)}
-        if t.target == "local":
-            runners = {k: open_artifact(p, threads=t.threads) for k, p in paths.items()}
-            x = job.to_layout(job.x_nchw.numpy()[:1])
-            prepared = {k: r.prepare(x) for k, r in runners.items()}
-            invokers = {k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()}
-            with pinned(t.threads):
-                per = round_medians(invokers, rounds, runs, warmup=5, reverse_odd=True)
-            runtime = next(iter(runners.values())).runtime
-        else:
-            timed = time_on_target(paths, t.target, t.threads, rounds=rounds, runs=runs, options=t.options)
-            per, runtime = timed["round_medians_ms"], timed["runtime"]
-    r = ratio_stats(per["chosen"], per["fully_int8"])
-    return {"target": t.target, "runtime": runtime, "threads": t.threads, "rounds": rounds, "runs_per_round": runs,
-            "fully_int8_ms": float(np.median(per["fully_int8"])), "chosen_ms": float(np.median(per["chosen"])),
-            "ratio": r["median"], "ratio_min": r["min"], "ratio_max": r["max"]}
 
 
 def _write(job: _Job, checks: dict[str, Any]) -> dict[str, Any]:

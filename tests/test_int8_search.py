@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from digits_fixtures import *  # noqa: F403
 from digits_fixtures import INPUT_SIZE, _shared_dir
-
 from shufflenet_edge.export.int8_search import Trial, rank_units, search, summary
 
 UNITS = ["conv1", "u1", "u2", "u3", "u4", "fc"]
@@ -90,11 +89,10 @@ def budget_export(trained_v2, digits_data, tmp_path_factory):
     calib = d / "calib_train64_search"
     if not calib.exists():
         digits.write_calibration_folder(digits_data[0], calib, 64)
-    from shufflenet_edge.parity import Thresholds
 
-    def run(out: Path, **kw):
-        return se_export("shufflenet_v2_x0_5", out, target="tflite", weights=str(w), input_size=INPUT_SIZE,
-                         form="delegate", precision="int8", calib=str(calib), show_progress=False, **kw)
+    def run(out: Path, target: str = "tflite", form: str = "delegate", **kw):
+        return se_export("shufflenet_v2_x0_5", out, target=target, weights=str(w), input_size=INPUT_SIZE,
+                         form=form, precision="int8", calib=str(calib), show_progress=False, **kw)
 
     return run, d
 
@@ -126,3 +124,16 @@ def test_search_that_cannot_meet_refuses_and_writes_nothing(budget_export):
     msg = str(e.value)
     assert "\n" not in msg and "no set of float units the search tried meets it (2 simulated" in msg
     assert "nothing was written" in msg and not out.exists() and not Path(str(out) + ".json").exists()
+
+
+def test_onnx_search_finds_the_planted_unit(budget_export):
+    from shufflenet_edge.parity import Thresholds
+
+    run, d = budget_export
+    out = d / "budget.onnx"
+    run(out, target="onnx", form="gather", gate=Thresholds(min_psnr=30.0))
+    side = json.loads(Path(str(out) + ".json").read_text())
+    assert side["keep_float"] == [PLANTED] and side["float_nodes"]
+    s = side["checks"]["int8_loss"]["search"]
+    assert s["chosen"] == [PLANTED] and s["fully_int8"]["failures"] and s["latency"]["runtime"] == "onnxruntime"
+    assert side["checks"]["int8_loss"]["gate"]["failures"] == []
