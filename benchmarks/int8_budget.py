@@ -10,7 +10,8 @@ the fully-int8 artifact, median and range), and for the digits classifiers the h
 
 Models: the digits-trained ShuffleNetV2 0.5x and V1 0.5x g3 (32x32, trained now when the cache has none), the V2
 with an outlier planted in stage3.2 (`shufflenet_edge.outliers`, x512: its float accuracy is unchanged), and the
-zoo's YOLOv5-Lite and NanoDet-Plus (tests/zoo.py, seeded random weights, their raw head outputs). Budgets: the
+zoo's YOLOv5-Lite and NanoDet-Plus (tests/zoo.py, seeded random weights, their raw head outputs, at
+--detector-size, 320 by default). Budgets: the
 default int8 gate (PSNR >= 30 dB, top-1 agreement >= 90%) for the classifiers, PSNR >= --detector-psnr on every
 output for the detectors. Writes benchmarks/results/int8_budget.{json,md}.
 """
@@ -34,6 +35,9 @@ from _timing import environment, interleaved  # noqa: E402
 MODELS = ("digits_v2", "digits_v1", "planted_v2", "yolov5_lite", "nanodet_plus")
 DIGITS = {"digits_v2": "shufflenet_v2_x0_5", "digits_v1": "shufflenet_v1_x0_5_g3", "planted_v2": "shufflenet_v2_x0_5"}
 PLANTED_UNIT = "stage3.2"
+# Channel groups of the raw detector outputs (last axis): where int8 loses, boxes against scores.
+GROUPS = {"yolov5_lite": {"box": slice(0, 4), "objectness": slice(4, 5), "classes": slice(5, None)},
+          "nanodet_plus": {"class scores": slice(0, 4), "box distances": slice(4, None)}}
 
 
 def _case(name: str, work: Path, splits: Any, calib: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -59,7 +63,8 @@ def _case(name: str, work: Path, splits: Any, calib: Path, args: argparse.Namesp
     import zoo
 
     m, shp = zoo.ZOO[name]()
-    x = torch.randn(*shp, generator=torch.Generator().manual_seed(0))
+    size = args.detector_size
+    x = torch.randn(shp[0], shp[1], size, size, generator=torch.Generator().manual_seed(0))
     return {"model": m, "kw": {"example_input": x, "name": name}, "calib": None,
             "budget": Thresholds(min_psnr=args.detector_psnr), "held_out": None}
 
@@ -104,6 +109,8 @@ def one_model(name: str, work: Path, splits: Any, calib: Path, args: argparse.Na
 
         row["accuracy"] = {k: float((run_tflite_all(p.read_bytes(), xl)[0].argmax(1) == y).mean())
                            for k, p in paths.items()}
+    if name in GROUPS:
+        row["group_psnr_db"] = _group_psnr(name, c, paths)
     if "fully_int8" in paths and len(paths) > 1:
         def invoker(p: Path) -> Any:
             r = TFLiteRunner(str(p), 1)
@@ -118,6 +125,26 @@ def one_model(name: str, work: Path, splits: Any, calib: Path, args: argparse.Na
                                           "max": float((np.asarray(v) / base).max())}
                                       for k, v in per.items() if k != "fully_int8"}
     return row
+
+
+def _group_psnr(name: str, c: dict[str, Any], paths: dict[str, Path]) -> dict[str, Any]:
+    """Per artifact, per output, per channel group of the last axis: PSNR against PyTorch on 8 seeded normal inputs."""
+    import torch
+    from shufflenet_edge.export.tflite_export import run_tflite_all
+
+    from shufflenet_edge.parity import compare
+
+    x = torch.randn(8, *c["kw"]["example_input"].shape[1:], generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ys = c["model"](x)
+    wants = [t.numpy() for t in (ys if isinstance(ys, (list, tuple)) else [ys])]
+    xl = np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1))
+    res: dict[str, Any] = {}
+    for key, p in paths.items():
+        gots = run_tflite_all(p.read_bytes(), xl)
+        res[key] = [{g: float(compare(o[..., sl], w[..., sl]).psnr_db) for g, sl in GROUPS[name].items()}
+                    for o, w in zip(gots, wants)]
+    return res
 
 
 def _ratio(row: dict[str, Any], key: str) -> str:
@@ -154,6 +181,18 @@ def markdown(rows: list[dict[str, Any]], env: dict[str, Any], args: argparse.Nam
         lines.append(f"| {r['model']} | {budget} | {_psnr(r, 'fully_int8')} | {kept} | {_psnr(r, 'budget')} | "
                      f"{s.get('quantizations', 0)} | {s.get('seconds', '-')} | {r.get('fully_int8_export_s', '-')} / "
                      f"{r.get('budget_export_s', '-')} | {_ratio(r, 'budget')} | {_ratio(r, 'fp32')} | {accs} |")
+    grouped = [r for r in rows if r.get("group_psnr_db")]
+    if grouped:
+        lines += ["", "Detector outputs by channel group (last axis), PSNR dB against PyTorch on 8 seeded normal "
+                  "inputs, per output: fp32 / fully int8 / budget artifact:", "",
+                  "| model | output | group | fp32 | fully int8 | budget |", "|---|---|---|---|---|---|"]
+        for r in grouped:
+            g = r["group_psnr_db"]
+            for k in range(len(g.get("fully_int8") or [])):
+                for grp in g["fully_int8"][k]:
+                    vals = [g[a][k][grp] if a in g else None for a in ("fp32", "fully_int8", "budget")]
+                    lines.append(f"| {r['model']} | {k} | {grp} | " + " | ".join(
+                        "-" if v is None else ("inf" if v == float("inf") else f"{v:.1f}") for v in vals) + " |")
     lines += ["", "Kept float `none`: the fully-int8 artifact met the budget and no search ran (the budget artifact is "
               "the fully-int8 one). The export's own latency figure for the chosen set (its sidecar's "
               "`checks.int8_loss.search.latency`) is measured the same way during the export; the table's is this "
@@ -175,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=16, help="training schedule of the digits models (default 16)")
     ap.add_argument("--tries", type=int, default=8, help="--search-tries (default 8)")
     ap.add_argument("--detector-psnr", type=float, default=30.0, help="the detectors' budget (default 30 dB)")
+    ap.add_argument("--detector-size", type=int, default=320, help="the detectors' square input (default 320)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--results", default=str(HERE / "results"))

@@ -78,8 +78,8 @@ def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, 
            forward: Sequence[str] | None = None, max_tries: int = DEFAULT_TRIES, refine: int = REFINE) -> SearchResult:
     """Greedy search over `ranking` with `evaluate` (one simulated quantization per call, at most `max_tries`).
     `base`: units the user already keeps float (always in the set). `forward`: forward order of all units, used to
-    name sets in a stable order. The fewest units found: a single unit when one alone meets the budget (the best of
-    those tried), else the greedy set with every member that is not needed taken out."""
+    name sets in a stable order. The fewest units found: the first of the top-ranked units that meets the budget
+    alone, else the greedy set with every member that is not needed taken out."""
     order_of = {u: i for i, u in enumerate(forward or ranking)}
     tried: dict[tuple[str, ...], Trial] = {}
     trials: list[Trial] = []
@@ -103,10 +103,11 @@ def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, 
     if not candidates:
         return done(None, ranking)
     top = candidates[:max(1, min(refine, max_tries))]
-    singles = {u: run((u,)) for u in top}
-    met = [t for t in singles.values() if t is not None and t.meets]
-    if met:
-        return done(max(met, key=lambda t: t.worst_psnr_db), ranking)
+    singles: dict[str, Trial | None] = {}
+    for u in top:  # one unit is the fewest there can be: the first that meets the budget ends the search
+        singles[u] = run((u,))
+        if singles[u] is not None and singles[u].meets:  # type: ignore[union-attr]
+            return done(singles[u], ranking)
     refined = sorted(top, key=lambda u: -(singles[u].worst_psnr_db if singles[u] is not None else -math.inf))
     order = refined + candidates[len(top):]
     chosen: list[str] = [order[0]]

@@ -457,9 +457,11 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     ranking, ranked_by = int8_search.rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
     quant = {"calib_method": q.method_for("tflite"), "per_channel": q.per_channel}
     wrapped = job.wrapped(job.prep.module)
+    exported = torch.export.export(wrapped, (job.x,)).module()  # once for every try
 
     def evaluate(float_units: tuple[str, ...]) -> int8_search.Trial:
-        sim, _ = pt2e_quantize(wrapped, job.x, job.calib_l, keep_float=list(float_units), **quant)  # type: ignore[arg-type]
+        sim, _ = pt2e_quantize(wrapped, job.x, job.calib_l, keep_float=list(float_units), exported=exported,
+                               **quant)  # type: ignore[arg-type]
         return int8_search.trial(float_units, _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts), wants,
                                  q.gate)
 

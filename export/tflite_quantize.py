@@ -427,11 +427,13 @@ def make_quantizer(calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool =
 
 def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_data_path: bool = True, *,
                   calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool = True,
-                  keep_float: list[str] | None = None) -> tuple[nn.Module, Any]:
+                  keep_float: list[str] | None = None, exported: torch.fx.GraphModule | None = None
+                  ) -> tuple[nn.Module, Any]:
     """Export, annotate, calibrate on `calib` (one image at a time), convert. Returns (simulation, quantizer).
 
     `keep_float`: module paths (in `model`, e.g. `units.5`) whose ops stay float, with quantize/dequantize at
-    their borders."""
+    their borders. `exported`: `torch.export.export(model, (x,)).module()` made once by a caller that quantizes the
+    same model several times (a copy is used; exporting costs more than calibrating a small model)."""
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
@@ -441,7 +443,12 @@ def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_d
         if keep_float:
             raise ValueError("keep_float needs the shared-data-path quantizer")
         quantizer = PT2EQuantizer().set_global(quantization_config(calib_method, per_channel))
-    gm = torch.export.export(model, (x,)).module()
+    if exported is not None:
+        import copy
+
+        gm = copy.deepcopy(exported)
+    else:
+        gm = torch.export.export(model, (x,)).module()
     if keep_float:
         inner = getattr(model, "wrapped", model)
         if isinstance(inner, torch.fx.GraphModule):  # the graph-level fold: module names live on its nodes
