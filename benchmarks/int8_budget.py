@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=str(digits.default_cache_dir() / "int8_budget"))
     ap.add_argument("--input-size", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=16, help="training schedule of the digits models (default 16)")
-    ap.add_argument("--tries", type=int, default=8, help="--search-tries (default 8)")
+    ap.add_argument("--tries", type=int, default=12, help="--search-tries (default 12, the export's)")
     ap.add_argument("--detector-psnr", type=float, default=30.0, help="the detectors' budget (default 30 dB)")
     ap.add_argument("--detector-size", type=int, default=320, help="the detectors' square input (default 320)")
     ap.add_argument("--rounds", type=int, default=7)

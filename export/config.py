@@ -23,6 +23,7 @@ WEIGHT_GRANULARITIES = ("per-channel", "per-tensor")
 IO_TYPES = ("float", "int8", "uint8")
 LAYOUTS = ("nhwc", "nchw")
 PREFERENCES = ("cpu", "gpu")
+DEFAULT_SEARCH_TRIES = 12  # int8 budget search: simulated quantizations at most, refinement and pruning included
 
 
 def _choice(what: str, value: Any, valid: tuple[str, ...]) -> None:
@@ -43,7 +44,7 @@ class Int8Config:
     gate: Any = None
     # When the artifact misses `gate`: simulated quantizations the search for the fewest float units may spend
     # (export/int8_search.py); 0 refuses at once, as without a search.
-    search_tries: int = 8
+    search_tries: int = DEFAULT_SEARCH_TRIES
 
     def __post_init__(self) -> None:
         if self.method is not None:
@@ -223,7 +224,7 @@ class ExportConfig:
             int8 = Int8Config(calib=int8_kw.get("calib"), method=int8_kw.get("calib_method"),
                               images=int8_kw.get("calib_images"), per_channel=(weights or "per-channel") == "per-channel",
                               keep_float=tuple(int8_kw.get("keep_float") or ()), gate=int8_kw.get("gate"),
-                              search_tries=8 if int8_kw.get("search_tries") is None else int(int8_kw["search_tries"]))
+                              search_tries=DEFAULT_SEARCH_TRIES if int8_kw.get("search_tries") is None else int(int8_kw["search_tries"]))
         tune = TuneConfig(target=tune_kw.get("tune_on") or "local", threads=tune_kw.get("threads") or 1,
                           rounds=tune_kw.get("tune_rounds"), runs=tune_kw.get("tune_runs"),
                           prefer=tune_kw.get("tune_delegate") or "cpu", options=tune_kw.get("tune_options"),

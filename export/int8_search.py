@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-DEFAULT_TRIES = 8  # quantizations at most, refinement and pruning included
 REFINE = 3  # top-ranked units tried alone before the greedy pass
 
 
@@ -75,7 +74,7 @@ def rank_units(units: Sequence[str], sqnr_db: dict[str, float | None]) -> tuple[
 
 
 def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, base: Sequence[str] = (),
-           forward: Sequence[str] | None = None, max_tries: int = DEFAULT_TRIES, refine: int = REFINE) -> SearchResult:
+           forward: Sequence[str] | None = None, max_tries: int, refine: int = REFINE) -> SearchResult:
     """Greedy search over `ranking` with `evaluate` (one simulated quantization per call, at most `max_tries`).
     `base`: units the user already keeps float (always in the set). `forward`: forward order of all units, used to
     name sets in a stable order. The fewest units found: the first of the top-ranked units that meets the budget

@@ -71,17 +71,22 @@ def reference_tensors(model: Any, x: np.ndarray) -> list[tuple[str, np.ndarray]]
 
     pts = reference_points(model)
     captured: dict[str, list[np.ndarray]] = {n: [] for n, _ in pts}
+    seen: set[str] = set()  # points that already gave this sample's output
     hooks = []
     for n, mod in pts:
         def hook(_m: Any, _i: Any, out: Any, n: str = n) -> None:
+            if n in seen:  # a module called twice in one forward (a neck's shared upsample): its first call
+                return
             if isinstance(out, (list, tuple)):  # a multi-branch module (Lite-HRNet's stages): its first branch
                 out = next((t for t in out if isinstance(t, torch.Tensor)), None)
             if isinstance(out, torch.Tensor):
+                seen.add(n)
                 captured[n].append(out.detach().clone().numpy())
         hooks.append(mod.register_forward_hook(hook))
     try:
         with torch.no_grad():
             for i in range(len(x)):
+                seen.clear()
                 model(torch.from_numpy(np.ascontiguousarray(x[i : i + 1])))
     finally:
         for h in hooks:

@@ -153,3 +153,26 @@ def test_missing_points_are_reported_not_invented(model, x):
     rows = per_layer.match(ref, tensors, [2])
     assert [r.point for r in rows if r.matched_by == "value"] == ["fc"]
     assert all(r.tensor is None for r in rows[:-1])
+
+
+def test_reference_tensors_take_a_reused_module_first_call():
+    """A neck that calls one upsample module twice (YOLOv5-Lite's) gives each point one tensor per sample: the first
+    call's (was a crash: arrays of two shapes stacked)."""
+    import torch
+    from torch import nn
+
+    from shufflenet_edge.per_layer import reference_tensors
+
+    class Neck(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, 2, 1)
+            self.up = nn.Upsample(scale_factor=2.0)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            y = self.stem(x)
+            return self.up(y), self.up(self.up(y))
+
+    x = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    got = dict(reference_tensors(Neck().eval(), x))
+    assert got["stem"].shape == (3, 1, 4, 4, 4) and got["up"].shape == (3, 1, 4, 8, 8)

@@ -81,7 +81,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-cosine", type=fraction, metavar="X")
     g.add_argument("--search-tries", type=int, metavar="N",
                    help="simulated quantizations the float-unit search may spend when the fully-int8 artifact misses "
-                        "the gate (default 8; 0: refuse at once)")
+                        "the gate (default 12; 0: refuse at once)")
 
 
 def _tune_options(args: argparse.Namespace) -> object:
