@@ -187,10 +187,13 @@ def latency_cost(paths: dict[str, str], x: Any, tune: Any, rounds: int = 5, runs
 
 
 def summary(res: dict[str, Any]) -> str:
-    """One line: the chosen point of the search (from its sidecar record)."""
+    """One line: the budget, what fully int8 missed, and the chosen point of the search (from its sidecar record)."""
+    budget = ", ".join(f"{k} {v:g}" for k, v in (res.get("budget") or {}).items())
+    full = res.get("fully_int8") or {}
+    missed = "; ".join(full.get("failures") or []) or "missed"
+    head = (f"int8 budget ({budget}): fully int8 missed it ({missed}); search: {res.get('quantizations')} simulated "
+            f"quantization(s) in {res.get('seconds')} s; ")
     chosen = res.get("chosen")
-    n, secs = res.get("quantizations"), res.get("seconds")
-    head = (f"int8 budget search: {n} simulated quantization(s) in {secs} s; ")
     if not chosen:
         return head + "no set of float units tried meets the budget"
     lat = res.get("latency") or {}
