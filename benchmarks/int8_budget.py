@@ -13,7 +13,7 @@ with an outlier planted in stage3.2 (`shufflenet_edge.outliers`, x512: its float
 zoo's YOLOv5-Lite and NanoDet-Plus (tests/zoo.py, seeded random weights, their raw head outputs, at
 --detector-size, 320 by default). Budgets: the
 default int8 gate (PSNR >= 30 dB, top-1 agreement >= 90%) for the classifiers, PSNR >= --detector-psnr on every
-output for the detectors. Writes benchmarks/results/int8_budget.{json,md}.
+output for the detectors. Writes benchmarks/results/<out>.{json,md} (int8_budget by default).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def _psnr(row: dict[str, Any], key: str) -> str:
 def markdown(rows: list[dict[str, Any]], env: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         "## int8 within a budget: the fewest float units, found by the export", "",
-        f"`python benchmarks/int8_budget.py` on {env['cpu']} ({env['cores']} cores; ISA flags read: "
+        f"`python benchmarks/int8_budget.py {' '.join(sys.argv[1:])}` on {env['cpu']} ({env['cores']} cores; ISA flags read: "
         f"{', '.join(env.get('isa_flags') or []) or 'none'}), LiteRT {env['versions'].get('ai-edge-litert', '?')}, "
         f"one thread, {args.rounds} interleaved rounds x {args.runs} runs; ratios per round to the fully-int8 "
         "artifact (median, round range), all three artifacts of a model in one process. TFLite, form `delegate`. "
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--results", default=str(HERE / "results"))
+    ap.add_argument("--out", default="int8_budget", help="results/<out>.json and .md (default int8_budget)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     work = Path(args.work)
@@ -231,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     res = {"environment": env, "args": vars(args), "rows": rows, "wall_s": round(time.perf_counter() - t0, 1)}
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(res, out / "int8_budget.json")
-    (out / "int8_budget.md").write_text(markdown(rows, env, args))
+    write_json_atomic(res, out / f"{args.out}.json")
+    (out / f"{args.out}.md").write_text(markdown(rows, env, args))
     print(markdown(rows, env, args))
     return 0
 
