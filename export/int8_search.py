@@ -131,6 +131,23 @@ def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, 
     return done(best, order)
 
 
+def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str], rows: list[dict[str, Any]],
+         rep: dict[str, Any], q: Any, kept: Sequence[str], what: str, how: str) -> tuple[list[str], dict[str, Any]]:
+    """The search as an export runs it: rank `units` from the fully-int8 artifact's per-layer `rows`, search with
+    `evaluate` (`what` each try is, for the progress line), and return (the chosen float units, the sidecar record).
+    Nothing meets the budget: the export's refusal (ParityError), naming the closest set tried."""
+    from shufflenet_edge.export import int8_report
+
+    ranking, ranked_by = rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
+    with p.step(f"int8 budget search: the fewest float units, at most {q.search_tries} {what}"):
+        res = search(evaluate, ranking, base=kept, forward=units, max_tries=q.search_tries)
+    res.ranked_by = ranked_by
+    rec = record(res, q.gate, q.search_tries, rep, kept, how)
+    if res.chosen is None:
+        raise int8_report.refusal(rep, no_set_found(res, q.search_tries))
+    return list(res.chosen.units), rec
+
+
 def trial(float_units: tuple[str, ...], outs: Sequence[Any], wants: Sequence[Any], gate: Any) -> Trial:
     """A set's simulated outputs against the float model's, judged by the gate on every output."""
     from shufflenet_edge.parity import compare, violations

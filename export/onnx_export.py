@@ -363,7 +363,6 @@ def _budget_search(job: _Job, final: Path, rep: dict[str, Any], excluded: list[s
     rows = rep.get("per_layer")
     if rows is None:  # several outputs: the report went without it; the ranking needs it
         rows = (int8_report.where_loss_starts(str(final), job.prep.module, xs, "nchw") or {}).get("rows") or []
-    ranking, ranked_by = int8_search.rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
     hw = tuple(int(v) for v in chw[1:])
     with tempfile.TemporaryDirectory() as td:
         def quantize(float_units: Sequence[str], dst: Path, out: list[str] | None = None) -> None:
@@ -375,17 +374,12 @@ def _budget_search(job: _Job, final: Path, rep: dict[str, Any], excluded: list[s
             quantize(float_units, trial)
             return int8_search.trial(float_units, run_onnx_samples(trial, xs), wants, q.gate)
 
-        with job.p.step(f"int8 budget search: the fewest float units, at most {q.search_tries} quantizations"):
-            res = int8_search.search(evaluate, ranking, base=job.kept, forward=units, max_tries=q.search_tries)
-        res.ranked_by = ranked_by
-        record = int8_search.record(res, q.gate, q.search_tries, rep, job.kept,
-                                    "each set quantized by onnxruntime (its own calibration pass) and run on the int8 "
-                                    "check's inputs")
-        if res.chosen is None:
-            raise int8_report.refusal(rep, int8_search.no_set_found(res, q.search_tries))
+        chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, q, job.kept, "quantizations",
+                                          "each set quantized by onnxruntime (its own calibration pass) and run on "
+                                          "the int8 check's inputs")
         fully_int8 = Path(td) / "fully_int8.onnx"
         shutil.copyfile(final, fully_int8)
-        job.kept = list(res.chosen.units)
+        job.kept = chosen
         with job.p.step(f"quantizing with {' '.join(job.kept)} in float"):
             quantize(job.kept, final, excluded)
         rep = _int8_loss(final, job.prep.module, pre, chw, q)

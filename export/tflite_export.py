@@ -482,7 +482,6 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
             f.flush()
             pl = int8_report.where_loss_starts(f.name, job.prep.module, xs, job.layout)
         rows = (pl or {}).get("rows") or []
-    ranking, ranked_by = int8_search.rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
     quant = {"calib_method": q.method_for("tflite"), "per_channel": q.per_channel}
     wrapped = job.wrapped(job.prep.module)
     exported = torch.export.export(wrapped, (job.x,)).module()  # once for every try
@@ -493,17 +492,12 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
         return int8_search.trial(float_units, _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts), wants,
                                  q.gate)
 
-    with job.p.step(f"int8 budget search: the fewest float units, at most {q.search_tries} simulated quantizations"):
-        res = int8_search.search(evaluate, ranking, base=job.kept, forward=units, max_tries=q.search_tries)
-    res.ranked_by = ranked_by
-    record = int8_search.record(res, q.gate, q.search_tries, rep, job.kept,
-                                "each set simulated (PT2E, the export's calibration) on the int8 check's inputs; only "
-                                "the chosen set converted and judged on the artifact")
-    if res.chosen is None:
-        raise int8_report.refusal(rep, int8_search.no_set_found(res, q.search_tries))
+    chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, q, job.kept, "simulated quantizations",
+                                      "each set simulated (PT2E, the export's calibration) on the int8 check's "
+                                      "inputs; only the chosen set converted and judged on the artifact")
     fully_int8 = job.candidates[job.chosen]
     base = job.base_of[job.chosen]
-    job.kept = list(res.chosen.units)
+    job.kept = chosen
     with job.p.step(f"converting with {' '.join(job.kept)} in float"):
         job.bases[base], job.sims[base] = job.lower(job.torch_form if base == "folded" else job.prep.module,
                                                     folded=base == "folded")
