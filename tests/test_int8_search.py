@@ -118,9 +118,9 @@ def test_search_that_cannot_meet_refuses_and_writes_nothing(budget_export):
     from shufflenet_edge.parity import ParityError, Thresholds
 
     run, d = budget_export
-    out = d / "impossible.tflite"
+    out = d / "impossible.onnx"  # ONNX: the same refusal as TFLite's (int8_search.find), at a third of the cost
     with pytest.raises(ParityError) as e:
-        run(out, gate=Thresholds(min_psnr=200.0), search_tries=2)
+        run(out, target="onnx", form="gather", gate=Thresholds(min_psnr=200.0), search_tries=2)
     msg = str(e.value)
     assert "\n" not in msg and "no set of float units the search tried meets it (2 simulated" in msg
     assert "nothing was written" in msg and not out.exists() and not Path(str(out) + ".json").exists()
