@@ -125,7 +125,9 @@ def export(
     ONNX or TFLite at `out`; returns the `Artifact` (its sidecar reads like a dict: ``art["graph"]``).
 
     `config`: an `ExportConfig`, or keyword shortcuts with the CLI's flag names (`int8=True`, `form`, `calib`,
-    `precision="fp16"`, `io`, `layout`, `batch`, `dynamic_batch`, `threads`, `keep_float`, `tune_on`, ...).
+    `precision="fp16"`, `io`, `layout`, `batch`, `dynamic_batch`, `threads`, `keep_float`, `tune_on`, ...). With int8,
+    `gate=parity.Thresholds(...)` is the accuracy budget: an artifact that misses it gets the fewest units kept float
+    that meet it (`search_tries` quantizations at most, 0 = refuse at once).
     `target` defaults to the suffix of `out` (.onnx / .tflite)."""
     from shufflenet_edge.export.config import ExportConfig
     from shufflenet_edge.export.pipeline import export as run_pipeline
