@@ -328,37 +328,35 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
             float_checks = checks
             with job.p.step("int8 against its QDQ simulation and against the float model"):
                 checks = {"float": float_checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
-                rep = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:], q)
+                rep, checked = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:], q)
             if (rep.get("gate") or {}).get("failures"):
                 from shufflenet_edge.export import int8_report
 
                 if q.search_tries <= 0:
                     raise int8_report.refusal(rep)
                 excluded.clear()
-                rep = _budget_search(job, final_tmp, rep, excluded)
+                rep = _budget_search(job, final_tmp, rep, checked, excluded)
                 checks = {"float": float_checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
             checks["int8_loss"] = rep
     return checks, calibration, excluded
 
 
-def _budget_search(job: _Job, final: Path, rep: dict[str, Any], excluded: list[str]) -> dict[str, Any]:
+def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: tuple[np.ndarray, list[np.ndarray]],
+                   excluded: list[str]) -> dict[str, Any]:
     """The QDQ graph missed the user's gate: the fewest units kept float that meet it (export/int8_search.py). Each
     try is onnxruntime's quantization of the chosen float graph with those units excluded, run on the int8 check's
-    inputs (for ONNX the QDQ graph is its own simulation); the chosen set is written to `final` and judged as any
+    inputs (`checked`: those inputs and the float model's outputs, from `_int8_loss`; for ONNX the QDQ graph is its
+    own simulation); the chosen set is written to `final` and judged as any
     int8 graph is, and timed against the fully-int8 one. Nothing meets the budget: ParityError, nothing written."""
     import shutil
 
     from shufflenet_edge.export import int8_report, int8_search
-    from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES
     from shufflenet_edge.export.int8_options import unit_names
     from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
-    from shufflenet_edge.parity import check_images, check_inputs
 
     q, pre, chw = job.cfg.int8, job.prep.preprocess, job.xs[0].shape[1:]
     assert q is not None and q.gate is not None
-    xs, _ = check_images(check_inputs(q.calib, q.images or DEFAULT_CALIBRATION_IMAGES), pre, tuple(int(v) for v in chw))
-    xs = np.ascontiguousarray(xs, dtype=np.float32)
-    wants = verify.torch_outputs(job.prep.module, xs)
+    xs, wants = checked
     units = unit_names(job.prep.module)
     rows = rep.get("per_layer")
     if rows is None:  # several outputs: the report went without it; the ranking needs it
@@ -382,7 +380,7 @@ def _budget_search(job: _Job, final: Path, rep: dict[str, Any], excluded: list[s
         job.kept = chosen
         with job.p.step(f"quantizing with {' '.join(job.kept)} in float"):
             quantize(job.kept, final, excluded)
-        rep = _int8_loss(final, job.prep.module, pre, chw, q)
+        rep, _ = _int8_loss(final, job.prep.module, pre, chw, q)
         with job.p.step("timing the chosen graph against the fully-int8 one"):
             record["latency"] = int8_search.latency_cost({"fully_int8": str(fully_int8), "chosen": str(final)},
                                                          job.xs[0].numpy()[:1], job.cfg.tune)
@@ -514,10 +512,12 @@ def _output_scales(path: Path) -> list[float | None]:
     return out
 
 
-def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any) -> dict[str, Any]:
+def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any
+               ) -> tuple[dict[str, Any], tuple[np.ndarray, list[np.ndarray]]]:
     """Every output of the int8 graph against the float model on the inputs `parity` uses by default (so export and
     parity give one verdict); per-layer SQNR when below the default int8 gate (one-output models); the user's gate,
-    recorded (the caller refuses or searches; the atomic write leaves nothing behind)."""
+    recorded (the caller refuses or searches; the atomic write leaves nothing behind). Returns the report and (the
+    inputs, the float model's outputs on them), which the float-unit search judges its tries on."""
     from shufflenet_edge.export import int8_report
     from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES
     from shufflenet_edge.parity import check_images, check_inputs, inputs_spec
@@ -536,4 +536,4 @@ def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any) ->
     k = rep.get("worst_output", 0)
     int8_report.apply_gate(rep, gots[k], wants[k], q.gate, refuse=False)
     rep["inputs_spec"] = inputs_spec(ins)
-    return rep
+    return rep, (xs, wants)
