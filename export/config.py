@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from shufflenet_edge.errors import UsageError
@@ -32,6 +33,25 @@ def _choice(what: str, value: Any, valid: tuple[str, ...]) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class AccuracyBudget:
+    """The user's own accuracy measure as the int8 budget. `validate(predict)` returns a score, higher is better;
+    `predict(x)` runs a float32 NCHW batch through the graph being judged (the float model, a simulated try of the
+    search, the int8 artifact) and returns its outputs as numpy arrays, in the PyTorch model's order and layout.
+    The int8 artifact may score at most `max_drop` below the float model."""
+
+    validate: Callable[[Callable[[Any], list[Any]]], float]
+    max_drop: float
+    name: str = "validation score"
+
+    def __post_init__(self) -> None:
+        if not callable(self.validate):
+            raise UsageError(f"AccuracyBudget.validate must be a function validate(predict) -> score, got "
+                             f"{type(self.validate).__name__}")
+        if not self.max_drop >= 0:
+            raise UsageError(f"AccuracyBudget.max_drop must be 0 or more, got {self.max_drop}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Int8Config:
     """Full-integer quantization: calibration, observers, weight scales, units kept float, and the gate the
     artifact must meet against the float model (a parity `Thresholds`, None = report only)."""
@@ -45,8 +65,21 @@ class Int8Config:
     # When the artifact misses `gate`: simulated quantizations the search for the fewest float units may spend
     # (export/int8_search.py); 0 refuses at once, as without a search.
     search_tries: int = DEFAULT_SEARCH_TRIES
+    # The images the artifact is judged on (parity's default for it afterwards): a folder with one sub-folder per
+    # class, so the gate's max_accuracy_drop can be checked; `labels` maps the folder names to model classes.
+    check_images: str | None = None
+    labels: str | None = None
+    budget: AccuracyBudget | None = None  # the user's validation function, judged with the gate
 
     def __post_init__(self) -> None:
+        if self.labels is not None and self.check_images is None:
+            raise UsageError("--labels maps the class sub-folders of --images; give --images too")
+        if self.check_images is not None:
+            _labelled_folder(self.check_images)
+        if self.gate is not None and self.gate.max_accuracy_drop is not None and self.check_images is None:
+            raise UsageError("--max-accuracy-drop needs labelled images: --images DIR with one sub-folder per class")
+        if self.budget is not None and not isinstance(self.budget, AccuracyBudget):
+            raise UsageError(f"budget must be an AccuracyBudget(validate, max_drop), got {type(self.budget).__name__}")
         if self.method is not None:
             _choice("--calib-method", self.method, CALIB_METHODS)
         if self.search_tries < 0:
@@ -61,12 +94,27 @@ class Int8Config:
         if self.gate is not None and not self.gate.any():
             object.__setattr__(self, "gate", None)
 
+    @property
+    def has_budget(self) -> bool:
+        return self.gate is not None or self.budget is not None
+
     def method_for(self, fmt: str) -> str:
         return self.method or DEFAULT_CALIB_METHOD[fmt]
 
     @property
     def weights(self) -> str:
         return "per-channel" if self.per_channel else "per-tensor"
+
+
+def _labelled_folder(folder: str) -> None:
+    """A missing folder, or one without class sub-folders, fails now, not after the conversion."""
+    from shufflenet_edge.data import list_images
+
+    root = Path(folder)
+    files = list_images(folder)
+    if not any(f.parent != root for f in files):
+        raise UsageError(f"--images {folder}: no class sub-folders (put each class's images in a sub-folder named "
+                         "after it; --labels FILE maps the names to the model's classes)")
 
 
 def _default_budget() -> float:
@@ -144,8 +192,8 @@ class ExportConfig:
         if self.precision == "int8" and self.int8 is None:
             object.__setattr__(self, "int8", Int8Config())
         if self.precision != "int8" and self.int8 is not None and self.int8 != Int8Config():
-            raise UsageError("--calib, --keep-float, --calib-method, --calib-images, --int8-weights and the gate "
-                             "options only apply with --int8")
+            raise UsageError("--calib, --keep-float, --calib-method, --calib-images, --int8-weights, --images and the "
+                             "budget options only apply with --int8")
         if self.precision != "int8":
             object.__setattr__(self, "int8", None)
         if self.tune.target != "local" and self.form != "auto":
@@ -201,7 +249,7 @@ class ExportConfig:
     def from_options(cls, fmt: str, **kw: Any) -> ExportConfig:
         """The Python API's keyword shortcuts (the CLI's flag names) -> a config. Unknown names are a TypeError."""
         int8_kw = {k: kw.pop(k) for k in ("calib", "calib_method", "calib_images", "int8_weights", "keep_float", "gate",
-                                          "search_tries")
+                                          "search_tries", "images", "labels", "budget")
                    if k in kw}
         tune_kw = {k: kw.pop(k) for k in ("tune_on", "tune_options", "tune_rounds", "tune_runs", "tune_delegate",
                                           "tune_seconds", "threads") if k in kw}
@@ -224,7 +272,9 @@ class ExportConfig:
             int8 = Int8Config(calib=int8_kw.get("calib"), method=int8_kw.get("calib_method"),
                               images=int8_kw.get("calib_images"), per_channel=(weights or "per-channel") == "per-channel",
                               keep_float=tuple(int8_kw.get("keep_float") or ()), gate=int8_kw.get("gate"),
-                              search_tries=DEFAULT_SEARCH_TRIES if int8_kw.get("search_tries") is None else int(int8_kw["search_tries"]))
+                              search_tries=DEFAULT_SEARCH_TRIES if int8_kw.get("search_tries") is None else int(int8_kw["search_tries"]),
+                              check_images=int8_kw.get("images"), labels=int8_kw.get("labels"),
+                              budget=int8_kw.get("budget"))
         tune = TuneConfig(target=tune_kw.get("tune_on") or "local", threads=tune_kw.get("threads") or 1,
                           rounds=tune_kw.get("tune_rounds"), runs=tune_kw.get("tune_runs"),
                           prefer=tune_kw.get("tune_delegate") or "cpu", options=tune_kw.get("tune_options"),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from shufflenet_edge.errors import EdgeError
-from shufflenet_edge.parity import ParityError, Thresholds, compare, default_gate, fmt_psnr, violations
+from shufflenet_edge.parity import ParityError, compare, default_gate, fmt_psnr, violations
 
 PER_LAYER_SAMPLES = 4
 
@@ -67,17 +67,29 @@ def summary_line(rep: dict[str, Any]) -> str:
     return line
 
 
-def apply_gate(rep: dict[str, Any], artifact_out: np.ndarray, float_out: np.ndarray, gate: Thresholds | None, *,
-               refuse: bool = True) -> None:
-    """Record the user's gate in `rep`; with `refuse`, raise ParityError (nothing is written) when it is missed."""
-    if gate is None or not gate.any():
-        rep["gate"] = None
-        return
-    stats = compare(artifact_out, float_out)
-    bad = violations(stats, gate)
-    rep["gate"] = {"thresholds": gate.to_dict(), "failures": bad}
-    if bad and refuse:
-        raise refusal(rep)
+def check_set(q: Any, pre: Any, chw: Any, calibration_limit: int) -> tuple[Any, np.ndarray, Any, str]:
+    """The int8 check's inputs (parity's default for the artifact, `parity.check_inputs`): (their spec, float NCHW
+    inputs at the model's size, a function of the float outputs that gives the model class labels or None, where
+    they came from)."""
+    from shufflenet_edge.errors import UsageError
+    from shufflenet_edge.parity import check_images, check_inputs, map_labels
+
+    ins = check_inputs(q.calib, calibration_limit, q.check_images, q.labels)
+    xs, source, folder_labels, classes = check_images(ins, pre, (int(chw[0]), int(chw[1]), int(chw[2])))
+
+    def labels(wants: list[np.ndarray]) -> Any:
+        how: str | None
+        if folder_labels is None:
+            y, how = None, "the check images have no labels (--images DIR with one sub-folder per class)"
+        elif wants[0].ndim == 2:
+            y, how = map_labels(folder_labels, classes, wants[0].shape[1], ins.label_names, ins.label_source)
+        else:
+            y, how = None, "the model's first output is not logits"
+        if y is None and q.gate is not None and q.gate.max_accuracy_drop is not None:
+            raise UsageError(f"--max-accuracy-drop needs labelled images and a classifier: {how}")
+        return y
+
+    return ins, np.ascontiguousarray(xs, dtype=np.float32), labels, source
 
 
 def refusal(rep: dict[str, Any], why: str | None = None) -> ParityError:

@@ -21,19 +21,107 @@ REFINE = 3  # top-ranked units tried alone before the greedy pass
 
 @dataclasses.dataclass(frozen=True)
 class Trial:
-    """One set of float units, simulated: the worst output's PSNR and what the budget missed (empty: met)."""
+    """One set of float units, judged: the worst output's PSNR, what the budget missed (empty: met), the top-1
+    accuracy on labelled check images and the user's validation score where the budget has them."""
 
     units: tuple[str, ...]
     worst_psnr_db: float
     failures: tuple[str, ...]
+    top1_accuracy: float | None = None
+    score: float | None = None
 
     @property
     def meets(self) -> bool:
         return not self.failures
 
     def to_dict(self) -> dict[str, Any]:
-        return {"float_units": list(self.units), "worst_psnr_db": _finite(self.worst_psnr_db),
-                "meets_budget": self.meets, "failures": list(self.failures)}
+        d = {"float_units": list(self.units), "worst_psnr_db": _finite(self.worst_psnr_db),
+             "meets_budget": self.meets, "failures": list(self.failures)}
+        if self.top1_accuracy is not None:
+            d["top1_accuracy"] = round(self.top1_accuracy, 5)
+        if self.score is not None:
+            d["score"] = self.score
+        return d
+
+
+@dataclasses.dataclass
+class Budget:
+    """What an int8 graph must meet against the float model: the gate on every output (parity's thresholds; the
+    top-1 accuracy drop needs the labels of the check images) and the user's validation function (its score may
+    fall at most `max_drop` below the float model's). One judge for the fully-int8 artifact, every try of the
+    search and the chosen artifact, in both exporters."""
+
+    gate: Any = None  # parity.Thresholds or None
+    labels: Any = None  # model class indices of the check inputs, or None
+    validation: Any = None  # config.AccuracyBudget or None
+    float_score: float | None = None
+
+    @classmethod
+    def of(cls, q: Any, labels: Any, float_predict: Callable[[Any], list[Any]]) -> Budget:
+        """The export's budget (`q`: its Int8Config); the float model's validation score is computed here, once."""
+        b = cls(q.gate, labels, q.budget)
+        if b.validation is not None:
+            b.float_score = _score(b.validation, float_predict, "the float model")
+        return b
+
+    def any(self) -> bool:
+        return (self.gate is not None and self.gate.any()) or self.validation is not None
+
+    def judge(self, units: tuple[str, ...], outs: Sequence[Any], wants: Sequence[Any],
+              predict: Callable[[Any], list[Any]] | None = None) -> Trial:
+        """`outs` (the int8 graph's outputs on the check inputs) against `wants` (the float model's); `predict` runs
+        the same int8 graph on any batch, for the validation function."""
+        from shufflenet_edge.parity import Thresholds, compare_outputs
+
+        rows = compare_outputs(list(outs), list(wants), self.gate or Thresholds(), self.labels)
+        worst = min((r["stats"].psnr_db for r in rows), default=math.inf)
+        fails = [(f"output {r['output']}: " if len(rows) > 1 else "") + f for r in rows for f in r["failures"]]
+        acc = next((r["stats"].top1_accuracy for r in rows if r["stats"].top1_accuracy is not None), None)
+        score = None
+        if self.validation is not None and predict is not None:
+            score = _score(self.validation, predict, "the int8 graph")
+            drop = float(self.float_score) - score  # type: ignore[arg-type]
+            if not drop <= self.validation.max_drop:
+                fails.append(f"{self.validation.name} drop {drop:.4g} > {self.validation.max_drop:g} (float "
+                             f"{self.float_score:.4g}, int8 {score:.4g})")
+        return Trial(units, worst, tuple(fails), acc, score)
+
+    def record(self, t: Trial) -> dict[str, Any] | None:
+        """The sidecar's `int8_loss.gate`: the budget and what the judged graph missed (None: no budget given)."""
+        if not self.any():
+            return None
+        rec: dict[str, Any] = {"thresholds": self.gate.to_dict() if self.gate is not None else {},
+                               "failures": list(t.failures)}
+        if t.top1_accuracy is not None:
+            rec["top1_accuracy"] = round(t.top1_accuracy, 5)
+        if self.validation is not None:
+            rec["validation"] = {"name": self.validation.name, "max_drop": self.validation.max_drop,
+                                 "float": self.float_score, "int8": t.score}
+        return rec
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.gate.to_dict() if self.gate is not None else {}
+        if self.validation is not None:
+            d[f"max {self.validation.name} drop"] = self.validation.max_drop
+        return d
+
+
+def _score(v: Any, predict: Callable[[Any], list[Any]], what: str) -> float:
+    """The user's validation function on `predict`: a finite number, or a one-line error that says it is theirs."""
+    from shufflenet_edge.errors import EdgeError
+
+    try:
+        s = float(v.validate(predict))
+    except EdgeError:
+        raise
+    except Exception as e:  # noqa: BLE001  (the user's code: one line, what and where)
+        raise EdgeError(f"the int8 budget's validation function failed on {what}: {type(e).__name__}: "
+                        f"{str(e).strip().splitlines()[0] if str(e).strip() else ''} (fix the function; it gets "
+                        "predict(x: float32 NCHW batch) -> list of output arrays and returns a score)") from e
+    if not math.isfinite(s):
+        raise EdgeError(f"the int8 budget's validation function returned {s} on {what}; it must return a finite score "
+                        "(higher is better)")
+    return s
 
 
 @dataclasses.dataclass
@@ -132,38 +220,27 @@ def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, 
 
 
 def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str], rows: list[dict[str, Any]],
-         rep: dict[str, Any], q: Any, kept: Sequence[str], what: str, how: str) -> tuple[list[str], dict[str, Any]]:
+         rep: dict[str, Any], budget: Budget, max_tries: int, kept: Sequence[str], what: str,
+         how: str) -> tuple[list[str], dict[str, Any]]:
     """The search as an export runs it: rank `units` from the fully-int8 artifact's per-layer `rows`, search with
     `evaluate` (`what` each try is, for the progress line), and return (the chosen float units, the sidecar record).
     Nothing meets the budget: the export's refusal (ParityError), naming the closest set tried."""
     from shufflenet_edge.export import int8_report
 
     ranking, ranked_by = rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
-    with p.step(f"int8 budget search: the fewest float units, at most {q.search_tries} {what}"):
-        res = search(evaluate, ranking, base=kept, forward=units, max_tries=q.search_tries)
+    with p.step(f"int8 budget search: the fewest float units, at most {max_tries} {what}"):
+        res = search(evaluate, ranking, base=kept, forward=units, max_tries=max_tries)
     res.ranked_by = ranked_by
-    rec = record(res, q.gate, q.search_tries, rep, kept, how)
+    rec = record(res, budget, max_tries, rep, kept, how)
     if res.chosen is None:
-        raise int8_report.refusal(rep, no_set_found(res, q.search_tries))
+        raise int8_report.refusal(rep, no_set_found(res, max_tries))
     return list(res.chosen.units), rec
 
 
-def trial(float_units: tuple[str, ...], outs: Sequence[Any], wants: Sequence[Any], gate: Any) -> Trial:
-    """A set's simulated outputs against the float model's, judged by the gate on every output."""
-    from shufflenet_edge.parity import compare, violations
-
-    worst, fails = math.inf, []
-    for k, (o, w) in enumerate(zip(outs, wants)):
-        st = compare(o, w)
-        worst = min(worst, st.psnr_db)
-        fails += [(f"output {k}: " if len(outs) > 1 else "") + v for v in violations(st, gate)]
-    return Trial(float_units, worst, tuple(fails))
-
-
-def record(res: SearchResult, gate: Any, max_tries: int, fully_int8: dict[str, Any], kept: Sequence[str],
+def record(res: SearchResult, budget: Budget, max_tries: int, fully_int8: dict[str, Any], kept: Sequence[str],
            how: str) -> dict[str, Any]:
     """The sidecar's `checks.int8_loss.search` (the latency is added once the chosen set is converted)."""
-    return {"budget": gate.to_dict(), "max_tries": max_tries, **res.to_dict(),
+    return {"budget": budget.to_dict(), "max_tries": max_tries, **res.to_dict(),
             "fully_int8": {"worst_psnr_db": fully_int8["artifact_vs_float"]["psnr_db"],
                            "failures": (fully_int8.get("gate") or {}).get("failures"), "float_units": list(kept)},
             "how": how}
@@ -180,8 +257,11 @@ def no_set_found(res: SearchResult, max_tries: int) -> str:
 
 
 def latency_cost(paths: dict[str, str], x: Any, tune: Any, rounds: int = 5, runs: int = 20) -> dict[str, Any]:
-    """`paths["chosen"]` against `paths["fully_int8"]`, interleaved round by round where `tune` (a TuneConfig) says:
-    here, pinned, with the runtime of the file; or on the tuning target."""
+    """Every artifact of `paths` (keys: "fully_int8", "chosen", "float", and any tried set) against
+    `paths["fully_int8"]`, interleaved round by round where `tune` (a TuneConfig) says: here, pinned, with the
+    runtime of the file; or on the tuning target. The chosen artifact's ratio is also the record's headline."""
+    import os
+
     import numpy as np
     from shufflenet_edge.export.timing import pinned, ratio_stats, round_medians, time_on_target
     from shufflenet_edge.runtimes.runner import open_artifact
@@ -196,11 +276,30 @@ def latency_cost(paths: dict[str, str], x: Any, tune: Any, rounds: int = 5, runs
     else:
         timed = time_on_target(paths, tune.target, tune.threads, rounds=rounds, runs=runs, options=tune.options)
         per, runtime = timed["round_medians_ms"], timed["runtime"]
-    r = ratio_stats(per["chosen"], per["fully_int8"])
+    points = {}
+    for k in paths:
+        r = ratio_stats(per[k], per["fully_int8"])
+        points[k] = {"ms": float(np.median(per[k])), "ratio": r["median"], "ratio_min": r["min"],
+                     "ratio_max": r["max"], "bytes": os.path.getsize(paths[k])}
+    c = points["chosen"]
     return {"target": tune.target, "runtime": runtime, "threads": tune.threads, "rounds": rounds,
-            "runs_per_round": runs, "fully_int8_ms": float(np.median(per["fully_int8"])),
-            "chosen_ms": float(np.median(per["chosen"])), "ratio": r["median"], "ratio_min": r["min"],
-            "ratio_max": r["max"]}
+            "runs_per_round": runs, "fully_int8_ms": points["fully_int8"]["ms"], "chosen_ms": c["ms"],
+            "ratio": c["ratio"], "ratio_min": c["ratio_min"], "ratio_max": c["ratio_max"], "points": points}
+
+
+def curve(rec: dict[str, Any], ends: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Accuracy against latency, from the fully-int8 end to the float one: each converted artifact's budget metrics
+    (`ends`: key -> its Trial's dict, judged on the artifact) with its size and measured latency ratio."""
+    pts = (rec.get("latency") or {}).get("points") or {}
+    order = ["fully_int8", *[k for k in ends if k not in ("fully_int8", "float")], "float"]
+    out = []
+    for k in order:
+        if k not in ends:
+            continue
+        lat = pts.get(k) or {}
+        out.append({"point": k, **ends[k], "bytes": lat.get("bytes"), "latency_ratio": lat.get("ratio"),
+                    "latency_ratio_min": lat.get("ratio_min"), "latency_ratio_max": lat.get("ratio_max")})
+    return out
 
 
 def summary(res: dict[str, Any]) -> str:

@@ -328,7 +328,8 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
             float_checks = checks
             with job.p.step("int8 against its QDQ simulation and against the float model"):
                 checks = {"float": float_checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
-                rep, checked = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:], q)
+                rep, checked = _int8_loss(final_tmp, job.prep.module, job.prep.preprocess, xs[0].shape[1:],
+                                           dataclasses.replace(q, keep_float=tuple(job.kept)))
             if (rep.get("gate") or {}).get("failures"):
                 from shufflenet_edge.export import int8_report
 
@@ -341,13 +342,12 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
     return checks, calibration, excluded
 
 
-def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: tuple[np.ndarray, list[np.ndarray]],
-                   excluded: list[str]) -> dict[str, Any]:
-    """The QDQ graph missed the user's gate: the fewest units kept float that meet it (export/int8_search.py). Each
+def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: Any, excluded: list[str]) -> dict[str, Any]:
+    """The QDQ graph missed the user's budget: the fewest units kept float that meet it (export/int8_search.py). Each
     try is onnxruntime's quantization of the chosen float graph with those units excluded, run on the int8 check's
-    inputs (`checked`: those inputs and the float model's outputs, from `_int8_loss`; for ONNX the QDQ graph is its
-    own simulation); the chosen set is written to `final` and judged as any
-    int8 graph is, and timed against the fully-int8 one. Nothing meets the budget: ParityError, nothing written."""
+    inputs (`checked`, from `_int8_loss`; for ONNX the QDQ graph is its own simulation); the chosen set is written to
+    `final` and judged as any int8 graph is, and timed against the fully-int8 graph and the float one (the two ends
+    of the curve). Nothing meets the budget: ParityError, nothing written."""
     import shutil
 
     from shufflenet_edge.export import int8_report, int8_search
@@ -355,13 +355,14 @@ def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: tuple[n
     from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
 
     q, pre, chw = job.cfg.int8, job.prep.preprocess, job.xs[0].shape[1:]
-    assert q is not None and q.gate is not None
-    xs, wants = checked
+    assert q is not None
+    xs, wants, budget = checked[:3]
     units = unit_names(job.prep.module)
     rows = rep.get("per_layer")
     if rows is None:  # several outputs: the report went without it; the ranking needs it
         rows = (int8_report.where_loss_starts(str(final), job.prep.module, xs, "nchw") or {}).get("rows") or []
     hw = tuple(int(v) for v in chw[1:])
+    fully = rep["judged"]
     with tempfile.TemporaryDirectory() as td:
         def quantize(float_units: Sequence[str], dst: Path, out: list[str] | None = None) -> None:
             quantize_onnx_int8(job.made[job.chosen], dst, pre, dataclasses.replace(q, keep_float=tuple(float_units)),
@@ -370,20 +371,26 @@ def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: tuple[n
         def evaluate(float_units: tuple[str, ...]) -> int8_search.Trial:
             trial = Path(td) / "trial.onnx"
             quantize(float_units, trial)
-            return int8_search.trial(float_units, run_onnx_samples(trial, xs), wants, q.gate)
+            return budget.judge(float_units, run_onnx_samples(trial, xs), wants, _predictor(trial))
 
-        chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, q, job.kept, "quantizations",
-                                          "each set quantized by onnxruntime (its own calibration pass) and run on "
-                                          "the int8 check's inputs")
+        chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, budget, q.search_tries, job.kept,
+                                          "quantizations", "each set quantized by onnxruntime (its own calibration "
+                                          "pass) and run on the int8 check's inputs")
         fully_int8 = Path(td) / "fully_int8.onnx"
         shutil.copyfile(final, fully_int8)
         job.kept = chosen
         with job.p.step(f"quantizing with {' '.join(job.kept)} in float"):
             quantize(job.kept, final, excluded)
-        rep, _ = _int8_loss(final, job.prep.module, pre, chw, q)
-        with job.p.step("timing the chosen graph against the fully-int8 one"):
-            record["latency"] = int8_search.latency_cost({"fully_int8": str(fully_int8), "chosen": str(final)},
-                                                         job.xs[0].numpy()[:1], job.cfg.tune)
+        rep, _ = _int8_loss(final, job.prep.module, pre, chw, dataclasses.replace(q, keep_float=tuple(chosen)),
+                            checked)
+        float_end = job.made[job.chosen]
+        judged_float = budget.judge(tuple(units), run_onnx_samples(float_end, xs), wants, _predictor(float_end))
+        with job.p.step("timing the chosen graph against the fully-int8 and float ones"):
+            record["latency"] = int8_search.latency_cost(
+                {"fully_int8": str(fully_int8), "chosen": str(final), "float": str(float_end)},
+                job.xs[0].numpy()[:1], job.cfg.tune)
+    record["curve"] = int8_search.curve(record, {"fully_int8": fully, "chosen": rep["judged"],
+                                                 "float": judged_float.to_dict()})
     rep["search"] = record
     if rep["gate"]["failures"]:
         raise int8_report.refusal(rep, f"the search's quantization of {' '.join(job.kept)} in float met it, the "
@@ -512,28 +519,40 @@ def _output_scales(path: Path) -> list[float | None]:
     return out
 
 
-def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any
-               ) -> tuple[dict[str, Any], tuple[np.ndarray, list[np.ndarray]]]:
+def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any, checked: Any = None
+               ) -> tuple[dict[str, Any], Any]:
     """Every output of the int8 graph against the float model on the inputs `parity` uses by default (so export and
-    parity give one verdict); per-layer SQNR when below the default int8 gate (one-output models); the user's gate,
-    recorded (the caller refuses or searches; the atomic write leaves nothing behind). Returns the report and (the
-    inputs, the float model's outputs on them), which the float-unit search judges its tries on."""
-    from shufflenet_edge.export import int8_report
+    parity give one verdict); per-layer SQNR when below the default int8 gate (one-output models); the user's
+    budget, judged and recorded (the caller refuses or searches; the atomic write leaves nothing behind). Returns
+    the report and `checked`: (the inputs, the float model's outputs on them, the Budget, their spec, their source),
+    computed on the first call and passed back on the next; the float-unit search judges its tries on them."""
+    from shufflenet_edge.export import int8_report, int8_search
     from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES
-    from shufflenet_edge.parity import check_images, check_inputs, inputs_spec
+    from shufflenet_edge.parity import inputs_spec
 
-    ins = check_inputs(q.calib, q.images or DEFAULT_CALIBRATION_IMAGES)
-    xs, source = check_images(ins, pre, tuple(int(v) for v in chw))
-    xs = np.ascontiguousarray(xs, dtype=np.float32)
+    if checked is None:
+        ins, xs, labels, source = int8_report.check_set(q, pre, chw, q.images or DEFAULT_CALIBRATION_IMAGES)
+        wants = verify.torch_outputs(ref, xs)
+        checked = (xs, wants, int8_search.Budget.of(q, labels(wants), lambda x: verify.torch_outputs(ref, x)), ins,
+                   source)
+    xs, wants, budget, ins, source = checked
     gots = run_onnx_samples(path, xs)
-    wants = verify.torch_outputs(ref, xs)
     desc = f"parity's default inputs for this artifact, {source}"
     rep = verify.int8_loss(gots, wants, None, desc)
-    if len(gots) == 1 and (rep["below_default_gate"] or (q.gate is not None and q.gate.any())):
+    if len(gots) == 1 and (rep["below_default_gate"] or budget.any()):
         pl = int8_report.where_loss_starts(str(path), ref, xs, "nchw")
         if pl is not None:
             rep = verify.int8_loss(gots, wants, None, desc, pl)
-    k = rep.get("worst_output", 0)
-    int8_report.apply_gate(rep, gots[k], wants[k], q.gate, refuse=False)
+    judged = budget.judge(tuple(q.keep_float), gots, wants, _predictor(path))
+    rep["gate"] = budget.record(judged)
+    rep["judged"] = judged.to_dict()
     rep["inputs_spec"] = inputs_spec(ins)
-    return rep, (xs, wants)
+    return rep, checked
+
+
+def _predictor(path: Path) -> Any:
+    """An ONNX graph on any float NCHW batch (the user's validation function calls it)."""
+    def predict(x: np.ndarray) -> list[np.ndarray]:
+        return run_onnx_samples(path, np.ascontiguousarray(x, dtype=np.float32))
+
+    return predict

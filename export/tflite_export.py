@@ -144,7 +144,7 @@ class _Job(Job):
     unfolded: bytes | None = None  # the reference conversion after its I/O passes: what "exact" is measured against
     timings: dict[str, Any] | None = None
     chosen: str = ""
-    int8_inputs: Any = None  # (NCHW, artifact layout, float outputs) of the int8 loss check: parity's default inputs
+    int8_inputs: Any = None  # the int8 check, computed once: (NCHW inputs, artifact layout, float outputs, Budget, spec, source)
 
     @property
     def precision(self) -> str:
@@ -465,16 +465,17 @@ def _int8_against_reference(job: _Job, checks: dict[str, Any]) -> dict[str, Any]
 
 
 def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The fully-int8 artifact missed the user's gate: rank the units, search the fewest float ones in the PT2E
+    """The fully-int8 artifact missed the user's budget: rank the units, search the fewest float ones in the PT2E
     simulation (export/int8_search.py), convert the chosen set once in the form that won, check the artifact, and
-    time it against the fully-int8 one. Nothing that meets the budget: ParityError, nothing written."""
+    time it against the fully-int8 one and the float conversion of the same form (the two ends of the curve).
+    Nothing that meets the budget: ParityError, nothing written."""
     from shufflenet_edge.export import int8_report, int8_search
     from shufflenet_edge.export.int8_options import unit_names
 
     q = job.cfg.int8
-    assert q is not None and q.gate is not None
+    assert q is not None
     units = unit_names(job.prep.module)
-    xs, xl, wants = job.int8_inputs
+    xs, xl, wants, budget = job.int8_inputs[:4]
     rows = rep.get("per_layer")
     if rows is None:  # several outputs: the report went without it; the ranking needs it
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
@@ -489,27 +490,36 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     def evaluate(float_units: tuple[str, ...]) -> int8_search.Trial:
         sim, _ = pt2e_quantize(wrapped, job.x, job.calib_l, keep_float=list(float_units), exported=exported,
                                **quant)  # type: ignore[arg-type]
-        return int8_search.trial(float_units, _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts), wants,
-                                 q.gate)
+        return budget.judge(float_units, _predict_tflite(job, sim, xs), wants,
+                            lambda x: _predict_tflite(job, sim, x))
 
-    chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, q, job.kept, "simulated quantizations",
+    fully = rep["judged"]
+    chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, budget, q.search_tries, job.kept,
+                                      "simulated quantizations",
                                       "each set simulated (PT2E, the export's calibration) on the int8 check's "
                                       "inputs; only the chosen set converted and judged on the artifact")
     fully_int8 = job.candidates[job.chosen]
     base = job.base_of[job.chosen]
+    module = job.torch_form if base == "folded" else job.prep.module
+    recipe = None if job.chosen == "reference" else job.chosen
     job.kept = chosen
     with job.p.step(f"converting with {' '.join(job.kept)} in float"):
-        job.bases[base], job.sims[base] = job.lower(job.torch_form if base == "folded" else job.prep.module,
-                                                    folded=base == "folded")
-        job.candidates[job.chosen], job.pass_reports[job.chosen] = job.finish(
-            job.bases[base], None if job.chosen == "reference" else job.chosen)
+        job.bases[base], job.sims[base] = job.lower(module, folded=base == "folded")
+        job.candidates[job.chosen], job.pass_reports[job.chosen] = job.finish(job.bases[base], recipe)
     checks = _verify(job, job.chosen, sim=job.sims[base])
     with job.p.step("int8 loss against the float model (the chosen float units)"):
         rep = _int8_loss(job)
-    with job.p.step("timing the chosen artifact against the fully-int8 one"), tempfile.TemporaryDirectory() as td:
-        paths = {"fully_int8": _write_temp(Path(td), "fully_int8", fully_int8),
-                 "chosen": _write_temp(Path(td), "chosen", job.candidates[job.chosen])}
+    with job.p.step("converting the float end of the curve (the same form, fp32)"):
+        float_end = apply_passes(convert(job.wrapped(module), job.x), recipe, "float", False)[0]
+    judged_float = budget.judge(tuple(units), _predict_tflite(job, float_end, xs), wants,
+                                lambda x: _predict_tflite(job, float_end, x))
+    with job.p.step("timing the chosen artifact against the fully-int8 and float ones"), \
+            tempfile.TemporaryDirectory() as td:
+        paths = {k: _write_temp(Path(td), k, b) for k, b in
+                 (("fully_int8", fully_int8), ("chosen", job.candidates[job.chosen]), ("float", float_end))}
         record["latency"] = int8_search.latency_cost(paths, job.to_layout(job.x_nchw.numpy()[:1]), job.cfg.tune)
+    record["curve"] = int8_search.curve(record, {"fully_int8": fully, "chosen": rep["judged"],
+                                                 "float": judged_float.to_dict()})
     rep["search"] = record
     if rep["gate"]["failures"]:
         raise int8_report.refusal(rep, f"the simulation of {' '.join(job.kept)} in float met it, the converted "
@@ -671,35 +681,43 @@ def _unfolded_outputs(job: _Job) -> list[np.ndarray] | None:
 def _int8_loss(job: _Job) -> dict[str, Any]:
     """Every output of the chosen int8 artifact and of its PT2E simulation against the float model, on the inputs
     `parity` uses by default (so export and parity give one verdict); per-layer SQNR when below the default int8
-    gate (one-output models); the user's gate, recorded (the caller refuses or searches)."""
-    from shufflenet_edge.export import int8_report
-    from shufflenet_edge.parity import check_images, check_inputs, inputs_spec
+    gate (one-output models); the user's budget, judged and recorded (the caller refuses or searches)."""
+    from shufflenet_edge.export import int8_report, int8_search
+    from shufflenet_edge.parity import inputs_spec
 
     final, sim = job.candidates[job.chosen], job.sims[job.base_of[job.chosen]]
     q = job.cfg.int8
     assert q is not None
-    ins = check_inputs(q.calib, len(job.images.images))
-    xs, source = check_images(ins, job.prep.preprocess, tuple(job.x_nchw.shape[1:]))
-    xs = np.ascontiguousarray(xs, dtype=np.float32)
-    xl = np.ascontiguousarray(job.to_layout(xs))
+    if job.int8_inputs is None:  # once per export: the inputs, the float model's outputs and the budget
+        ins, xs, labels, source = int8_report.check_set(q, job.prep.preprocess, tuple(job.x_nchw.shape[1:]),
+                                                        len(job.images.images))
+        wants = verify.torch_outputs(job.prep.module, xs)
+        budget = int8_search.Budget.of(q, labels(wants), lambda x: verify.torch_outputs(job.prep.module, x))
+        job.int8_inputs = (xs, np.ascontiguousarray(job.to_layout(xs)), wants, budget, ins, source)
+    xs, xl, wants, budget, ins, source = job.int8_inputs
     gots = _nchw_outputs(run_tflite_all(final, xl), job.out_layouts)
-    wants = verify.torch_outputs(job.prep.module, xs)
     sims = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
     desc = f"parity's default inputs for this artifact, {source}"
-    gate = q.gate
-    job.int8_inputs = (xs, xl, wants)
     rep = verify.int8_loss(gots, wants, sims, desc)
-    if len(gots) == 1 and (rep["below_default_gate"] or (gate is not None and gate.any())):
+    if len(gots) == 1 and (rep["below_default_gate"] or budget.any()):
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
             f.write(final)
             f.flush()
             pl = int8_report.where_loss_starts(f.name, job.prep.module, xs, job.layout)
         if pl is not None:
             rep = verify.int8_loss(gots, wants, sims, desc, pl)
-    k = rep.get("worst_output", 0)
-    int8_report.apply_gate(rep, gots[k], wants[k], gate, refuse=False)
+    judged = budget.judge(tuple(job.kept), gots, wants, lambda x: _predict_tflite(job, final, x))
+    rep["gate"] = budget.record(judged)
+    rep["judged"] = judged.to_dict()
     rep["inputs_spec"] = inputs_spec(ins)
     return rep
+
+
+def _predict_tflite(job: _Job, graph: Any, x: np.ndarray) -> list[np.ndarray]:
+    """A TFLite graph (flatbuffer) or PT2E simulation (module) on float NCHW inputs, outputs as PyTorch lays them."""
+    xl = np.ascontiguousarray(job.to_layout(np.asarray(x, dtype=np.float32)))
+    ys = run_tflite_all(graph, xl) if isinstance(graph, bytes | str) else verify.torch_outputs(graph, xl)
+    return _nchw_outputs(ys, job.out_layouts)
 
 
 def _flat_outputs(y: Any) -> list[torch.Tensor]:

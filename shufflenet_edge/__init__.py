@@ -10,7 +10,7 @@ from typing import Any as _Any
 
 __version__ = "0.1.0"
 
-__all__ = ["export", "parity", "__version__"]
+__all__ = ["export", "parity", "AccuracyBudget", "Int8Config", "ExportConfig", "Thresholds", "__version__"]
 
 # `shufflenet_edge.export` is also a package (the export pipeline) and `shufflenet_edge.parity` a module. Importing
 # a submodule for the first time sets it as an attribute of its parent, which would replace the functions below;
@@ -33,3 +33,9 @@ def parity(artifact: _Any, model: _Any = None, inputs: _Any = None, **options: _
     from shufflenet_edge.api import parity as _parity
 
     return _parity(artifact, model, inputs, **options)
+
+
+# The records an export is configured with (neither module loads torch): `se.export(model, out, int8=True,
+# budget=se.AccuracyBudget(validate, max_drop=0.01))`, `gate=se.Thresholds(min_psnr=35)`.
+from shufflenet_edge.export.config import AccuracyBudget, ExportConfig, Int8Config  # noqa: E402
+from shufflenet_edge.parity import Thresholds  # noqa: E402

@@ -126,8 +126,10 @@ def export(
 
     `config`: an `ExportConfig`, or keyword shortcuts with the CLI's flag names (`int8=True`, `form`, `calib`,
     `precision="fp16"`, `io`, `layout`, `batch`, `dynamic_batch`, `threads`, `keep_float`, `tune_on`, ...). With int8,
-    `gate=parity.Thresholds(...)` is the accuracy budget: an artifact that misses it gets the fewest units kept float
-    that meet it (`search_tries` quantizations at most, 0 = refuse at once).
+    the accuracy budget is `gate=parity.Thresholds(...)` (`max_accuracy_drop` with `images=` a labelled folder) and/or
+    `budget=AccuracyBudget(validate, max_drop)`, the user's own validation function (export/config.py): an artifact
+    that misses it gets the fewest units kept float that meet it (`search_tries` quantizations at most, 0 = refuse
+    at once). `int8=Int8Config(...)` inside an `ExportConfig` takes the same choices whole.
     `target` defaults to the suffix of `out` (.onnx / .tflite)."""
     from shufflenet_edge.export.config import ExportConfig
     from shufflenet_edge.export.pipeline import export as run_pipeline
@@ -178,8 +180,8 @@ def parity(
     `inputs`: an (N, C, H, W) array or tensor of preprocessed inputs, or a count of structured synthetic images
     (seeded); None: the images the artifact's export checked int8 on (its sidecar records them), else 32 synthetic
     ones, as the `parity` command does; `images`: an image folder instead. The gate is the user's
-    `thresholds` or parity's default for the artifact's precision; outputs that are not logits are gated without
-    top-1/top-5."""
+    `thresholds`, else the int8 budget the artifact's export judged it by (its sidecar), else parity's default for
+    the artifact's precision; outputs that are not logits are gated without top-1/top-5."""
     from shufflenet_edge.parity import Inputs, ParityOptions, Reference, run_parity
 
     if images is not None:

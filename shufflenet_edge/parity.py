@@ -762,10 +762,17 @@ DEFAULT_SYNTHETIC = 32  # parity's default inputs: structured synthetic images, 
 DEFAULT_SEED = 0  # not the calibration's (export/calibration.py: seed 1234): the check images are held out
 
 
-def check_inputs(calib: str | None, calibration_limit: int) -> Inputs:
+def check_inputs(calib: str | None, calibration_limit: int, images: str | None = None,
+                 labels: str | None = None) -> Inputs:
     """The inputs export checks an int8 artifact on, which `parity` then uses by default for it (the sidecar
-    records them): with a calibration folder, its images that did not calibrate (the user's own data, held out);
-    without one, the structured synthetic images parity uses anyway (seed 0; calibration used seed 1234)."""
+    records them): the user's labelled images (`images`: one sub-folder per class; `labels`: class names in model
+    output order), all of them; else, with a calibration folder, its images that did not calibrate (the user's own
+    data, held out); else the structured synthetic images parity uses anyway (seed 0; calibration used seed 1234)."""
+    if images is not None:
+        ins = Inputs("images", f"labelled images {images}", folder=str(images))
+        if labels is not None:
+            ins.label_names, ins.label_source = read_label_file(labels), f"label file {labels}"
+        return ins
     if calib is None:
         return Inputs("synthetic", "synthetic", n_synthetic=DEFAULT_SYNTHETIC, seed=DEFAULT_SEED)
     return Inputs("held_out", f"held-out images of {calib}", folder=str(calib), limit=DEFAULT_SYNTHETIC,
@@ -774,6 +781,9 @@ def check_inputs(calib: str | None, calibration_limit: int) -> Inputs:
 
 def inputs_spec(inputs: Inputs) -> dict[str, Any]:
     """What the sidecar records of `check_inputs`, and `recorded_inputs` reads back."""
+    if inputs.kind == "images":
+        return {"kind": "images", "folder": inputs.folder,
+                "labels": inputs.label_source[len("label file "):] if inputs.label_source else None}
     if inputs.kind == "held_out":
         return {"kind": "held_out", "folder": inputs.folder, "n": inputs.limit,
                 "calibration_limit": inputs.calibration_limit}
@@ -784,10 +794,24 @@ def recorded_inputs(sidecar: dict[str, Any] | None) -> Inputs:
     """Parity's default for one artifact: the inputs its export checked int8 on, when recorded and still there;
     else the structured synthetic images."""
     spec = (((sidecar or {}).get("checks") or {}).get("int8_loss") or {}).get("inputs_spec") or {}
+    if spec.get("kind") == "images" and spec.get("folder") and Path(spec["folder"]).is_dir():
+        labels = spec.get("labels") if spec.get("labels") and Path(spec["labels"]).is_file() else None
+        ins = check_inputs(None, 0, spec["folder"], labels)
+        ins.source = f"the labelled images export checked it on ({spec['folder']})"
+        return ins
     if spec.get("kind") == "held_out" and spec.get("folder") and Path(spec["folder"]).is_dir():
         return Inputs("held_out", f"the held-out images export checked it on ({spec['folder']})", folder=spec["folder"],
                       limit=int(spec.get("n") or DEFAULT_SYNTHETIC), calibration_limit=spec.get("calibration_limit"))
     return check_inputs(None, 0)
+
+
+def recorded_gate(sidecar: dict[str, Any] | None) -> Thresholds | None:
+    """The int8 budget an artifact's export judged it by (its sidecar), or None."""
+    rec = (((sidecar or {}).get("checks") or {}).get("int8_loss") or {}).get("gate") or {}
+    t = rec.get("thresholds") or {}
+    names = {f.name for f in dataclasses.fields(Thresholds)}
+    t = {k: v for k, v in t.items() if k in names}
+    return Thresholds(**t) if t else None
 
 
 def _held_out(inputs: Inputs, pre: Any) -> Any:
@@ -810,10 +834,13 @@ def _held_out(inputs: Inputs, pre: Any) -> Any:
                     f"image folder {inputs.folder} ({len(pick)} images, {what})")
 
 
-def check_images(inputs: Inputs, pre: Any, chw: tuple[int, int, int]) -> tuple[np.ndarray, str]:
-    """`check_inputs`' images at the artifact's input size."""
-    x, _, source, _ = materialize(inputs, pre, None, tuple(int(v) for v in chw))  # type: ignore[arg-type]
-    return _fit_inputs(x, tuple(int(v) for v in chw), source)  # type: ignore[arg-type]
+def check_images(inputs: Inputs, pre: Any, chw: tuple[int, int, int]
+                 ) -> tuple[np.ndarray, str, np.ndarray | None, list[str] | None]:
+    """`check_inputs`' images at the artifact's input size: (inputs, where they came from, folder labels, class
+    folder names); `map_labels` turns the labels into model classes."""
+    x, labels, source, classes = materialize(inputs, pre, None, tuple(int(v) for v in chw))  # type: ignore[arg-type]
+    x, source = _fit_inputs(x, tuple(int(v) for v in chw), source)  # type: ignore[arg-type]
+    return x, source, labels, classes
 
 
 def _fit_inputs(x: np.ndarray, chw: tuple[int, int, int], source: str) -> tuple[np.ndarray, str]:
@@ -873,6 +900,9 @@ def _gate(plan: ArtifactPlan, thresholds: Thresholds | None, report_only: bool) 
         return Thresholds(), "off (--report-only)"
     if thresholds is not None and thresholds.any():
         return thresholds, "user"
+    recorded = recorded_gate(plan.sidecar)
+    if recorded is not None:  # the budget export judged this artifact by: one verdict from both commands
+        return recorded, f"the int8 budget its export met ({plan.info_source})"
     return default_gate(plan.precision), f"default for {plan.precision}"
 
 

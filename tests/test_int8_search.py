@@ -65,6 +65,57 @@ def test_budget_spent_is_no_choice_and_user_units_stay():
     assert rec["chosen"] == ["u2", "fc"] and "kept in float: u2 fc" in summary(rec)
 
 
+def test_budget_judges_every_output_labels_and_the_users_function():
+    import numpy as np
+
+    from shufflenet_edge import AccuracyBudget, Thresholds
+    from shufflenet_edge.errors import EdgeError
+    from shufflenet_edge.export.int8_search import Budget
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(40, 5))
+    y = logits.argmax(1)
+    heat = rng.normal(size=(40, 2, 4, 4))
+    noisy = logits + rng.normal(scale=2.0, size=logits.shape)  # many top-1 flips
+    b = Budget(Thresholds(min_psnr=20.0, max_accuracy_drop=5.0), labels=y,
+               validation=AccuracyBudget(lambda predict: float(predict(None)), max_drop=0.1, name="mAP"),
+               float_score=0.5)
+    t = b.judge(("u1",), [noisy, heat + 0.5], [logits, heat], predict=lambda x: 0.35)
+    f = " | ".join(t.failures)
+    assert "output 0: " in f and "top-1 accuracy drop" in f and "output 1: PSNR" in f
+    assert "mAP drop 0.15 > 0.1 (float 0.5, int8 0.35)" in f and t.score == 0.35 and t.top1_accuracy < 1.0
+    rec = b.record(t)
+    assert rec["validation"] == {"name": "mAP", "max_drop": 0.1, "float": 0.5, "int8": 0.35}
+    assert b.judge((), [logits, heat], [logits, heat], predict=lambda x: 0.45).meets
+    assert Budget().record(t) is None and not Budget().any()
+
+    def broken(predict):
+        raise KeyError("boxes")
+
+    with pytest.raises(EdgeError) as e:
+        Budget.of(type("Q", (), {"gate": None, "budget": AccuracyBudget(broken, 0.01)})(), None, lambda x: [x])
+    assert "validation function failed on the float model: KeyError" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_budget_options_are_checked_before_any_conversion(tmp_path):
+    from shufflenet_edge import AccuracyBudget, Int8Config, Thresholds
+    from shufflenet_edge.errors import UsageError
+
+    with pytest.raises(UsageError, match="--max-accuracy-drop needs labelled images"):
+        Int8Config(gate=Thresholds(max_accuracy_drop=1.0))
+    with pytest.raises(UsageError, match="give --images too"):
+        Int8Config(labels="synsets.txt")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(flat / "a.png")
+    with pytest.raises(UsageError, match="no class sub-folders"):
+        Int8Config(check_images=str(flat))
+    with pytest.raises(UsageError, match="max_drop must be 0 or more"):
+        AccuracyBudget(lambda p: 1.0, max_drop=-1)
+
+
 # ------------------------------------------------------------------------------------------ through the export
 
 PLANTED = "stage3.2"
@@ -137,3 +188,39 @@ def test_onnx_search_finds_the_planted_unit(budget_export):
     s = side["checks"]["int8_loss"]["search"]
     assert s["chosen"] == [PLANTED] and s["fully_int8"]["failures"] and s["latency"]["runtime"] == "onnxruntime"
     assert side["checks"]["int8_loss"]["gate"]["failures"] == []
+
+
+def test_onnx_search_meets_an_accuracy_drop_and_a_validation_function(budget_export, digits_folder, digits_data):
+    """The budget as the user thinks of it: top-1 accuracy on labelled images (a folder per class) and their own
+    validation function, judged together on every try; then parity's default run on the artifact uses the same
+    images and the same budget, and agrees."""
+    from shufflenet_edge import AccuracyBudget, Thresholds
+    from shufflenet_edge.api import parity as se_parity
+
+    run, d = budget_export
+    test = digits_data[1]
+    xs, ys = test.x[:120], test.y[:120]
+    scores = []
+
+    def accuracy(predict):
+        scores.append(float((predict(xs)[0].argmax(1) == ys).mean()))
+        return scores[-1]
+
+    out = d / "budget_accuracy.onnx"
+    run(out, target="onnx", form="gather", gate=Thresholds(max_accuracy_drop=3.0), images=str(digits_folder),
+        budget=AccuracyBudget(accuracy, max_drop=0.03, name="digits accuracy"))
+    side = json.loads(Path(str(out) + ".json").read_text())
+    loss = side["checks"]["int8_loss"]
+    assert side["keep_float"] == [PLANTED] and loss["gate"]["failures"] == []
+    v = loss["gate"]["validation"]
+    assert v["name"] == "digits accuracy" and v["float"] - v["int8"] <= 0.03 and v["float"] > 0.9
+    assert loss["search"]["fully_int8"]["failures"] and any("digits accuracy drop" in f
+                                                            for f in loss["search"]["fully_int8"]["failures"])
+    assert loss["inputs_spec"] == {"kind": "images", "folder": str(digits_folder), "labels": None}
+    assert loss["gate"]["top1_accuracy"] > 0.9 and len(scores) >= 3  # float once, the fully-int8 graph, each try
+    curve = loss["search"]["curve"]
+    assert [c["point"] for c in curve] == ["fully_int8", "chosen", "float"] and curve[-1]["meets_budget"]
+    assert all(c["latency_ratio"] > 0 and c["bytes"] > 0 for c in curve)
+    row = se_parity(out)  # parity's default: the images and the budget the export judged it by
+    assert row["gate"]["source"].startswith("the int8 budget its export met") and row["passed"]
+    assert row["gate"]["thresholds"] == {"max_accuracy_drop": 3.0} and str(digits_folder) in row["inputs"]

@@ -96,7 +96,6 @@ def test_percentile_observer_clips_outliers():
 
 def test_gate_refuses_with_remedies():
     from shufflenet_edge.export import int8_report
-
     from shufflenet_edge.parity import ParityError, Thresholds
 
     rng = np.random.default_rng(0)
@@ -104,10 +103,14 @@ def test_gate_refuses_with_remedies():
     got = want + rng.normal(scale=0.5, size=want.shape)
     rep = int8_report.loss_report(got, want, want, "16 test inputs", {"first_weak_point": "stage3.2", "rows": []})
     assert rep["below_default_gate"]
-    int8_report.apply_gate(rep, got, want, None)  # no gate asked: report only
-    with pytest.raises(ParityError) as e:
-        int8_report.apply_gate(rep, got, want, Thresholds(min_psnr=30.0))
-    msg = str(e.value)
+    from shufflenet_edge.export.int8_search import Budget
+
+    assert Budget().record(Budget().judge((), [got], [want])) is None  # no gate asked: report only
+    b = Budget(Thresholds(min_psnr=30.0))
+    rep["gate"] = b.record(b.judge((), [got], [want]))
+    e = int8_report.refusal(rep)
+    assert isinstance(e, ParityError)
+    msg = str(e)
     assert "PSNR" in msg and "--keep-float stage3.2" in msg and "QAT" in msg and "--calib-method" in msg
 
 

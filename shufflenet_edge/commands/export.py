@@ -79,6 +79,13 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-top5-overlap", type=fraction, metavar="X")
     g.add_argument("--max-abs-error", type=non_negative, metavar="E")
     g.add_argument("--min-cosine", type=fraction, metavar="X")
+    g.add_argument("--max-accuracy-drop", type=non_negative, metavar="POINTS",
+                   help="top-1 accuracy on the labelled --images may fall at most this many percentage points")
+    g.add_argument("--images", metavar="DIR",
+                   help="judge the int8 artifact on these images (one sub-folder per class gives accuracy); parity "
+                        "then uses them by default for it (default: held-out --calib images, else synthetic ones)")
+    g.add_argument("--labels", metavar="FILE",
+                   help="class names in model output order, one per line, to map the --images folders")
     g.add_argument("--search-tries", type=int, metavar="N",
                    help="simulated quantizations the float-unit search may spend when the fully-int8 artifact misses "
                         "the gate (default 12; 0: refuse at once)")
@@ -117,7 +124,8 @@ def build_config(args: argparse.Namespace) -> ExportConfig:
     from shufflenet_edge.parity import Thresholds
 
     gate = Thresholds(max_abs_error=args.max_abs_error, min_psnr=args.min_psnr, min_top1_agreement=args.min_top1_agreement,
-                      min_top5_overlap=args.min_top5_overlap, min_cosine=args.min_cosine)
+                      min_top5_overlap=args.min_top5_overlap, min_cosine=args.min_cosine,
+                      max_accuracy_drop=args.max_accuracy_drop)
     opts = _tune_options(args)
     return ExportConfig.from_options(
         args.target, precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32", form=args.form,
@@ -125,6 +133,7 @@ def build_config(args: argparse.Namespace) -> ExportConfig:
         seed=args.seed, keep_candidates=args.keep_candidates, progress=not args.quiet,
         calib=args.calib, calib_method=args.calib_method, calib_images=args.calib_images,
         int8_weights=args.int8_weights, keep_float=args.keep_float, gate=gate, search_tries=args.search_tries,
+        images=args.images, labels=args.labels,
         tune_on=args.tune_on, tune_options=opts, tune_rounds=args.tune_rounds, tune_runs=args.tune_runs,
         tune_seconds=args.tune_seconds,
         tune_delegate=args.tune_delegate, threads=args.threads)
