@@ -219,17 +219,31 @@ def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, 
     return done(best, order)
 
 
+def with_head_ends(ranking: list[str], ends: Sequence[str]) -> list[str]:
+    """Each head end (a module below a unit: the last convolution(s) of an output) goes just before the unit that
+    holds it: the same loss is often in those few layers, and keeping them float costs far less than the unit."""
+    out = list(ranking)
+    for e in ends:
+        holder = next((i for i, u in enumerate(out) if e.startswith(u + ".")), len(out))
+        out.insert(holder, e)
+    return out
+
+
 def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str], rows: list[dict[str, Any]],
          rep: dict[str, Any], budget: Budget, max_tries: int, kept: Sequence[str], what: str,
-         how: str) -> tuple[list[str], dict[str, Any]]:
-    """The search as an export runs it: rank `units` from the fully-int8 artifact's per-layer `rows`, search with
-    `evaluate` (`what` each try is, for the progress line), and return (the chosen float units, the sidecar record).
-    Nothing meets the budget: the export's refusal (ParityError), naming the closest set tried."""
+         how: str, ends: Sequence[str] = ()) -> tuple[list[str], dict[str, Any]]:
+    """The search as an export runs it: rank `units` from the fully-int8 artifact's per-layer `rows` (with the head
+    ends `ends`, `int8_options.head_ends`, before their units), search with `evaluate` (`what` each try is, for the
+    progress line), and return (the chosen float units, the sidecar record). Nothing meets the budget: the
+    export's refusal (ParityError), naming the closest set tried."""
     from shufflenet_edge.export import int8_report
 
     ranking, ranked_by = rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
+    ranking = with_head_ends(ranking, ends)
+    if ends:
+        ranked_by += f"; the last layers of each output ({', '.join(ends)}) just before their units"
     with p.step(f"int8 budget search: the fewest float units, at most {max_tries} {what}"):
-        res = search(evaluate, ranking, base=kept, forward=units, max_tries=max_tries)
+        res = search(evaluate, ranking, base=kept, forward=[*units, *ends], max_tries=max_tries)
     res.ranked_by = ranked_by
     rec = record(res, budget, max_tries, rep, kept, how)
     if res.chosen is None:
@@ -315,4 +329,7 @@ def summary(res: dict[str, Any]) -> str:
     lat = res.get("latency") or {}
     cost = (f"; latency x{lat['ratio']:.3f} of the fully-int8 artifact (rounds {lat['ratio_min']:.3f}-"
             f"{lat['ratio_max']:.3f}, {lat['threads']} thread(s), {lat['runtime']})") if lat.get("ratio") else ""
-    return head + f"kept in float: {' '.join(chosen)}{cost}"
+    missed = res.get("artifact_misses") or []
+    conv = (f" (converted, {' '.join(missed[0]['float_units'])} missed it: {len(missed)} more unit(s) added)"
+            if missed else "")
+    return head + f"kept in float: {' '.join(chosen)}{conv}{cost}"

@@ -843,6 +843,76 @@ def write_plot(path: str | os.PathLike[str], records: Sequence[dict[str, Any]], 
     return Path(path)
 
 
+def int8_curves(artifacts: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Artifact -> the accuracy/latency curve its int8 budget search recorded (sidecar
+    `checks.int8_loss.search.curve`: fully int8, the chosen set, float), for the artifacts that have one."""
+    out = {}
+    for a in dict.fromkeys(artifacts):
+        if str(a).startswith("torch:"):
+            continue
+        side = read_sidecar(a) or {}
+        curve = ((((side.get("checks") or {}).get("int8_loss") or {}).get("search") or {}).get("curve")) or []
+        if curve:
+            out[str(a)] = curve
+    return out
+
+
+def _curve_metric(points: list[dict[str, Any]]) -> tuple[str, str]:
+    """The accuracy axis: the user's validation score, else top-1 accuracy on labelled images, else the worst
+    output's PSNR against the float model (the measure every budget has)."""
+    if all(p.get("score") is not None for p in points):
+        return "score", "validation score (the user's function)"
+    if all(p.get("top1_accuracy") is not None for p in points):
+        return "top1_accuracy", "top-1 accuracy on the labelled check images"
+    return "worst_psnr_db", "worst output's PSNR against the float model (dB; float: off the scale, drawn at the top)"
+
+
+def write_curve_plot(path: str | os.PathLike[str], curves: dict[str, list[dict[str, Any]]]) -> Path | None:
+    """Accuracy against latency (ratio to the fully-int8 artifact, measured by the export on its tuning target) for
+    each artifact's int8 budget curve, as a PNG (atomically); None when there is none."""
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    labels = set()
+    for art, points in curves.items():
+        key, label = _curve_metric(points)
+        labels.add(label)
+        finite = [p[key] for p in points if p.get(key) is not None]
+        top = (max(finite) + 5.0) if finite else 100.0
+        xs = [p.get("latency_ratio") for p in points]
+        ys = [p[key] if p.get(key) is not None else top for p in points]
+        keep = [i for i, x in enumerate(xs) if x is not None]
+        lo = [xs[i] - (points[i].get("latency_ratio_min") or xs[i]) for i in keep]
+        hi = [(points[i].get("latency_ratio_max") or xs[i]) - xs[i] for i in keep]
+        ax.errorbar([xs[i] for i in keep], [ys[i] for i in keep], xerr=[lo, hi], marker="o", capsize=3,
+                    label=os.path.basename(art))
+        for i in keep:
+            p = points[i]
+            n = len(p.get("float_units") or [])
+            what = {"fully_int8": "fully int8", "float": "float"}.get(p["point"], f"{p['point']}: {n} float unit(s)")
+            mark = "" if p.get("meets_budget") else " (misses the budget)"
+            ax.annotate(what + mark, (xs[i], ys[i]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xlabel("latency / fully-int8 artifact (median of the export's interleaved rounds; bars: round range)")
+    ax.set_ylabel("; ".join(sorted(labels)), fontsize=8)
+    ax.set_title("int8 budget search: accuracy against latency")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+
+    def w(tmp: str) -> None:
+        fig.savefig(tmp, format="png")
+
+    try:
+        _atomic_write(Path(path), w, ".png")
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
 def exit_summary(records: Sequence[dict[str, Any]]) -> str | None:
     """One line for the first error row (and how many there were), or None when nothing failed."""
     errors = [r for r in records if r.get("status") == "error"]

@@ -97,6 +97,25 @@ def test_budget_judges_every_output_labels_and_the_users_function():
     assert "validation function failed on the float model: KeyError" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_head_ends_are_candidates_before_their_unit_and_keep_float_takes_them():
+    import torch
+    import zoo
+
+    from shufflenet_edge.errors import UsageError
+    from shufflenet_edge.export.int8_options import head_ends, resolve_keep_float
+    from shufflenet_edge.export.int8_search import with_head_ends
+
+    m, shape = zoo.make_yolov5_lite()
+    assert head_ends(m, torch.randn(shape)) == ["detect.m.0", "detect.m.1", "detect.m.2"]  # one per output
+    m2, shape2 = zoo.make_nanodet_plus()
+    assert head_ends(m2, torch.randn(shape2)) == ["head.gfl_cls"]  # one output fed by one conv per level
+    assert with_head_ends(["p3", "detect", "stem"], ["detect.m.1"]) == ["p3", "detect.m.1", "detect", "stem"]
+    assert resolve_keep_float(m, ["detect.m.1", "p3"]) == ["p3", "detect.m.1"]
+    assert resolve_keep_float(m, ["detect.m.1", "detect"]) == ["detect"]  # the unit holds the layer
+    with pytest.raises(UsageError, match="module path of a layer inside one"):
+        resolve_keep_float(m, ["detect.nothing"])
+
+
 def test_budget_options_are_checked_before_any_conversion(tmp_path):
     from shufflenet_edge import AccuracyBudget, Int8Config, Thresholds
     from shufflenet_edge.errors import UsageError
@@ -163,6 +182,10 @@ def test_search_finds_the_planted_unit(budget_export):
     assert s["trials"][0]["float_units"] == [PLANTED] and s["trials"][0]["meets_budget"]
     lat = s["latency"]
     assert lat["rounds"] == 5 and lat["fully_int8_ms"] > 0 and lat["ratio_min"] <= lat["ratio"] <= lat["ratio_max"]
+    ends = {c["point"]: c for c in s["curve"]}  # fully int8 -> chosen -> float, each converted, judged and timed
+    assert not ends["fully_int8"]["meets_budget"] and ends["chosen"]["meets_budget"] and ends["float"]["meets_budget"]
+    assert ends["float"]["worst_psnr_db"] is None or ends["float"]["worst_psnr_db"] > 60
+    assert ends["float"]["bytes"] > 2 * ends["fully_int8"]["bytes"] and ends["float"]["latency_ratio"] > 0
 
 
 def test_search_that_cannot_meet_refuses_and_writes_nothing(budget_export):
@@ -224,3 +247,9 @@ def test_onnx_search_meets_an_accuracy_drop_and_a_validation_function(budget_exp
     row = se_parity(out)  # parity's default: the images and the budget the export judged it by
     assert row["gate"]["source"].startswith("the int8 budget its export met") and row["passed"]
     assert row["gate"]["thresholds"] == {"max_accuracy_drop": 3.0} and str(digits_folder) in row["inputs"]
+    from shufflenet_edge.cli import main
+
+    plot = d / "bench_budget.png"  # bench --plot draws the export's curve beside its own bars
+    assert main(["bench", str(out), "--runs", "3", "--warmup", "1", "--plot", str(plot), "--json",
+                 str(d / "bench_budget.json"), "--quiet"]) == 0
+    assert plot.exists() and (d / "bench_budget_int8_curve.png").stat().st_size > 1000

@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from shufflenet_edge.cli import add_json_argument, command, human_stream, json_to_stdout, positive_int
@@ -99,7 +100,8 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     add_json_argument(p, "the results", default=DEFAULT_JSON)
     p.add_argument("--plot", metavar="OUT.png", default=DEFAULT_PLOT,
                    help="PNG: one model, latency per artifact and thread count (bars, p10-p90 whiskers); several "
-                        f"models, latency against multiply-adds (default {DEFAULT_PLOT})")
+                        f"models, latency against multiply-adds (default {DEFAULT_PLOT}); an int8 artifact made by the "
+                        "budget search also gets OUT_int8_curve.png, its accuracy against latency")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--no-gpu", action="store_true", help="leave out the GPU rows of the local target")
     p.add_argument("--include-transfers", action="store_true",
@@ -364,7 +366,8 @@ def _report(args: argparse.Namespace, col: _Collector, failures: list[str], meta
             gpu_info: Any) -> int:
     """Table, profiles, JSON and PNG of what was measured; EdgeError for failed targets or measurements."""
     from shufflenet_edge.runtimes import gpu as gpu_mod
-    from shufflenet_edge.runtimes.results import exit_summary, format_table, write_plot
+    from shufflenet_edge.runtimes.results import (exit_summary, format_table, int8_curves, write_curve_plot,
+                                                  write_plot)
 
     records = col.all()
     errors = [r for r in records if r.get("status") == "error"]
@@ -394,6 +397,9 @@ def _report(args: argparse.Namespace, col: _Collector, failures: list[str], meta
             print(f"wrote {args.plot}", file=out)
         else:
             print(f"no plot: no measurement succeeded ({args.plot} not written)", file=out)
+        curve = Path(args.plot).with_name(Path(args.plot).stem + "_int8_curve.png")
+        if write_curve_plot(curve, int8_curves([str(r["artifact"]) for r in records])) is not None:
+            print(f"wrote {curve} (accuracy against latency, from the int8 budget search of the export)", file=out)
     if failures:
         more = f" (and {len(failures) - 1} more target(s) failed)" if len(failures) > 1 else ""
         raise EdgeError(failures[0] + more)
