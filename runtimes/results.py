@@ -827,11 +827,15 @@ def _madds_view(fig: Any, ax: Any, ok: list[dict[str, Any]], with_madds: list[di
 
 def write_plot(path: str | os.PathLike[str], records: Sequence[dict[str, Any]], title: str | None = None) -> Path | None:
     """Write `plot_figure` as a PNG (atomically); None, and nothing written, when no measurement succeeded."""
-    import matplotlib.pyplot as plt
-
     fig = plot_figure(records, title)
     if fig is None:
         return None
+    return _save_png(fig, path)
+
+
+def _save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """`fig` as a PNG at `path` (atomically), then closed."""
+    import matplotlib.pyplot as plt
 
     def w(tmp: str) -> None:
         fig.savefig(tmp, format="png")
@@ -893,8 +897,9 @@ def write_curve_plot(path: str | os.PathLike[str], curves: dict[str, list[dict[s
                     label=os.path.basename(art))
         for i in keep:
             p = points[i]
-            n = len(p.get("float_units") or [])
-            what = {"fully_int8": "fully int8", "float": "float"}.get(p["point"], f"{p['point']}: {n} float unit(s)")
+            fl = p.get("float_units") or []
+            names = " ".join(fl) if len(fl) <= 3 else f"{len(fl)} units"
+            what = {"fully_int8": "fully int8", "float": "float"}.get(p["point"], f"{p['point']}: {names} float")
             mark = "" if p.get("meets_budget") else " (misses the budget)"
             ax.annotate(what + mark, (xs[i], ys[i]), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlabel("latency / fully-int8 artifact (median of the export's interleaved rounds; bars: round range)")
@@ -902,15 +907,7 @@ def write_curve_plot(path: str | os.PathLike[str], curves: dict[str, list[dict[s
     ax.set_title("int8 budget search: accuracy against latency")
     ax.legend(fontsize=8)
     fig.tight_layout()
-
-    def w(tmp: str) -> None:
-        fig.savefig(tmp, format="png")
-
-    try:
-        _atomic_write(Path(path), w, ".png")
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return _save_png(fig, path)
 
 
 def exit_summary(records: Sequence[dict[str, Any]]) -> str | None:
