@@ -70,6 +70,46 @@ def head_ends(model: Any, x: Any) -> list[str]:
     return found
 
 
+def output_paths(model: Any, x: Any, names: list[str]) -> list[list[str]]:
+    """Per output, the modules of `names` (units and head ends) it depends on, nearest the output first: one forward
+    pass, each output's autograd graph walked breadth-first, each module known by the autograd nodes of its
+    outputs. [] when the model cannot be traced so."""
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    modules = dict(model.named_modules())
+    owner: dict[Any, list[str]] = {}
+
+    def hook(mod: Any, args: Any, out: Any, name: str = "") -> None:
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.grad_fn is not None:
+                owner.setdefault(t.grad_fn, []).append(name)
+
+    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: hook(m, a, o, n)) for n in names if n in modules]
+    try:
+        with torch.enable_grad():
+            outs = [t for t in tree_leaves(model(x.detach().clone().requires_grad_(True))) if isinstance(t, torch.Tensor)]
+    except Exception:  # noqa: BLE001  (an ordering aid: without it the search ranks by SQNR alone)
+        return []
+    finally:
+        for h in hooks:
+            h.remove()
+    paths = []
+    for out in outs:
+        found: list[str] = []
+        seen: set[Any] = set()
+        queue = [out.grad_fn]
+        while queue:
+            fn = queue.pop(0)
+            if fn is None or fn in seen:
+                continue
+            seen.add(fn)
+            found += [n for n in reversed(owner.get(fn, [])) if n not in found]  # the outer module first
+            queue.extend(f for f, _ in fn.next_functions)
+        paths.append(found)
+    return paths
+
+
 def resolve_keep_float(model: Any, patterns: list[str] | None) -> list[str]:
     """Expand names and globs to unit names (forward order); a module path below a unit (`detect.m.0`,
     `head.gfl_cls`: what the budget search may choose at a head's end) is kept as it is, after the units. An unknown

@@ -161,19 +161,34 @@ def rank_units(units: Sequence[str], sqnr_db: dict[str, float | None]) -> tuple[
     return order + rest, "the noise each unit adds in the fully-int8 artifact (per-layer SQNR)"
 
 
+def _closeness(t: Trial | None) -> tuple[float, ...]:
+    """How near a try is to the budget, for comparing tries: fewer missed thresholds first, then the user's score,
+    top-1 accuracy, and the worst output's PSNR (to 0.1 dB: smaller moves are rounding, not progress)."""
+    if t is None:
+        return (-math.inf,)
+    return (-len(t.failures), t.score if t.score is not None else 0.0,
+            t.top1_accuracy if t.top1_accuracy is not None else 0.0, round(t.worst_psnr_db, 1))
+
+
+def _outermost(units: Sequence[str]) -> list[str]:
+    """A set without the layers that a unit of the same set already holds (`detect.m.0` beside `detect`)."""
+    return [u for u in units if not any(u != v and u.startswith(v + ".") for v in units)]
+
+
 def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, base: Sequence[str] = (),
            forward: Sequence[str] | None = None, max_tries: int, refine: int = REFINE) -> SearchResult:
     """Greedy search over `ranking` with `evaluate` (one simulated quantization per call, at most `max_tries`).
     `base`: units the user already keeps float (always in the set). `forward`: forward order of all units, used to
     name sets in a stable order. The fewest units found: the first of the top-ranked units that meets the budget
-    alone, else the greedy set with every member that is not needed taken out."""
+    alone; else units are added in the refined order, each kept only when its try came nearer the budget, until the
+    budget holds, and every member that is not needed is taken out again."""
     order_of = {u: i for i, u in enumerate(forward or ranking)}
     tried: dict[tuple[str, ...], Trial] = {}
     trials: list[Trial] = []
     t0 = time.monotonic()
 
     def run(extra: Sequence[str]) -> Trial | None:
-        key = tuple(sorted(set(base) | set(extra), key=lambda u: order_of.get(u, len(order_of))))
+        key = tuple(sorted(_outermost(list(set(base) | set(extra))), key=lambda u: order_of.get(u, len(order_of))))
         if key in tried:
             return tried[key]
         if len(trials) >= max_tries:
@@ -195,18 +210,24 @@ def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, 
         singles[u] = run((u,))
         if singles[u] is not None and singles[u].meets:  # type: ignore[union-attr]
             return done(singles[u], ranking)
-    refined = sorted(top, key=lambda u: -(singles[u].worst_psnr_db if singles[u] is not None else -math.inf))
+    refined = sorted(top, key=lambda u: _closeness(singles[u]), reverse=True)
     order = refined + candidates[len(top):]
     chosen: list[str] = [order[0]]
+    current = singles[order[0]]
     best: Trial | None = None
     for u in order[1:]:
-        chosen.append(u)
-        t = run(chosen)
+        if any(u.startswith(v + ".") for v in chosen):
+            continue  # a layer of a unit already float: nothing to try
+        t = run([*chosen, u])
         if t is None:
             return done(None, order)
         if t.meets:
+            chosen.append(u)
             best = t
             break
+        if _closeness(t) > _closeness(current):  # kept only when it brought the budget nearer
+            chosen.append(u)
+            current = t
     if best is None:
         return done(None, order)
     for u in list(chosen[:-1]):  # the last one added was needed: without it the set before missed the budget
@@ -217,6 +238,19 @@ def search(evaluate: Callable[[tuple[str, ...]], Trial], ranking: list[str], *, 
         if t.meets:
             chosen, best = fewer, t
     return done(best, order)
+
+
+def by_failing_outputs(ranking: list[str], paths: Sequence[Sequence[str]], failing: Sequence[int]) -> list[str]:
+    """Several outputs, some missing the budget: the candidates on the failing outputs' paths first, nearest the
+    output first (`paths`: per output, the units and head ends it depends on, `int8_options.output_paths`),
+    interleaved across those outputs; then the rest in `ranking`'s order."""
+    lists = [list(paths[k]) for k in failing if k < len(paths)]
+    out: list[str] = []
+    for depth in range(max((len(v) for v in lists), default=0)):
+        for v in lists:
+            if depth < len(v) and v[depth] not in out and v[depth] in ranking:
+                out.append(v[depth])
+    return out + [u for u in ranking if u not in out]
 
 
 def with_head_ends(ranking: list[str], ends: Sequence[str]) -> list[str]:
@@ -231,10 +265,10 @@ def with_head_ends(ranking: list[str], ends: Sequence[str]) -> list[str]:
 
 def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str], rows: list[dict[str, Any]],
          rep: dict[str, Any], budget: Budget, max_tries: int, kept: Sequence[str], what: str,
-         how: str, ends: Sequence[str] = ()) -> tuple[list[str], dict[str, Any]]:
+         how: str, ends: Sequence[str] = (), paths: Sequence[Sequence[str]] = ()) -> tuple[list[str], dict[str, Any]]:
     """The search as an export runs it: rank `units` from the fully-int8 artifact's per-layer `rows` (with the head
-    ends `ends`, `int8_options.head_ends`, before their units), search with `evaluate` (`what` each try is, for the
-    progress line), and return (the chosen float units, the sidecar record). Nothing meets the budget: the
+    ends `ends`, `int8_options.head_ends`, before their units; with several outputs, what the failing ones depend on
+    first, from `paths`), search with `evaluate` (`what` each try is, for the progress line), and return (the chosen float units, the sidecar record). Nothing meets the budget: the
     export's refusal (ParityError), naming the closest set tried."""
     from shufflenet_edge.export import int8_report
 
@@ -242,6 +276,11 @@ def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str],
     ranking = with_head_ends(ranking, ends)
     if ends:
         ranked_by += f"; the last layers of each output ({', '.join(ends)}) just before their units"
+    failing = failing_outputs(rep.get("judged") or {})
+    if paths and len(paths) > 1 and failing:
+        ranking = by_failing_outputs(ranking, paths, failing)
+        ranked_by = (f"the units and head ends the failing outputs ({', '.join(map(str, failing))}) depend on, nearest "
+                     f"the output first; then {ranked_by}")
     with p.step(f"int8 budget search: the fewest float units, at most {max_tries} {what}"):
         res = search(evaluate, ranking, base=kept, forward=[*units, *ends], max_tries=max_tries)
     res.ranked_by = ranked_by
@@ -249,6 +288,14 @@ def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str],
     if res.chosen is None:
         raise int8_report.refusal(rep, no_set_found(res, max_tries))
     return list(res.chosen.units), rec
+
+
+def failing_outputs(judged: dict[str, Any]) -> list[int]:
+    """The outputs a judged graph's failures name ("output 2: PSNR ..."), in order; [] when they name none."""
+    import re
+
+    found = [int(m.group(1)) for f in judged.get("failures") or [] for m in [re.match(r"output (\d+): ", f)] if m]
+    return sorted(set(found))
 
 
 def record(res: SearchResult, budget: Budget, max_tries: int, fully_int8: dict[str, Any], kept: Sequence[str],

@@ -474,12 +474,13 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     one and the float conversion of the same form (the two ends of the curve).
     Nothing that meets the budget: ParityError, nothing written."""
     from shufflenet_edge.export import int8_report, int8_search
-    from shufflenet_edge.export.int8_options import head_ends, unit_names
+    from shufflenet_edge.export.int8_options import head_ends, output_paths, unit_names
 
     q = job.cfg.int8
     assert q is not None
     units = unit_names(job.prep.module)
     ends = head_ends(job.prep.module, job.x_nchw[:1])
+    paths = output_paths(job.prep.module, job.x_nchw[:1], [*units, *ends])
     xs, xl, wants, budget = job.int8_inputs[:4]
     rows = rep.get("per_layer")
     if rows is None:  # several outputs: the report went without it; the ranking needs it
@@ -502,7 +503,7 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, budget, q.search_tries, job.kept,
                                       "simulated quantizations",
                                       "each set simulated (PT2E, the export's calibration) on the int8 check's "
-                                      "inputs; only the chosen set converted and judged on the artifact", ends)
+                                      "inputs; only the chosen set converted and judged on the artifact", ends, paths)
     fully_int8 = job.candidates[job.chosen]
     base = job.base_of[job.chosen]
     module = job.torch_form if base == "folded" else job.prep.module
