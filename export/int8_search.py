@@ -379,4 +379,9 @@ def summary(res: dict[str, Any]) -> str:
     missed = res.get("artifact_misses") or []
     conv = (f" (converted, {' '.join(missed[0]['float_units'])} missed it: {len(missed)} more unit(s) added)"
             if missed else "")
-    return head + f"kept in float: {' '.join(chosen)}{conv}{cost}"
+    ends = {c.get("point"): c for c in res.get("curve") or []}
+    fl = (lat.get("points") or {}).get("float") or {}
+    every = set(chosen) >= set((ends.get("float") or {}).get("float_units") or [chosen[0], None])
+    plain = (f"; every unit is float: the float export (no --int8) meets it as well, at x{fl['ratio']:.3f} of the "
+             "fully-int8 artifact") if every and fl.get("ratio") and (ends.get("float") or {}).get("meets_budget") else ""
+    return head + f"kept in float: {' '.join(chosen)}{conv}{cost}{plain}"

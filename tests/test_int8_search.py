@@ -116,6 +116,33 @@ def test_head_ends_are_candidates_before_their_unit_and_keep_float_takes_them():
         resolve_keep_float(m, ["detect.nothing"])
 
 
+def test_failing_outputs_rank_what_they_depend_on_first():
+    import torch
+    import zoo
+
+    from shufflenet_edge.export.int8_options import head_ends, output_paths, unit_names
+    from shufflenet_edge.export.int8_search import by_failing_outputs, failing_outputs
+
+    m, shape = zoo.make_yolov5_lite()
+    x = torch.randn(shape)
+    units, ends = unit_names(m), head_ends(m, x)
+    paths = output_paths(m, x, [*units, *ends])
+    assert len(paths) == 3 and all(p[:2] == ["detect", f"detect.m.{k}"] for k, p in enumerate(paths))
+    assert paths[2][2] == "c3_23" and paths[0][2] == "c3_17" and "c3_23" not in paths[0]  # P5's block feeds P5 only
+    assert failing_outputs({"failures": ["output 0: PSNR 43.1 dB < 45 dB", "output 2: PSNR 41.8 dB < 45 dB"]}) == [0, 2]
+    order = by_failing_outputs([*reversed(units), *ends], paths, [0, 2])
+    assert order[:5] == ["detect", "detect.m.0", "detect.m.2", "c3_17", "c3_23"] and set(units) <= set(order)
+
+
+def test_greedy_keeps_only_units_that_help_and_skips_layers_of_float_units():
+    # u1 and fc do nothing; u3.conv sits inside u3: with u3 float it is never tried
+    ev, calls = _table({"conv1": 60, "u1": 70, "u2": 28, "u3": 29, "u4": 60, "fc": 70, "u3.conv": 90}, need=30)
+    res = search(ev, ["u1", "fc", "conv1", "u3", "u3.conv", "u2", "u4"], forward=[*UNITS, "u3.conv"], max_tries=12)
+    assert res.chosen is not None and set(res.chosen.units) == {"u2", "u3"}
+    assert not any("u3" in c and "u3.conv" in c for c in calls)
+    assert not any("fc" in c and "u3" in c for c in calls)  # fc brought nothing: tried once, then left out
+
+
 def test_budget_options_are_checked_before_any_conversion(tmp_path):
     from shufflenet_edge import AccuracyBudget, Int8Config, Thresholds
     from shufflenet_edge.errors import UsageError
