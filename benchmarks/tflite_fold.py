@@ -6,6 +6,8 @@ BN statistics), fp32 and int8 graphs timed together so every ratio is side by si
   own PT2EQuantizer, per-channel);
 - delegate / cpu / reference3: our folded graphs (shuffle_path recipes + maxpool_pad; int8 with one
   scale per shuffle chain);
+- blocks (V2): the planned channel order of shufflenet_edge.channel_plan (splits and concatenations of contiguous
+  channel blocks, weights permuted; no transpose), converted by litert-torch, with the max-pool padding fix;
 - bound: the same network with the shuffle deleted (wrong numbers, right cost), converted by
   litert-torch (it then also drops the concats and slices), and bound+pad with the max-pool fix.
 Prints each / reference (same precision), int8 / reference fp32, and the share of the shuffle's cost
@@ -50,6 +52,10 @@ def build_graphs(name: str, calib: np.ndarray) -> dict[str, bytes]:
     x_nchw = x.permute(0, 3, 1, 2).contiguous()
     folded, _ = fold_graph(ref, (x_nchw,), form="transpose", split="slice", int8_friendly=True)  # as the exporter
     forms = {"reference": _nhwc(ref), "folded": _nhwc(folded)}
+    if v2 and not name.startswith("megvii"):  # the planned channel order: splits and concatenations only
+        from shufflenet_edge.channel_plan import plan_v2
+
+        forms["blocks"] = _nhwc(plan_v2(ref))
     has_bound = not name.startswith("mobilenet")
     if has_bound:
         bound, _ = fold_graph(ref, (x_nchw,), form="noshuffle", split="slice", int8_friendly=True)  # shuffle deleted
@@ -64,6 +70,13 @@ def build_graphs(name: str, calib: np.ndarray) -> dict[str, bytes]:
                 sim, q = pt2e_quantize(m, x, calib, shared_data_path=(k != "reference"))
                 base[k] = convert(sim, x, q)
         graphs[f"reference {prec}"] = base["reference"]
+        if "blocks" in base:
+            from shufflenet_edge.export.passes import maxpool_pad
+            from shufflenet_edge.export.passes.graph import Graph
+
+            g = Graph(base["blocks"])
+            maxpool_pad.run(g)
+            graphs[f"blocks {prec}"] = g.finish()
         for recipe in ("delegate", "cpu", "reference3"):
             if not v2 and recipe == "reference3":
                 continue
