@@ -7,7 +7,8 @@ BN statistics), fp32 and int8 graphs timed together so every ratio is side by si
 - delegate / cpu / reference3: our folded graphs (shuffle_path recipes + maxpool_pad; int8 with one
   scale per shuffle chain);
 - blocks (V2): the planned channel order of shufflenet_edge.channel_plan (splits and concatenations of contiguous
-  channel blocks, weights permuted; no transpose), converted by litert-torch, with the max-pool padding fix;
+  channel blocks, weights permuted; no transpose), converted by litert-torch, with its passes (max-pool padding,
+  concatenations within XNNPACK's 5 inputs): the exporter's `blocks` form;
 - bound: the same network with the shuffle deleted (wrong numbers, right cost), converted by
   litert-torch (it then also drops the concats and slices), and bound+pad with the max-pool fix.
 Prints each / reference (same precision), int8 / reference fp32, and the share of the shuffle's cost
@@ -52,9 +53,9 @@ def build_graphs(name: str, calib: np.ndarray) -> dict[str, bytes]:
     x_nchw = x.permute(0, 3, 1, 2).contiguous()
     folded, _ = fold_graph(ref, (x_nchw,), form="transpose", split="slice", int8_friendly=True)  # as the exporter
     forms = {"reference": _nhwc(ref), "folded": _nhwc(folded)}
-    if v2 and not name.startswith("megvii"):  # the planned channel order: splits and concatenations only
-        from shufflenet_edge.channel_plan import plan_v2
+    from shufflenet_edge.channel_plan import plan_v2, plannable
 
+    if plannable(ref) is None:  # the planned channel order: channel blocks, no transpose
         forms["blocks"] = _nhwc(plan_v2(ref))
     has_bound = not name.startswith("mobilenet")
     if has_bound:
@@ -71,12 +72,7 @@ def build_graphs(name: str, calib: np.ndarray) -> dict[str, bytes]:
                 base[k] = convert(sim, x, q)
         graphs[f"reference {prec}"] = base["reference"]
         if "blocks" in base:
-            from shufflenet_edge.export.passes import maxpool_pad
-            from shufflenet_edge.export.passes.graph import Graph
-
-            g = Graph(base["blocks"])
-            maxpool_pad.run(g)
-            graphs[f"blocks {prec}"] = g.finish()
+            graphs[f"blocks {prec}"] = apply_passes(base["blocks"], "blocks", "int8", False)[0]
         for recipe in ("delegate", "cpu", "reference3"):
             if not v2 and recipe == "reference3":
                 continue

@@ -16,7 +16,8 @@ from shufflenet_edge.errors import UsageError
 
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8")
-FORMS = {"onnx": ("auto", "reference", "gather", "transpose"), "tflite": ("auto", "reference", "cpu", "delegate")}
+FORMS = {"onnx": ("auto", "reference", "gather", "transpose"),
+         "tflite": ("auto", "reference", "cpu", "delegate", "blocks")}
 CALIB_METHODS = ("minmax", "histogram", "percentile")
 # The default activation-range method per format: PT2E's histogram observer for TFLite, onnxruntime's MinMax.
 DEFAULT_CALIB_METHOD = {"tflite": "histogram", "onnx": "minmax"}

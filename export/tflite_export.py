@@ -86,15 +86,18 @@ def convert(model: nn.Module, x: torch.Tensor, quantizer: Any = None) -> bytes:
 
 
 def apply_passes(buf: bytes, recipe: str | None, io_type: str, fp16: bool) -> tuple[bytes, list[dict[str, Any]]]:
-    from shufflenet_edge.export.passes import fp16_weights, io_types, maxpool_pad, resize_nearest, shuffle_path
+    from shufflenet_edge.export.passes import (concat_fanin, fp16_weights, io_types, maxpool_pad, resize_nearest,
+                                               shuffle_path)
     from shufflenet_edge.export.passes.graph import Graph
 
     g = Graph(buf)
     reports = []
     if recipe is not None:
-        reports.append(shuffle_path.run(g, recipe))
+        if recipe != "blocks":  # the planned channel order has no shuffle left to rewrite
+            reports.append(shuffle_path.run(g, recipe))
         reports.append(maxpool_pad.run(g))
         reports.append(resize_nearest.run(g))
+        reports.append(concat_fanin.run(g))
     if io_type != "int8" and not fp16 and _has_int8_io(g):
         reports.append(io_types.run(g, io_type))
     if fp16:
@@ -131,6 +134,7 @@ class _Job(Job):
     calib_l: np.ndarray | None = None
     fold_report: Any = None
     torch_form: Any = None  # the graph-level fold of the module (what the folded base was converted from)
+    blocks_form: Any = None  # the module on planned channel orders (what the blocks base was converted from)
     fold_error: str | None = None  # why the graph-level fold is missing (its failure, or the converter's refusal)
     reference_error: str | None = None  # why the module as written did not convert (the converter's refusal)
     ref_job: Any = None  # the child converting the reference form (--form auto)
@@ -226,7 +230,8 @@ def _inputs(job: _Job) -> None:
         job.chk = job.to_layout(torch.randn(verify.N_CHECK, *job.x_nchw.shape[1:], generator=gen).numpy())
 
 
-RECIPES = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "auto": ["delegate", *CPU_RECIPES]}
+RECIPES = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "blocks": ["blocks"],
+           "auto": ["delegate", *CPU_RECIPES, "blocks"]}
 
 
 def _candidates(job: _Job) -> None:
@@ -240,19 +245,24 @@ def _candidates(job: _Job) -> None:
 
         job.ref_job = start_reference(job.prep.module, job.rank4(), job.layout, job.x, job.calib_l, job.quant(False))
     try:  # the child never outlives this export (an error, Ctrl-C)
-        if job.form != "reference":
+        if job.form not in ("reference", "blocks"):
             _convert_folded(job, one_thread=job.ref_job is not None)
+        if "blocks" in RECIPES[job.form]:
+            _convert_blocks(job, one_thread=job.ref_job is not None)
         if job.form in ("auto", "reference"):
             _reference_base(job)
     finally:
         if job.ref_job is not None:
             job.ref_job.cancel()
-    base = "folded" if "folded" in job.bases else ("reference" if _reference_base(job) is not None else None)
-    if base is None:
+    base = "folded" if "folded" in job.bases else ("reference" if job.form != "blocks" and
+                                                   _reference_base(job) is not None else None)
+    if base is None and "blocks" not in job.bases and _reference_base(job) is None:
         raise _no_conversion(job)
     with job.p.step("graph passes (shuffle path, max-pool padding, nearest upsampling, I/O types)"):
         for r in RECIPES[job.form]:
-            _add_candidate(job, r or "reference", base if r else "reference", r)
+            on = "reference" if r is None else ("blocks" if r == "blocks" else base)
+            if on in job.bases:
+                _add_candidate(job, r or "reference", on, r)
         if job.form == "auto" and "reference" in job.bases:
             _add_candidate(job, "reference", "reference", None)
 
@@ -288,6 +298,28 @@ def _convert_folded(job: _Job, one_thread: bool) -> None:
             except Exception as e:  # noqa: BLE001  (the converter refused the folded graph, not the model)
                 job.fold_error = f"litert-torch refused the folded graph: {failure_line(e)}"
                 job.drop("fold", job.fold_error)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _convert_blocks(job: _Job, one_thread: bool) -> None:
+    """The planned channel order (shufflenet_edge.channel_plan: contiguous channel blocks, no transpose), converted:
+    `job.bases["blocks"]`, or left out with the reason (it is built for ShuffleNetV2 with torchvision's units)."""
+    from shufflenet_edge.channel_plan import plan_v2, plannable
+
+    why = plannable(job.prep.module)
+    if why is not None:
+        job.drop("blocks", why)
+        return
+    threads_before = torch.get_num_threads()
+    if one_thread:
+        torch.set_num_threads(1)
+    try:
+        job.blocks_form = plan_v2(job.prep.module)
+        with job.p.step(f"{job.prep.label}: converting the planned channel order (blocks)"):
+            job.bases["blocks"], job.sims["blocks"] = job.lower(job.blocks_form, folded=True)
+    except Exception as e:  # noqa: BLE001  (an optimization: the other candidates go on)
+        job.drop("blocks", f"the planned channel order did not convert: {failure_line(e)}")
     finally:
         torch.set_num_threads(threads_before)
 
@@ -506,7 +538,7 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
                                       "inputs; only the chosen set converted and judged on the artifact", ends, paths)
     fully_int8 = job.candidates[job.chosen]
     base = job.base_of[job.chosen]
-    module = job.torch_form if base == "folded" else job.prep.module
+    module = {"folded": job.torch_form, "blocks": job.blocks_form}.get(base, job.prep.module)
     recipe = None if job.chosen == "reference" else job.chosen
     misses: list[dict[str, Any]] = []
     for _ in range(1 + ARTIFACT_RETRIES):
@@ -569,7 +601,7 @@ def _write(job: _Job, checks: dict[str, Any]) -> dict[str, Any]:
         "seed": job.cfg.seed if prep.random_weights else None,
         "source": prep.source,
         "precision": job.precision,
-        "form": "reference" if chosen == "reference" else ("delegate" if chosen == "delegate" else "cpu"),
+        "form": chosen if chosen in ("reference", "delegate", "blocks") else "cpu",
         "recipe": chosen,
         "input": {**g["inputs"][0], "layout": job.layout},
         "output": g["outputs"][0],
@@ -605,6 +637,11 @@ def _fold_record(job: _Job) -> dict[str, Any]:
             for r in rep.get("skipped", [])]
     if chosen == "reference":
         return {"form": "reference", "counts": None, "found_in_candidates": fold.counts() if fold is not None else None}
+    if chosen == "blocks":
+        from shufflenet_edge.channel_plan import blocks_per_unit
+
+        return {"form": "blocks: the planned channel order (no shuffle left to fold)", "counts": None,
+                "blocks_per_unit": blocks_per_unit(job.blocks_form), "left_alone_in_graph": []}
     if job.base_of[chosen] != "folded":
         return {"form": f"{chosen} passes on the graph as written", "counts": None, "error": job.fold_error,
                 "left_alone_in_graph": left}

@@ -125,7 +125,6 @@ class PlannedStage(nn.Module):
     def __init__(self, stage: nn.Sequential, plan: StagePlan, in_order: list[int]) -> None:
         super().__init__()
         self.plan = plan
-        self.units = nn.ModuleList()
         inp = torch.tensor(in_order)
         for u, unit in enumerate(stage):
             unit = copy.deepcopy(unit)
@@ -139,7 +138,11 @@ class PlannedStage(nn.Module):
             else:
                 _permute_in(unit.branch2[0], torch.tensor(plan.branch_in[u]))
                 _permute_out(unit.branch2[5], unit.branch2[6], torch.tensor(plan.emits[u][0][0]))
-            self.units.append(unit)
+            self.add_module(str(u), unit)  # the same module paths as the stage it replaces (stage3.2): units keep names
+
+    @property
+    def units(self) -> list[InvertedResidual]:
+        return list(self.children())  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.plan
@@ -172,6 +175,19 @@ def _permute_out(conv: nn.Conv2d, bn: nn.BatchNorm2d, order: torch.Tensor) -> No
         conv.weight.copy_(conv.weight[order])
         for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
             t.copy_(t[order])
+
+
+def plannable(model: nn.Module) -> str | None:
+    """None when `plan_v2` applies to `model`; else why not (one line)."""
+    if not isinstance(model, ShuffleNetV2):
+        return (f"the planned channel order is built for ShuffleNetV2 with torchvision's structure; "
+                f"{type(model).__name__} is not one")
+    for name in ("stage2", "stage3", "stage4"):
+        stage = getattr(model, name)
+        if not isinstance(stage, nn.Sequential) or not all(type(u) is InvertedResidual for u in stage) or \
+                stage[0].stride != 2 or any(u.stride != 1 for u in stage[1:]):
+            return f"{name} is not a stride-2 unit followed by stride-1 torchvision units"
+    return None
 
 
 def plan_v2(model: ShuffleNetV2) -> nn.Module:

@@ -854,6 +854,10 @@ def report_lines(fold: dict[str, Any] | None) -> list[str]:
     left = [f"  left alone in the converted graph: {r}" for r in fold.get("left_alone_in_graph") or []]
     if fold.get("error"):
         return [f"fold: {fold['form']} ({fold['error']})", *left]
+    if fold.get("blocks_per_unit"):
+        b = fold["blocks_per_unit"]
+        return [f"fold: every channel shuffle planned away ({len(b)} units on planned channel orders; a unit's branch "
+                f"input concatenates at most {max(b)} blocks, no transpose)"]
     if not fold.get("counts"):
         return ["fold: none (form reference)"]
     c = fold["counts"]

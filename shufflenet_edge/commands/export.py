@@ -25,7 +25,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib", metavar="DIR", help="calibration image folder (default: stated synthetic images)")
     p.add_argument("--out", help="output path (default out/<model>_<precision>.<ext>)")
     p.add_argument("--form", default="auto",
-                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate (default auto: time every candidate, "
+                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate|blocks (default auto: time every candidate, "
                         "the reference form included, and ship the preferred folded form unless another is faster "
                         "beyond a 1.5%% tie band with 95%% confidence)")
     b = p.add_mutually_exclusive_group()
