@@ -86,8 +86,8 @@ def convert(model: nn.Module, x: torch.Tensor, quantizer: Any = None) -> bytes:
 
 
 def apply_passes(buf: bytes, recipe: str | None, io_type: str, fp16: bool) -> tuple[bytes, list[dict[str, Any]]]:
-    from shufflenet_edge.export.passes import (concat_fanin, fp16_weights, io_types, maxpool_pad, resize_nearest,
-                                               shuffle_path)
+    from shufflenet_edge.export.passes import (concat_fanin, fp16_weights, io_types, maxpool_pad, mean_layout,
+                                               resize_nearest, shuffle_path)
     from shufflenet_edge.export.passes.graph import Graph
 
     g = Graph(buf)
@@ -95,6 +95,8 @@ def apply_passes(buf: bytes, recipe: str | None, io_type: str, fp16: bool) -> tu
     if recipe is not None:
         if recipe != "blocks":  # the planned channel order has no shuffle left to rewrite
             reports.append(shuffle_path.run(g, recipe))
+        else:  # and no transpose but the head's, before its global average pool
+            reports.append(mean_layout.run(g))
         reports.append(maxpool_pad.run(g))
         reports.append(resize_nearest.run(g))
         reports.append(concat_fanin.run(g))
