@@ -110,6 +110,16 @@ def output_paths(model: Any, x: Any, names: list[str]) -> list[list[str]]:
     return paths
 
 
+def weight_bytes(model: Any, float_units: Any) -> int:
+    """The weights' size with `float_units` kept float, estimated: 1 byte per int8 weight, 4 per float weight and per
+    bias or scale (what an int8 flatbuffer stores, less its graph and quantization parameters)."""
+    total = 0
+    for name, p in model.named_parameters():
+        is_float = any(name.startswith(u + ".") for u in float_units)
+        total += p.numel() * (4 if is_float or p.dim() < 2 else 1)
+    return int(total)
+
+
 def resolve_keep_float(model: Any, patterns: list[str] | None) -> list[str]:
     """Expand names and globs to unit names (forward order); a module path below a unit (`detect.m.0`,
     `head.gfl_cls`: what the budget search may choose at a head's end) is kept as it is, after the units. An unknown

@@ -265,7 +265,8 @@ def with_head_ends(ranking: list[str], ends: Sequence[str]) -> list[str]:
 
 def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str], rows: list[dict[str, Any]],
          rep: dict[str, Any], budget: Budget, max_tries: int, kept: Sequence[str], what: str,
-         how: str, ends: Sequence[str] = (), paths: Sequence[Sequence[str]] = ()) -> tuple[list[str], dict[str, Any]]:
+         how: str, ends: Sequence[str] = (), paths: Sequence[Sequence[str]] = (),
+         size_of: Callable[[Sequence[str]], int] | None = None) -> tuple[list[str], dict[str, Any]]:
     """The search as an export runs it: rank `units` from the fully-int8 artifact's per-layer `rows` (with the head
     ends `ends`, `int8_options.head_ends`, before their units; with several outputs, what the failing ones depend on
     first, from `paths`), search with `evaluate` (`what` each try is, for the progress line), and return (the chosen float units, the sidecar record). Nothing meets the budget: the
@@ -285,6 +286,9 @@ def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str],
         res = search(evaluate, ranking, base=kept, forward=[*units, *ends], max_tries=max_tries)
     res.ranked_by = ranked_by
     rec = record(res, budget, max_tries, rep, kept, how)
+    if size_of is not None:  # the size of each set tried, estimated from the weights (only three are converted)
+        for t in rec["trials"]:
+            t["weight_bytes_estimate"] = size_of(t["float_units"])
     if res.chosen is None:
         raise int8_report.refusal(rep, no_set_found(res, max_tries))
     return list(res.chosen.units), rec

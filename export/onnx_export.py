@@ -351,7 +351,7 @@ def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: Any, ex
     import shutil
 
     from shufflenet_edge.export import int8_report, int8_search
-    from shufflenet_edge.export.int8_options import head_ends, output_paths, unit_names
+    from shufflenet_edge.export.int8_options import head_ends, output_paths, unit_names, weight_bytes
     from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
 
     q, pre, chw = job.cfg.int8, job.prep.preprocess, job.xs[0].shape[1:]
@@ -377,7 +377,8 @@ def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: Any, ex
 
         chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, budget, q.search_tries, job.kept,
                                           "quantizations", "each set quantized by onnxruntime (its own calibration "
-                                          "pass) and run on the int8 check's inputs", ends, paths)
+                                          "pass) and run on the int8 check's inputs", ends, paths,
+                                          lambda fl: weight_bytes(job.prep.module, fl))
         fully_int8 = Path(td) / "fully_int8.onnx"
         shutil.copyfile(final, fully_int8)
         job.kept = chosen

@@ -508,7 +508,7 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     one and the float conversion of the same form (the two ends of the curve).
     Nothing that meets the budget: ParityError, nothing written."""
     from shufflenet_edge.export import int8_report, int8_search
-    from shufflenet_edge.export.int8_options import head_ends, output_paths, unit_names
+    from shufflenet_edge.export.int8_options import head_ends, output_paths, unit_names, weight_bytes
 
     q = job.cfg.int8
     assert q is not None
@@ -537,7 +537,8 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     chosen, record = int8_search.find(job.p, evaluate, units, rows, rep, budget, q.search_tries, job.kept,
                                       "simulated quantizations",
                                       "each set simulated (PT2E, the export's calibration) on the int8 check's "
-                                      "inputs; only the chosen set converted and judged on the artifact", ends, paths)
+                                      "inputs; only the chosen set converted and judged on the artifact", ends, paths,
+                                      lambda fl: weight_bytes(job.prep.module, fl))
     fully_int8 = job.candidates[job.chosen]
     base = job.base_of[job.chosen]
     module = {"folded": job.torch_form, "blocks": job.blocks_form}.get(base, job.prep.module)

@@ -270,6 +270,7 @@ def test_onnx_search_meets_an_accuracy_drop_and_a_validation_function(budget_exp
     assert loss["gate"]["top1_accuracy"] > 0.9 and len(scores) >= 3  # float once, the fully-int8 graph, each try
     curve = loss["search"]["curve"]
     assert [c["point"] for c in curve] == ["fully_int8", "chosen", "float"] and curve[-1]["meets_budget"]
+    assert all(t["weight_bytes_estimate"] > 0 for t in loss["search"]["trials"])  # each set tried: its size
     assert all(c["latency_ratio"] > 0 and c["bytes"] > 0 for c in curve)
     row = se_parity(out)  # parity's default: the images and the budget the export judged it by
     assert row["gate"]["source"].startswith("the int8 budget its export met") and row["passed"]
