@@ -310,8 +310,10 @@ def _convert_blocks(job: _Job, one_thread: bool) -> None:
     from shufflenet_edge.channel_plan import plan_v2, plannable
 
     why = plannable(job.prep.module)
-    if why is not None:
-        job.drop("blocks", why)
+    if why is not None:  # not a failure: the form does not apply to this model
+        if job.form == "blocks":
+            raise UsageError(f"--form blocks: {why}; use --form auto, cpu or delegate")
+        job.p.log(f"candidate blocks not built: {why}")
         return
     threads_before = torch.get_num_threads()
     if one_thread:

@@ -116,3 +116,12 @@ def test_blocks_form_exports_without_transposes(blocks_exports, prec):
         assert side["checks"]["passes_max_int8_change"] == 0  # the passes moved no int8 value
     else:
         assert se_parity(blocks_exports[prec], inputs=8)["passed"]
+
+
+def test_blocks_form_on_another_structure_is_a_usage_error(tmp_path):
+    from shufflenet_edge.api import export as se_export
+    from shufflenet_edge.errors import UsageError
+
+    with pytest.raises(UsageError, match="--form blocks: the planned channel order is built for ShuffleNetV2"):
+        se_export("shufflenet_v1_x0_5_g3", tmp_path / "v1.tflite", form="blocks", input_size=64, show_progress=False)
+    assert not (tmp_path / "v1.tflite").exists()
