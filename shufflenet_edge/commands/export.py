@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from shufflenet_edge.cli import DEFAULT_MODEL, command, input_size, positive_int, print_json
-from shufflenet_edge.commands.parity import fraction, non_negative
+from shufflenet_edge.commands.parity import add_gate_arguments, gate_from
 from shufflenet_edge.errors import UsageError
 from shufflenet_edge.export.config import ExportConfig
 
@@ -74,13 +74,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     q.add_argument("--int8-weights", choices=["per-channel", "per-tensor"], help="weight scales (default per-channel)")
     g = p.add_argument_group("int8 budget: the gate against the float model (default: report only; same flags as "
                              "`parity`); an artifact that misses it gets the fewest units kept float that meet it")
-    g.add_argument("--min-psnr", type=float, metavar="DB")
-    g.add_argument("--min-top1-agreement", type=fraction, metavar="X")
-    g.add_argument("--min-top5-overlap", type=fraction, metavar="X")
-    g.add_argument("--max-abs-error", type=non_negative, metavar="E")
-    g.add_argument("--min-cosine", type=fraction, metavar="X")
-    g.add_argument("--max-accuracy-drop", type=non_negative, metavar="POINTS",
-                   help="top-1 accuracy on the labelled --images may fall at most this many percentage points")
+    add_gate_arguments(g, "top-1 accuracy on the labelled --images may fall at most this many percentage points")
     g.add_argument("--images", metavar="DIR",
                    help="judge the int8 artifact on these images (one sub-folder per class gives accuracy); parity "
                         "then uses them by default for it (default: held-out --calib images, else synthetic ones)")
@@ -121,11 +115,7 @@ def _check_adb_tuning(args: argparse.Namespace, opts: object) -> None:
 
 def build_config(args: argparse.Namespace) -> ExportConfig:
     """The flags -> one ExportConfig; every rule between them is checked there (export/config.py)."""
-    from shufflenet_edge.parity import Thresholds
-
-    gate = Thresholds(max_abs_error=args.max_abs_error, min_psnr=args.min_psnr, min_top1_agreement=args.min_top1_agreement,
-                      min_top5_overlap=args.min_top5_overlap, min_cosine=args.min_cosine,
-                      max_accuracy_drop=args.max_accuracy_drop)
+    gate = gate_from(args)
     opts = _tune_options(args)
     return ExportConfig.from_options(
         args.target, precision="int8" if args.int8 else "fp16" if args.fp16 else "fp32", form=args.form,

@@ -31,6 +31,25 @@ def non_negative(s: str) -> float:
     return v
 
 
+def add_gate_arguments(g: Any, drop_help: str) -> None:
+    """The gate flags, shared by `parity` (its gate) and `export --int8` (the int8 budget); `gate_from` reads them."""
+    g.add_argument("--min-top1-agreement", type=fraction, metavar="X", help="e.g. 0.99 or 99%%")
+    g.add_argument("--min-top5-overlap", type=fraction, metavar="X")
+    g.add_argument("--min-psnr", type=float, metavar="DB", help="e.g. 30")
+    g.add_argument("--max-abs-error", type=non_negative, metavar="E", help="max absolute output error, e.g. 1e-4")
+    g.add_argument("--min-cosine", type=fraction, metavar="X", help="minimum per-sample cosine similarity")
+    g.add_argument("--max-accuracy-drop", type=non_negative, metavar="POINTS", help=drop_help)
+
+
+def gate_from(args: argparse.Namespace) -> Any:
+    """The parity `Thresholds` the gate flags give (empty when none is set)."""
+    from shufflenet_edge.parity import Thresholds
+
+    return Thresholds(max_abs_error=args.max_abs_error, min_psnr=args.min_psnr,
+                      min_top1_agreement=args.min_top1_agreement, min_top5_overlap=args.min_top5_overlap,
+                      min_cosine=args.min_cosine, max_accuracy_drop=args.max_accuracy_drop)
+
+
 def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".onnx or .tflite files (their sidecar JSON says how to feed them)")
     p.add_argument("--model", help="registered model name (default: from each artifact's sidecar)")
@@ -48,13 +67,7 @@ def _add(p: argparse.ArgumentParser) -> None:
                    help="class names in model output order, one per line (e.g. ImageNet synsets), to map --images folders")
     p.add_argument("--limit", type=positive_int, help="use this many images from --images, evenly spaced over the sorted folder")
     add_json_argument(p, "the report")
-    p.add_argument("--min-top1-agreement", type=fraction, metavar="X", help="e.g. 0.99 or 99%%")
-    p.add_argument("--min-top5-overlap", type=fraction, metavar="X")
-    p.add_argument("--min-psnr", type=float, metavar="DB", help="e.g. 30")
-    p.add_argument("--max-abs-error", type=non_negative, metavar="E", help="max absolute logit error, e.g. 1e-4")
-    p.add_argument("--min-cosine", type=fraction, metavar="X", help="minimum per-sample cosine similarity")
-    p.add_argument("--max-accuracy-drop", type=non_negative, metavar="POINTS",
-                   help="top-1 accuracy may fall at most this many percentage points (needs labelled --images)")
+    add_gate_arguments(p, "top-1 accuracy may fall at most this many percentage points (needs labelled --images)")
     p.add_argument("--report-only", action="store_true",
                    help="report the statistics without a gate (by default each artifact must pass its precision's "
                         "default gate, or the thresholds given above)")
@@ -95,7 +108,6 @@ def cmd_parity(args: argparse.Namespace) -> int:
         Inputs,
         ParityOptions,
         Reference,
-        Thresholds,
         format_table,
         inputs_from_npy,
         read_label_file,
@@ -116,14 +128,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         inputs = Inputs("synthetic", "synthetic", n_synthetic=args.synthetic, seed=DEFAULT_SEED)
     else:  # per artifact: the images its export checked int8 on (recorded), else 32 structured synthetic ones
         inputs = Inputs("default", "default")
-    thresholds = Thresholds(
-        max_abs_error=args.max_abs_error,
-        min_psnr=args.min_psnr,
-        min_top1_agreement=args.min_top1_agreement,
-        min_top5_overlap=args.min_top5_overlap,
-        min_cosine=args.min_cosine,
-        max_accuracy_drop=args.max_accuracy_drop,
-    )
+    thresholds = gate_from(args)
     if args.report_only and thresholds.any():
         raise UsageError("--report-only turns the gate off; drop it or the threshold options")
     report = run_parity(
