@@ -254,7 +254,8 @@ class ExportConfig:
                    if k in kw}
         tune_kw = {k: kw.pop(k) for k in ("tune_on", "tune_options", "tune_rounds", "tune_runs", "tune_delegate",
                                           "tune_seconds", "threads") if k in kw}
-        if kw.pop("int8", False):
+        whole = kw.pop("int8", False)  # True, or the int8 choices whole: int8=Int8Config(budget=...)
+        if whole:
             kw.setdefault("precision", "int8")
         if "show_progress" in kw:
             kw["progress"] = bool(kw.pop("show_progress"))
@@ -266,7 +267,11 @@ class ExportConfig:
         if given and kw.get("precision") != "int8":
             flags = ", ".join("--" + k.replace("_", "-") if k != "gate" else "the gate options" for k in given)
             raise UsageError(f"{flags} only apply with --int8")
-        if kw.get("precision") == "int8":
+        if isinstance(whole, Int8Config):
+            if given:
+                raise UsageError(f"int8=Int8Config(...) holds the int8 choices; pass {', '.join(given)} inside it")
+            int8 = whole
+        elif kw.get("precision") == "int8":
             weights = int8_kw.get("int8_weights")
             if weights is not None:
                 _choice("--int8-weights", weights, WEIGHT_GRANULARITIES)

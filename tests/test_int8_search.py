@@ -160,6 +160,13 @@ def test_budget_options_are_checked_before_any_conversion(tmp_path):
         Int8Config(check_images=str(flat))
     with pytest.raises(UsageError, match="max_drop must be 0 or more"):
         AccuracyBudget(lambda p: 1.0, max_drop=-1)
+    from shufflenet_edge import ExportConfig
+
+    whole = Int8Config(budget=AccuracyBudget(lambda p: 1.0, 0.01), search_tries=3)
+    cfg = ExportConfig.from_options("tflite", int8=whole)  # se.export(..., int8=Int8Config(budget=...))
+    assert cfg.precision == "int8" and cfg.int8 is whole
+    with pytest.raises(UsageError, match="pass calib inside it"):
+        ExportConfig.from_options("tflite", int8=whole, calib="calib/")
 
 
 # ------------------------------------------------------------------------------------------ through the export
