@@ -129,7 +129,7 @@ def export(
     the accuracy budget is `gate=parity.Thresholds(...)` (`max_accuracy_drop` with `images=` a labelled folder) and/or
     `budget=AccuracyBudget(validate, max_drop)`, the user's own validation function (export/config.py): an artifact
     that misses it gets the fewest units kept float that meet it (`search_tries` quantizations at most, 0 = refuse
-    at once). `int8=Int8Config(...)` inside an `ExportConfig` takes the same choices whole.
+    at once). `int8=Int8Config(...)` takes the same choices whole.
     `target` defaults to the suffix of `out` (.onnx / .tflite)."""
     from shufflenet_edge.export.config import ExportConfig
     from shufflenet_edge.export.pipeline import export as run_pipeline
