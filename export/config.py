@@ -77,6 +77,10 @@ class Int8Config:
             raise UsageError("--labels maps the class sub-folders of --images; give --images too")
         if self.check_images is not None:
             _labelled_folder(self.check_images)
+        if self.labels is not None:
+            from shufflenet_edge.parity import read_label_file
+
+            read_label_file(self.labels)  # a missing or empty file fails now, not after the conversion
         if self.gate is not None and self.gate.max_accuracy_drop is not None and self.check_images is None:
             raise UsageError("--max-accuracy-drop needs labelled images: --images DIR with one sub-folder per class")
         if self.budget is not None and not isinstance(self.budget, AccuracyBudget):

@@ -21,30 +21,47 @@ def unit_names(model: Any) -> list[str]:
     return [n for n, _ in reference_points(model)]
 
 
-def head_ends(model: Any, x: Any) -> list[str]:
-    """Per output, the module holding the last convolution(s) or linear layer(s) that produce it (the detect or
-    heatmap convolution a head ends in): found by one forward pass, walking each output's autograd graph back to the first convolution
-    met. Several last convolutions of one output (one per pyramid level) are named by their common parent when that
-    is a module of its own (`head.gfl_cls`). Only paths below a unit are returned (finer than `unit_names`), in
-    output order; what cannot be traced gives nothing."""
+def _trace(model: Any, x: Any) -> tuple[list[Any], dict[Any, list[str]]] | None:
+    """One forward pass with autograd on: the model's output tensors, and each autograd node that a module's output
+    came from -> the module paths that returned it (inner modules first). None when the model does not run so."""
     import torch
-    from torch import nn
     from torch.utils._pytree import tree_leaves
 
-    units = unit_names(model)
-    owner: dict[Any, str] = {}
-    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: owner.__setitem__(out.grad_fn, name))
-             for name, m in model.named_modules()
-             if isinstance(m, nn.Conv2d | nn.Conv1d | nn.ConvTranspose2d | nn.Linear)]
+    owner: dict[Any, list[str]] = {}
+
+    def hook(name: str, out: Any) -> None:
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.grad_fn is not None:
+                owner.setdefault(t.grad_fn, []).append(name)
+
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: hook(name, out))
+             for name, m in model.named_modules() if name]
     try:
         with torch.enable_grad():
             outs = [t for t in tree_leaves(model(x.detach().clone().requires_grad_(True))) if isinstance(t, torch.Tensor)]
-    except Exception:  # noqa: BLE001  (a finer candidate is an extra; the units remain)
-        return []
+    except Exception:  # noqa: BLE001  (an aid to the search's ranking: without it the units and their SQNR remain)
+        return None
     finally:
         for h in hooks:
             h.remove()
+    return outs, owner
+
+
+def head_ends(model: Any, x: Any) -> list[str]:
+    """Per output, the module holding the last convolution(s) or linear layer(s) that produce it (the detect or
+    heatmap convolution a head ends in): each output's autograd graph (`_trace`) walked back to the first such layer
+    met. Several last layers of one output (one per pyramid level) are named by their common parent when that is a
+    module of its own (`head.gfl_cls`). Only paths below a unit are returned (finer than `unit_names`), in output
+    order; what cannot be traced gives nothing."""
+    from torch import nn
+
+    traced = _trace(model, x)
+    if traced is None:
+        return []
+    outs, owner = traced
     modules = dict(model.named_modules())
+    layers = (nn.Conv2d, nn.Conv1d, nn.ConvTranspose2d, nn.Linear)
+    units = unit_names(model)
     found: list[str] = []
     for out in outs:
         convs, seen, todo = set(), set(), [out.grad_fn]
@@ -53,47 +70,30 @@ def head_ends(model: Any, x: Any) -> list[str]:
             if fn is None or fn in seen:
                 continue
             seen.add(fn)
-            if fn in owner:
-                convs.add(owner[fn])
+            layer = next((n for n in owner.get(fn, []) if isinstance(modules[n], layers)), None)
+            if layer is not None:
+                convs.add(layer)
                 continue
             todo.extend(f for f, _ in fn.next_functions)
         if not convs:
             continue
         parts = [c.split(".") for c in sorted(convs)]
-        common = [a for a, *rest in zip(*parts) if all(a == r for r in rest)]
-        name = ".".join(common) if len(convs) > 1 else parts[0] and ".".join(parts[0])
+        name = ".".join(a for a, *rest in zip(*parts) if all(a == r for r in rest)) if len(parts) > 1 else ".".join(parts[0])
         while name and name not in modules:
             name = name.rpartition(".")[0]
-        inside = any(name.startswith(u + ".") for u in units)
-        if name and inside and name not in units and name not in found:
+        if name and name not in units and name not in found and any(name.startswith(u + ".") for u in units):
             found.append(name)
     return found
 
 
 def output_paths(model: Any, x: Any, names: list[str]) -> list[list[str]]:
-    """Per output, the modules of `names` (units and head ends) it depends on, nearest the output first: one forward
-    pass, each output's autograd graph walked breadth-first, each module known by the autograd nodes of its
-    outputs. [] when the model cannot be traced so."""
-    import torch
-    from torch.utils._pytree import tree_leaves
-
-    modules = dict(model.named_modules())
-    owner: dict[Any, list[str]] = {}
-
-    def hook(mod: Any, args: Any, out: Any, name: str = "") -> None:
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.grad_fn is not None:
-                owner.setdefault(t.grad_fn, []).append(name)
-
-    hooks = [modules[n].register_forward_hook(lambda m, a, o, n=n: hook(m, a, o, n)) for n in names if n in modules]
-    try:
-        with torch.enable_grad():
-            outs = [t for t in tree_leaves(model(x.detach().clone().requires_grad_(True))) if isinstance(t, torch.Tensor)]
-    except Exception:  # noqa: BLE001  (an ordering aid: without it the search ranks by SQNR alone)
+    """Per output, the modules of `names` (units and head ends) it depends on, nearest the output first: each
+    output's autograd graph (`_trace`) walked breadth-first; a node made inside a named module counts for it (a
+    `ModuleList` of convolutions never runs itself). [] when the model cannot be traced so."""
+    traced = _trace(model, x)
+    if traced is None:
         return []
-    finally:
-        for h in hooks:
-            h.remove()
+    outs, owner = traced
     paths = []
     for out in outs:
         found: list[str] = []
@@ -104,7 +104,8 @@ def output_paths(model: Any, x: Any, names: list[str]) -> list[list[str]]:
             if fn is None or fn in seen:
                 continue
             seen.add(fn)
-            found += [n for n in reversed(owner.get(fn, [])) if n not in found]  # the outer module first
+            for m in reversed(owner.get(fn, [])):  # the outer module first
+                found += [n for n in names if (m == n or m.startswith(n + ".")) and n not in found]
             queue.extend(f for f, _ in fn.next_functions)
         paths.append(found)
     return paths

@@ -9,6 +9,7 @@ own consistency checks (a graph pass changing int8 values) stay hard errors: tho
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 from typing import Any
@@ -67,29 +68,61 @@ def summary_line(rep: dict[str, Any]) -> str:
     return line
 
 
-def check_set(q: Any, pre: Any, chw: Any, calibration_limit: int) -> tuple[Any, np.ndarray, Any, str]:
-    """The int8 check's inputs (parity's default for the artifact, `parity.check_inputs`): (their spec, float NCHW
-    inputs at the model's size, a function of the float outputs that gives the model class labels or None, where
-    they came from)."""
+@dataclasses.dataclass
+class Check:
+    """The int8 check of one export, made once: the inputs (parity's default for the artifact, `parity.check_inputs`,
+    float NCHW at the model's size), the float model's outputs on them, the budget (its float score computed), the
+    inputs' sidecar spec and where they came from. Every int8 graph the export judges is judged on it."""
+
+    xs: np.ndarray
+    wants: list[np.ndarray]
+    budget: Any  # int8_search.Budget
+    spec: dict[str, Any]
+    source: str
+
+
+def check_once(q: Any, pre: Any, chw: Any, calibration_limit: int, model: Any) -> Check:
+    """The export's `Check` (`q`: its Int8Config; `model`: the float reference)."""
     from shufflenet_edge.errors import UsageError
-    from shufflenet_edge.parity import check_images, check_inputs, map_labels
+    from shufflenet_edge.export import int8_search, verify
+    from shufflenet_edge.parity import check_images, check_inputs, inputs_spec, map_labels
 
     ins = check_inputs(q.calib, calibration_limit, q.check_images, q.labels)
     xs, source, folder_labels, classes = check_images(ins, pre, (int(chw[0]), int(chw[1]), int(chw[2])))
+    xs = np.ascontiguousarray(xs, dtype=np.float32)
+    wants = verify.torch_outputs(model, xs)
+    how: str | None
+    if folder_labels is None:
+        labels, how = None, "the check images have no labels (--images DIR with one sub-folder per class)"
+    elif wants[0].ndim == 2:
+        labels, how = map_labels(folder_labels, classes, wants[0].shape[1], ins.label_names, ins.label_source)
+    else:
+        labels, how = None, "the model's first output is not logits"
+    if labels is None and q.gate is not None and q.gate.max_accuracy_drop is not None:
+        raise UsageError(f"--max-accuracy-drop needs labelled images and a classifier: {how}")
+    budget = int8_search.Budget.of(q, labels, lambda x: verify.torch_outputs(model, x))
+    return Check(xs, wants, budget, inputs_spec(ins), source)
 
-    def labels(wants: list[np.ndarray]) -> Any:
-        how: str | None
-        if folder_labels is None:
-            y, how = None, "the check images have no labels (--images DIR with one sub-folder per class)"
-        elif wants[0].ndim == 2:
-            y, how = map_labels(folder_labels, classes, wants[0].shape[1], ins.label_names, ins.label_source)
-        else:
-            y, how = None, "the model's first output is not logits"
-        if y is None and q.gate is not None and q.gate.max_accuracy_drop is not None:
-            raise UsageError(f"--max-accuracy-drop needs labelled images and a classifier: {how}")
-        return y
 
-    return ins, np.ascontiguousarray(xs, dtype=np.float32), labels, source
+def judged_report(gots: list[np.ndarray], sims: list[np.ndarray] | None, check: Check, kept: Any,
+                  predict: Any, per_layer: Any) -> dict[str, Any]:
+    """The sidecar's `int8_loss` for one int8 graph: every output (`gots`, and its simulation's `sims`) against the
+    float model on the check inputs; per-layer SQNR (`per_layer()`, computed only when needed: one-output models below
+    the default gate or with a budget); the budget judged with `kept` float (`predict` runs the graph on any batch,
+    for a validation function) and recorded (the caller refuses or searches)."""
+    from shufflenet_edge.export import verify
+
+    desc = f"parity's default inputs for this artifact, {check.source}"
+    rep = verify.int8_loss(gots, check.wants, sims, desc)
+    if len(gots) == 1 and (rep["below_default_gate"] or check.budget.any()):
+        pl = per_layer()
+        if pl is not None:
+            rep = verify.int8_loss(gots, check.wants, sims, desc, pl)
+    judged = check.budget.judge(tuple(kept), gots, check.wants, predict)
+    rep["gate"] = check.budget.record(judged)
+    rep["judged"] = judged.to_dict()
+    rep["inputs_spec"] = check.spec
+    return rep
 
 
 def refusal(rep: dict[str, Any], why: str | None = None) -> ParityError:

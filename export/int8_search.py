@@ -269,8 +269,9 @@ def find(p: Any, evaluate: Callable[[tuple[str, ...]], Trial], units: list[str],
          size_of: Callable[[Sequence[str]], int] | None = None) -> tuple[list[str], dict[str, Any]]:
     """The search as an export runs it: rank `units` from the fully-int8 artifact's per-layer `rows` (with the head
     ends `ends`, `int8_options.head_ends`, before their units; with several outputs, what the failing ones depend on
-    first, from `paths`), search with `evaluate` (`what` each try is, for the progress line), and return (the chosen float units, the sidecar record). Nothing meets the budget: the
-    export's refusal (ParityError), naming the closest set tried."""
+    first, from `paths`), search with `evaluate` (`what` each try is, for the progress line), and return (the chosen
+    float units, the sidecar record; `size_of` estimates each set's size). Nothing meets the budget: the export's
+    refusal (ParityError), naming the closest set tried."""
     from shufflenet_edge.export import int8_report
 
     ranking, ranked_by = rank_units(units, {r["point"]: r.get("sqnr_db") for r in rows})
@@ -383,9 +384,9 @@ def summary(res: dict[str, Any]) -> str:
     missed = res.get("artifact_misses") or []
     conv = (f" (converted, {' '.join(missed[0]['float_units'])} missed it: {len(missed)} more unit(s) added)"
             if missed else "")
-    ends = {c.get("point"): c for c in res.get("curve") or []}
+    float_end = next((c for c in res.get("curve") or [] if c.get("point") == "float"), {})
     fl = (lat.get("points") or {}).get("float") or {}
-    every = set(chosen) >= set((ends.get("float") or {}).get("float_units") or [chosen[0], None])
+    every = bool(float_end.get("float_units")) and set(float_end["float_units"]) <= set(chosen)
     plain = (f"; every unit is float: the float export (no --int8) meets it as well, at x{fl['ratio']:.3f} of the "
-             "fully-int8 artifact") if every and fl.get("ratio") and (ends.get("float") or {}).get("meets_budget") else ""
+             "fully-int8 artifact") if every and fl.get("ratio") and float_end.get("meets_budget") else ""
     return head + f"kept in float: {' '.join(chosen)}{conv}{cost}{plain}"

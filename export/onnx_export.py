@@ -345,7 +345,7 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
 def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: Any, excluded: list[str]) -> dict[str, Any]:
     """The QDQ graph missed the user's budget: the fewest units kept float that meet it (export/int8_search.py). Each
     try is onnxruntime's quantization of the chosen float graph with those units excluded, run on the int8 check's
-    inputs (`checked`, from `_int8_loss`; for ONNX the QDQ graph is its own simulation); the chosen set is written to
+    inputs (`checked`: the export's int8_report.Check, from `_int8_loss`; for ONNX the QDQ graph is its own simulation); the chosen set is written to
     `final` and judged as any int8 graph is, and timed against the fully-int8 graph and the float one (the two ends
     of the curve). Nothing meets the budget: ParityError, nothing written."""
     import shutil
@@ -356,7 +356,7 @@ def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: Any, ex
 
     q, pre, chw = job.cfg.int8, job.prep.preprocess, job.xs[0].shape[1:]
     assert q is not None
-    xs, wants, budget = checked[:3]
+    xs, wants, budget = checked.xs, checked.wants, checked.budget
     units = unit_names(job.prep.module)
     ends = head_ends(job.prep.module, job.xs[0][:1])
     paths = output_paths(job.prep.module, job.xs[0][:1], [*units, *ends])
@@ -522,35 +522,20 @@ def _output_scales(path: Path) -> list[float | None]:
     return out
 
 
-def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any, checked: Any = None
+def _int8_loss(path: Path, ref: nn.Module, pre: Preprocess, chw: Any, q: Any, check: Any = None
                ) -> tuple[dict[str, Any], Any]:
     """Every output of the int8 graph against the float model on the inputs `parity` uses by default (so export and
-    parity give one verdict); per-layer SQNR when below the default int8 gate (one-output models); the user's
-    budget, judged and recorded (the caller refuses or searches; the atomic write leaves nothing behind). Returns
-    the report and `checked`: (the inputs, the float model's outputs on them, the Budget, their spec, their source),
-    computed on the first call and passed back on the next; the float-unit search judges its tries on them."""
-    from shufflenet_edge.export import int8_report, int8_search
+    parity give one verdict), the user's budget judged (int8_report.judged_report; the caller refuses or searches;
+    the atomic write leaves nothing behind). Returns the report and the export's `int8_report.Check`, made on the
+    first call and passed back on the next; the float-unit search judges its tries on it."""
+    from shufflenet_edge.export import int8_report
     from shufflenet_edge.export.calibration import DEFAULT_CALIBRATION_IMAGES
-    from shufflenet_edge.parity import inputs_spec
 
-    if checked is None:
-        ins, xs, labels, source = int8_report.check_set(q, pre, chw, q.images or DEFAULT_CALIBRATION_IMAGES)
-        wants = verify.torch_outputs(ref, xs)
-        checked = (xs, wants, int8_search.Budget.of(q, labels(wants), lambda x: verify.torch_outputs(ref, x)), ins,
-                   source)
-    xs, wants, budget, ins, source = checked
-    gots = run_onnx_samples(path, xs)
-    desc = f"parity's default inputs for this artifact, {source}"
-    rep = verify.int8_loss(gots, wants, None, desc)
-    if len(gots) == 1 and (rep["below_default_gate"] or budget.any()):
-        pl = int8_report.where_loss_starts(str(path), ref, xs, "nchw")
-        if pl is not None:
-            rep = verify.int8_loss(gots, wants, None, desc, pl)
-    judged = budget.judge(tuple(q.keep_float), gots, wants, _predictor(path))
-    rep["gate"] = budget.record(judged)
-    rep["judged"] = judged.to_dict()
-    rep["inputs_spec"] = inputs_spec(ins)
-    return rep, checked
+    if check is None:
+        check = int8_report.check_once(q, pre, chw, q.images or DEFAULT_CALIBRATION_IMAGES, ref)
+    rep = int8_report.judged_report(run_onnx_samples(path, check.xs), None, check, q.keep_float, _predictor(path),
+                                    lambda: int8_report.where_loss_starts(str(path), ref, check.xs, "nchw"))
+    return rep, check
 
 
 def _predictor(path: Path) -> Any:

@@ -150,7 +150,7 @@ class _Job(Job):
     unfolded: bytes | None = None  # the reference conversion after its I/O passes: what "exact" is measured against
     timings: dict[str, Any] | None = None
     chosen: str = ""
-    int8_inputs: Any = None  # the int8 check, computed once: (NCHW inputs, artifact layout, float outputs, Budget, spec, source)
+    int8_inputs: Any = None  # the int8 check (int8_report.Check), made once
 
     @property
     def precision(self) -> str:
@@ -256,10 +256,11 @@ def _candidates(job: _Job) -> None:
     finally:
         if job.ref_job is not None:
             job.ref_job.cancel()
-    base = "folded" if "folded" in job.bases else ("reference" if job.form != "blocks" and
-                                                   _reference_base(job) is not None else None)
-    if base is None and "blocks" not in job.bases and _reference_base(job) is None:
+    if "folded" not in job.bases and any(r not in (None, "blocks") for r in RECIPES[job.form]):
+        _reference_base(job)  # the shuffle recipes are built on the graph as written instead
+    if not job.bases and _reference_base(job) is None:
         raise _no_conversion(job)
+    base = "folded" if "folded" in job.bases else "reference"
     with job.p.step("graph passes (shuffle path, max-pool padding, nearest upsampling, I/O types)"):
         for r in RECIPES[job.form]:
             on = "reference" if r is None else ("blocks" if r == "blocks" else base)
@@ -517,7 +518,7 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
     units = unit_names(job.prep.module)
     ends = head_ends(job.prep.module, job.x_nchw[:1])
     paths = output_paths(job.prep.module, job.x_nchw[:1], [*units, *ends])
-    xs, xl, wants, budget = job.int8_inputs[:4]
+    xs, wants, budget = job.int8_inputs.xs, job.int8_inputs.wants, job.int8_inputs.budget
     rows = rep.get("per_layer")
     if rows is None:  # several outputs: the report went without it; the ranking needs it
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
@@ -745,37 +746,28 @@ def _unfolded_outputs(job: _Job) -> list[np.ndarray] | None:
 
 def _int8_loss(job: _Job) -> dict[str, Any]:
     """Every output of the chosen int8 artifact and of its PT2E simulation against the float model, on the inputs
-    `parity` uses by default (so export and parity give one verdict); per-layer SQNR when below the default int8
-    gate (one-output models); the user's budget, judged and recorded (the caller refuses or searches)."""
-    from shufflenet_edge.export import int8_report, int8_search
-    from shufflenet_edge.parity import inputs_spec
+    `parity` uses by default (so export and parity give one verdict), the user's budget judged
+    (int8_report.judged_report; the caller refuses or searches)."""
+    from shufflenet_edge.export import int8_report
 
     final, sim = job.candidates[job.chosen], job.sims[job.base_of[job.chosen]]
     q = job.cfg.int8
     assert q is not None
-    if job.int8_inputs is None:  # once per export: the inputs, the float model's outputs and the budget
-        ins, xs, labels, source = int8_report.check_set(q, job.prep.preprocess, tuple(job.x_nchw.shape[1:]),
-                                                        len(job.images.images))
-        wants = verify.torch_outputs(job.prep.module, xs)
-        budget = int8_search.Budget.of(q, labels(wants), lambda x: verify.torch_outputs(job.prep.module, x))
-        job.int8_inputs = (xs, np.ascontiguousarray(job.to_layout(xs)), wants, budget, ins, source)
-    xs, xl, wants, budget, ins, source = job.int8_inputs
+    if job.int8_inputs is None:
+        job.int8_inputs = int8_report.check_once(q, job.prep.preprocess, tuple(job.x_nchw.shape[1:]),
+                                                 len(job.images.images), job.prep.module)
+    check = job.int8_inputs
+    xl = np.ascontiguousarray(job.to_layout(check.xs))
     gots = _nchw_outputs(run_tflite_all(final, xl), job.out_layouts)
     sims = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
-    desc = f"parity's default inputs for this artifact, {source}"
-    rep = verify.int8_loss(gots, wants, sims, desc)
-    if len(gots) == 1 and (rep["below_default_gate"] or budget.any()):
+
+    def per_layer() -> dict[str, Any] | None:
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
             f.write(final)
             f.flush()
-            pl = int8_report.where_loss_starts(f.name, job.prep.module, xs, job.layout)
-        if pl is not None:
-            rep = verify.int8_loss(gots, wants, sims, desc, pl)
-    judged = budget.judge(tuple(job.kept), gots, wants, lambda x: _predict_tflite(job, final, x))
-    rep["gate"] = budget.record(judged)
-    rep["judged"] = judged.to_dict()
-    rep["inputs_spec"] = inputs_spec(ins)
-    return rep
+            return int8_report.where_loss_starts(f.name, job.prep.module, check.xs, job.layout)
+
+    return int8_report.judged_report(gots, sims, check, job.kept, lambda x: _predict_tflite(job, final, x), per_layer)
 
 
 def _predict_tflite(job: _Job, graph: Any, x: np.ndarray) -> list[np.ndarray]:
