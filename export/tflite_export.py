@@ -247,10 +247,13 @@ def _candidates(job: _Job) -> None:
 
         job.ref_job = start_reference(job.prep.module, job.rank4(), job.layout, job.x, job.calib_l, job.quant(False))
     try:  # the child never outlives this export (an error, Ctrl-C)
-        if job.form not in ("reference", "blocks"):
-            _convert_folded(job, one_thread=job.ref_job is not None)
         if "blocks" in RECIPES[job.form]:
             _convert_blocks(job, one_thread=job.ref_job is not None)
+        # Under auto, a planned model's shuffle recipes are built on the child's conversion of the module as written:
+        # the shuffle_path pass reaches the folded graph there (the stage ends' orders go into the weights), and a
+        # third conversion would cost more time than it could gain.
+        if job.form not in ("reference", "blocks") and not (job.form == "auto" and "blocks" in job.bases):
+            _convert_folded(job, one_thread=job.ref_job is not None)
         if job.form in ("auto", "reference"):
             _reference_base(job)
     finally:
@@ -649,7 +652,9 @@ def _fold_record(job: _Job) -> dict[str, Any]:
         return {"form": "blocks: the planned channel order (no shuffle left to fold)", "counts": None,
                 "blocks_per_unit": blocks_per_unit(job.blocks_form), "left_alone_in_graph": []}
     if job.base_of[chosen] != "folded":
+        sp = next((r for r in job.pass_reports.get(chosen, []) if r.get("pass") == "shuffle_path"), {})
         return {"form": f"{chosen} passes on the graph as written", "counts": None, "error": job.fold_error,
+                "graph_pass": {k: sp.get(k, 0) for k in ("regions", "rewritten", "absorbed_in_weights")},
                 "left_alone_in_graph": left}
     return {**fold.to_dict(), "left_alone_in_graph": left}
 

@@ -854,6 +854,11 @@ def report_lines(fold: dict[str, Any] | None) -> list[str]:
     left = [f"  left alone in the converted graph: {r}" for r in fold.get("left_alone_in_graph") or []]
     if fold.get("error"):
         return [f"fold: {fold['form']} ({fold['error']})", *left]
+    if fold.get("graph_pass"):  # the shuffle recipes applied to the converter's graph of the module as written
+        gp = fold["graph_pass"]
+        return [f"fold: {fold['form']}: {gp['rewritten']} shuffle region(s) rewritten as rank-4 data paths, "
+                f"{gp['absorbed_in_weights']} permutation(s) taken into the next convolution's weights, "
+                f"{len(left)} data-movement region(s) kept as converted", *left]
     if fold.get("blocks_per_unit"):
         b = fold["blocks_per_unit"]
         return [f"fold: every channel shuffle planned away ({len(b)} units on planned channel orders; a unit's branch "

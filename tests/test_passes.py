@@ -55,9 +55,12 @@ def small_bases() -> dict[str, bytes]:
         return _nhwc(gm)
 
     v2, v1 = folded("shufflenet_v2_x0_5"), folded("shufflenet_v1_x0_5_g3")
+    v2_ref = _nhwc(randomize_batchnorm(build_model("shufflenet_v2_x0_5")).eval())  # as written: no torch-level fold
     calib = np.random.default_rng(0).standard_normal((4, SIZE, SIZE, 3)).astype(np.float32)
     sim, q = pt2e_quantize(v2, x, calib)
-    return {"v2": convert(v2, x), "v1": convert(v1, x), "v2_int8": convert(sim, x, q)}
+    sim_ref, q_ref = pt2e_quantize(v2_ref, x, calib)
+    return {"v2": convert(v2, x), "v1": convert(v1, x), "v2_int8": convert(sim, x, q), "v2_ref": convert(v2_ref, x),
+            "v2_ref_int8": convert(sim_ref, x, q_ref)}
 
 
 X = np.random.default_rng(5).standard_normal((8, SIZE, SIZE, 3)).astype(np.float32)
@@ -78,6 +81,30 @@ def test_shuffle_path_counts_and_exactness(small_bases, recipe, base):
     assert after["TRANSPOSE"] - (before["TRANSPOSE"] - 3 * 13) == expected_transposes
     raw = base.endswith("int8")
     assert np.array_equal(_run(buf, X, raw), _run(after_buf, X, raw)), "the pass changed outputs"
+
+
+@pytest.mark.parametrize("recipe", shuffle_path.RECIPES)
+@pytest.mark.parametrize("precision", ["", "_int8"])
+def test_shuffle_path_on_the_graph_as_written_reaches_the_folded_graph(small_bases, recipe, precision):
+    """On the converter's graph of the module as written, the pass rewrites every shuffle and takes the three
+    stage ends' permutations into the next convolutions' weights (a depthwise conv's channels, per-channel scales
+    and bias included): the same data movement as on the torch-level fold, outputs unchanged (int8: every stored
+    value; float: rounding order of the convolutions' channel sums only)."""
+    ref, folded = small_bases["v2_ref" + precision], small_bases["v2" + precision]
+    g = Graph(ref)
+    rep = shuffle_path.run(g, recipe)
+    out = g.finish()
+    assert rep["rewritten"] == 16 and rep["absorbed_in_weights"] == 3
+    assert len(rep["skipped"]) == 1 and "not a channel selection" in rep["skipped"][0]  # the head's NCHW transpose
+    g_fold = Graph(folded)
+    shuffle_path.run(g_fold, recipe)
+    moves = ("TRANSPOSE", "RESHAPE", "SLICE", "SPLIT", "CONCATENATION")
+    assert {k: _ops(out)[k] for k in moves} == {k: _ops(g_fold.finish())[k] for k in moves}
+    if precision:
+        assert np.array_equal(_run(ref, X, raw=True), _run(out, X, raw=True)), "the pass changed a stored value"
+    else:
+        want = _run(ref, X)
+        np.testing.assert_allclose(_run(out, X), want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
 
 
 def test_shuffle_path_v1_group_shuffle(small_bases):

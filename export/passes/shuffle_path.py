@@ -327,7 +327,7 @@ def run(g: Graph, recipe: str = "delegate") -> dict[str, Any]:
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     regions = find_regions(g)
-    rewritten, skipped = 0, []
+    rewritten, skipped, n_absorbed = 0, [], 0
     outputs = g.graph_outputs()
     for k, region in enumerate(regions):
         start = region["start"]
@@ -357,6 +357,8 @@ def run(g: Graph, recipe: str = "delegate") -> dict[str, Any]:
                            f"({', '.join(f'{int(sels[e][0])}..{int(sels[e][-1])}' for e in rest)}), no channel permutation: "
                            "nothing to rewrite")
             continue
+        absorbed = [e for e in rest if _absorb(g, e, start, sels[e])]
+        rest = [e for e in rest if e not in absorbed]
         new_ops = _find_recipe(g, region, rest, want, recipe, k) if rest else []
         if new_ops is None:
             skipped.append(f"region at tensor {start}: no {recipe} recipe reproduces it exactly (endpoint channels: "
@@ -372,4 +374,101 @@ def run(g: Graph, recipe: str = "delegate") -> dict[str, Any]:
                 new_ops.append(g.reshape(start, g.shape(e), f"shuffle_path_{k}/identity", out=e)[0])
         g.replace_ops(region["ops"], new_ops)
         rewritten += 1
-    return {"pass": "shuffle_path", "recipe": recipe, "regions": len(regions), "rewritten": rewritten, "skipped": skipped}
+        n_absorbed += len(absorbed)
+    return {"pass": "shuffle_path", "recipe": recipe, "regions": len(regions), "rewritten": rewritten,
+            "absorbed_in_weights": n_absorbed, "skipped": skipped}
+
+
+def _absorb(g: Graph, e: int, start: int, sel: np.ndarray) -> bool:
+    """Move the whole-tensor permutation ``E[..., c] = S[..., sel[c]]`` (endpoint `e`, start `start`) into the
+    weights of E's readers, so they read S and no data moves: a full convolution takes it on its input channels; a
+    depthwise convolution (multiplier 1) on its channels, and its output then carries the same permutation to its
+    own readers, which must take it in turn (as through spatial padding). All or nothing: True when committed.
+    Where: a V2 stage's last unit feeding the next stage's first unit or the last 1x1 convolution (the
+    torch-level fold does the same to the module).
+
+    Exact: a convolution's channel sum only changes order (int8: the same integer sum; float: rounding order),
+    and per-channel quantization parameters move with their channels."""
+    c = g.shape(start)[-1]
+    if g.shape(e) != g.shape(start) or e in g.graph_outputs() or len(sel) != c:
+        return False
+    cons = g.consumers()
+    edits: list[tuple[Any, int, np.ndarray, int]] = []  # (op, input slot, new value, axis its quantization follows)
+
+    def take(t: int) -> bool:  # every reader of `t` (which holds S permuted by sel) takes the permutation
+        readers = cons.get(t, [])
+        if not readers or t in g.graph_outputs():
+            return False
+        for op in readers:
+            ins = [int(i) for i in op.inputs]
+            if ins.count(t) != 1 or ins[0] != t:
+                return False
+            name = g.op_name(op)
+            if name in ("PAD", "PADV2"):  # spatial padding with one value for every channel: the order passes through
+                pads = g.const(ins[1])
+                value = g.const(ins[2]) if len(ins) > 2 else None
+                if pads is None or pads.shape != (4, 2) or pads[3].any() or (value is not None and value.size != 1):
+                    return False
+                if not take(int(op.outputs[0])):
+                    return False
+                continue
+            w = g.const(ins[1]) if len(ins) > 1 else None
+            if w is None or w.ndim != 4 or w.shape[-1] != c:
+                return False
+            if name == "CONV_2D":  # W'[..., sel[k]] = W[..., k]: the dot product reads S's channel order
+                w2 = np.empty_like(w)
+                w2[..., sel] = w
+                edits.append((op, 1, w2, -1))
+            elif name == "DEPTHWISE_CONV_2D" and w.shape[0] == 1:
+                w2 = np.empty_like(w)
+                w2[..., sel] = w
+                edits.append((op, 1, w2, 3))
+                if len(ins) > 2 and ins[2] >= 0:
+                    b = g.const(ins[2])
+                    if b is None or b.shape != (c,):
+                        return False
+                    b2 = np.empty_like(b)
+                    b2[sel] = b
+                    edits.append((op, 2, b2, 0))
+                if not take(int(op.outputs[0])):  # its output is S-ordered now: its readers take the permutation
+                    return False
+            else:
+                return False
+        return True
+
+    if not take(e) or any(not _channel_quant_ok(g, int(op.inputs[k]), axis, c) for op, k, _, axis in edits):
+        return False
+    for op, k, value, axis in edits:  # a new constant each: a weight tensor may be shared (equal constants merged)
+        ins = [int(i) for i in op.inputs]
+        ins[k] = _permuted_const(g, ins[k], value, sel, axis)
+        op.inputs = np.asarray(ins, dtype=np.int32)
+    for op in cons[e]:
+        op.inputs = np.asarray([start if int(i) == e else int(i) for i in op.inputs], dtype=np.int32)
+    return True
+
+
+def _channel_quant_ok(g: Graph, t: int, axis: int, c: int) -> bool:
+    """A tensor whose `axis` is permuted keeps per-tensor quantization, or per-channel along that very axis."""
+    q = g.tensor(t).quantization
+    if axis < 0 or q is None or q.scale is None or len(q.scale) <= 1:
+        return True
+    return len(q.scale) == c and q.quantizedDimension == axis
+
+
+def _name(g: Graph, t: int) -> str:
+    n = g.tensor(t).name
+    return n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+
+
+def _permuted_const(g: Graph, t: int, value: np.ndarray, sel: np.ndarray, axis: int) -> int:
+    """A new constant tensor like `t` holding `value`; per-channel quantization along `axis` follows `sel`."""
+    new = g.add_tensor(g.shape(t), g.dtype(t), _name(g, t) + "/absorbed", like=t,
+                       data=value)
+    q = g.tensor(new).quantization
+    if axis >= 0 and q is not None and q.scale is not None and len(q.scale) > 1:
+        for field in ("scale", "zeroPoint"):
+            old = np.asarray(getattr(q, field))
+            moved = np.empty_like(old)
+            moved[sel] = old
+            setattr(q, field, moved)
+    return new
