@@ -1,7 +1,8 @@
 """Benchmark: the ShuffleNet family as public projects write it (tests/zoo.py), through the user's path.
 
 Per zoo model, fp32 and int8: one `shufflenet_edge.export(..., form="auto", keep_candidates=DIR)` (the wall time a
-user waits, every candidate graph kept), then
+user waits, every candidate graph kept) and one `form="reference"` export (litert-torch's conversion of the module as
+written, which --form auto no longer converts), then
 - the graphs: ops, data-movement ops, max tensor rank, XNNPACK partitions of litert-torch's conversion of the
   module as written (the `reference` candidate) and of our folded forms (`cpu`, the CPU-preferred recipe, and
   `delegate`, the single rank-4 path), and which form `--form auto` shipped;
@@ -63,6 +64,14 @@ def one_precision(name: str, precision: str, work: Path, args: argparse.Namespac
     row: dict[str, Any] = {"model": name, "precision": precision, "export_s": round(time.perf_counter() - t0, 1),
                            "shipped": art["form"], "graphs": {}}
     paths = {f: kd / f"{out.stem}.{f}.tflite" for f in FORMS if (kd / f"{out.stem}.{f}.tflite").is_file()}
+    if "reference" not in paths:  # --form auto converts the module as written only when the fold fails
+        ref = work / f"{name}_{precision}_reference.tflite"
+        try:
+            se.export(m, ref, example_input=x, name=name, form="reference", int8=precision == "int8",
+                      show_progress=False)
+            paths["reference"] = ref
+        except Exception as e:  # noqa: BLE001  (litert-torch refused the module as written: said in the row)
+            row["reference_error"] = f"{type(e).__name__}: {str(e)[:300]}"
     for f, p in paths.items():
         g = inspect_tflite(p, analyze_gpu=False)
         row["graphs"][f] = {k: g[k] for k in ("ops", "data_movement_ops", "max_rank", "xnnpack_partitions")}

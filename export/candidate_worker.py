@@ -1,8 +1,9 @@
-"""The reference-form candidate of ``--form auto``, converted in a child process beside the folded one.
+"""A second candidate of ``--form auto`` converted in a child process beside the folded one.
 
-A litert-torch conversion is single-threaded Python and MLIR work (about 20 s for ShuffleNetV2 1.0x here), and
-`--form auto` converts two graphs: the folded one and the graph as written. On a machine with two or
-more CPUs they run side by side: the child is a fresh interpreter (``python -m``, so it never re-runs the user's
+A litert-torch conversion is single-threaded Python work (about 20 s for ShuffleNetV2 1.0x here, most of it
+torch.export's decompositions), and `--form auto` on a ShuffleNetV2 converts two graphs: the folded one and the
+planned channel order (shufflenet_edge.channel_plan). On a machine with two or more CPUs they run side by side:
+the child is a fresh interpreter (``python -m``, so it never re-runs the user's
 script the way a multiprocessing spawn would), it reads the model, the example input and the calibration images
 from a ``torch.save`` file, and writes the converted flatbuffer. Anything that goes wrong there (a model that does
 not pickle, a crash, one CPU only) returns None and the exporter converts the candidate in its own process as
@@ -29,7 +30,7 @@ import torch
 from shufflenet_edge.errors import eval_mode
 
 
-class ReferenceJob:
+class ChildConversion:
     """A running child conversion; `result()` waits for it: the flatbuffer bytes, or None."""
 
     def __init__(self, proc: subprocess.Popen[bytes], folder: tempfile.TemporaryDirectory[str], out: Path,
@@ -37,11 +38,17 @@ class ReferenceJob:
         self.proc, self.folder, self.out, self.log = proc, folder, out, log
         self.error: str | None = None  # the end of the child's output when it failed
         self.refused: str | None = None  # the converter's own refusal of the model (converting again would repeat it)
+        # int8: the child's PT2E simulation on each probe input set (name -> its outputs), so the exporter need not
+        # calibrate the same graph again to check against it
+        self.sim_outputs: dict[str, list[Any]] = {}
 
     def result(self, timeout: float = 1800.0) -> bytes | None:
         try:
             rc = self.proc.wait(timeout=timeout)
             if rc == 0 and self.out.is_file():
+                sims = self.out.with_name("sim_outputs.pt")
+                if sims.is_file():
+                    self.sim_outputs = torch.load(sims, weights_only=False)
                 return self.out.read_bytes()
             refused = self.out.with_name("refused.txt")
             if rc == REFUSED_EXIT and refused.is_file():
@@ -61,26 +68,27 @@ class ReferenceJob:
         self.folder.cleanup()
 
 
-def start_reference(model: torch.nn.Module, rank4: list[int] | None, layout: str, x: torch.Tensor,
-                    calib: Any, quant: dict[str, Any] | None) -> ReferenceJob | None:
-    """Start converting `model` as written (NHWC wrapper when `layout` is nhwc; int8 when `quant` is given, with
-    `calib` in the converted model's layout). None when a child cannot help (one CPU) or the model does not
-    pickle."""
+def start_conversion(model: torch.nn.Module, rank4: list[int] | None, layout: str, x: torch.Tensor,
+                    calib: Any, quant: dict[str, Any] | None, probes: dict[str, Any] | None = None
+                    ) -> ChildConversion | None:
+    """Start converting `model` (NHWC wrapper when `layout` is nhwc; int8 when `quant` is given, with
+    `calib` in the converted model's layout, and the simulation's outputs on each of `probes`, input arrays in that
+    layout, kept in `sim_outputs`). None when a child cannot help (one CPU) or the model does not pickle."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if cpus < 2 or os.environ.get("SHUFFLENET_EDGE_SERIAL_CANDIDATES"):
         return None
     folder = tempfile.TemporaryDirectory(prefix="shufflenet-edge-candidate-")
     proc: subprocess.Popen[bytes] | None = None
     try:  # stopped part-way (Ctrl-C, SIGTERM): the folder and a started child go before the stop propagates
-        payload, out, log = (Path(folder.name) / n for n in ("job.pt", "reference.tflite", "child.log"))
+        payload, out, log = (Path(folder.name) / n for n in ("job.pt", "candidate.tflite", "child.log"))
         # A --model-file module is pickled by reference to its module: the child imports the same files under the
         # same names before it unpickles (the names are stable across processes: see api.import_model_file).
         from shufflenet_edge.api import user_module_files
 
         (Path(folder.name) / "modules.json").write_text(json.dumps(user_module_files()))
         try:
-            torch.save({"model": model, "rank4": rank4, "layout": layout, "x": x, "calib": calib, "quant": quant},
-                       payload)
+            torch.save({"model": model, "rank4": rank4, "layout": layout, "x": x, "calib": calib, "quant": quant,
+                        "probes": probes or {}}, payload)
         except Exception:  # noqa: BLE001  (a module that does not pickle: convert it in this process)
             folder.cleanup()
             return None
@@ -94,7 +102,7 @@ def start_reference(model: torch.nn.Module, rank4: list[int] | None, layout: str
         except OSError:  # cannot start a process here: convert in this one
             folder.cleanup()
             return None
-        return ReferenceJob(proc, folder, out, log)
+        return ChildConversion(proc, folder, out, log)
     except BaseException:
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -140,6 +148,11 @@ def main(argv: list[str]) -> int:
         if job["quant"] is not None:
             sim, quantizer = pt2e_quantize(wrapped, job["x"], job["calib"], **job["quant"])
             buf = convert(sim, job["x"], quantizer)
+            if job["probes"]:
+                from shufflenet_edge.export.verify import torch_outputs
+
+                torch.save({k: torch_outputs(sim, v) for k, v in job["probes"].items()},
+                           Path(out).with_name("sim_outputs.pt"))
         else:
             buf = convert(wrapped, job["x"])
     except Exception as e:  # noqa: BLE001  (the converter refused the model: the parent says so, it does not retry)

@@ -19,6 +19,7 @@ import functools
 import importlib
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -276,7 +277,7 @@ def _select(job: _Job) -> None:
     with job.p.step(f"timing the candidate forms on {'onnxruntime here' if t.target == 'local' else t.target} "
                     f"({t.threads} thread(s))"):
         timings = time_and_decide({k: str(v) for k, v in cands.items()}, x, t, preferred,
-                                  f"the preferred folded form ({preferred})")
+                                  f"the preferred folded form ({preferred})", spent_s=time.monotonic() - job.started)
     graphs = {k: {g: v for g, v in graph_stats(path).items() if g in ("ops", "data_movement_ops", "max_rank")}
               for k, path in cands.items()}
     job.chosen = timings["chosen"]

@@ -13,6 +13,7 @@ module, a QAT-prepared graph) goes through the same stages.
 from __future__ import annotations
 
 import dataclasses
+import time
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +92,7 @@ class Job:
     out_path: Path
     p: Any  # progress (export.common.progress)
     dropped: dict[str, str] = dataclasses.field(default_factory=dict)
+    started: float = dataclasses.field(default_factory=time.monotonic)  # the default timing budget follows it
 
     def drop(self, name: str, err: BaseException | str) -> None:
         why = err if isinstance(err, str) else failure_line(err)

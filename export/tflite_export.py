@@ -11,8 +11,9 @@ Stages (each a named step; graph passes live one per file in export/passes/):
 
 Forms: ``reference`` converts the torchvision form as litert-torch does by default; ``delegate`` is
 the fewest-ops rank-4 path (GPU/NPU/NNAPI); ``cpu`` is the fastest XNNPACK recipe found by timing the
-cpu recipes here; ``auto`` times delegate, the cpu recipes and the reference form (converted in a child process
-beside the folded one: export/candidate_worker.py) and applies the rule of export/timing.py. The torch-level form
+cpu recipes here; ``blocks`` is a ShuffleNetV2 on planned channel orders (no shuffle left); ``auto`` times
+delegate, the cpu recipes (all from one conversion of the fold) and, for a ShuffleNetV2, blocks (converted in a child
+process beside the fold: export/candidate_worker.py), and applies the rule of export/timing.py. The torch-level form
 is the graph-level fold (shufflenet_edge.graph_fold) of any module: registry names and user modules
 (`module=`) take the same path. MobileNetV2 (no shuffle) exports its reference form.
 
@@ -28,6 +29,7 @@ import io
 import logging
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -139,7 +141,7 @@ class _Job(Job):
     blocks_form: Any = None  # the module on planned channel orders (what the blocks base was converted from)
     fold_error: str | None = None  # why the graph-level fold is missing (its failure, or the converter's refusal)
     reference_error: str | None = None  # why the module as written did not convert (the converter's refusal)
-    ref_job: Any = None  # the child converting the reference form (--form auto)
+    child: Any = None  # the child process converting the planned channel order (--form auto)
     bases: dict[str, bytes] = dataclasses.field(default_factory=dict)
     sims: dict[str, Any] = dataclasses.field(default_factory=dict)  # per base: its PT2E simulation (int8)
     candidates: dict[str, bytes] = dataclasses.field(default_factory=dict)
@@ -151,6 +153,11 @@ class _Job(Job):
     timings: dict[str, Any] | None = None
     chosen: str = ""
     int8_inputs: Any = None  # the int8 check (int8_report.Check), made once
+    # int8: the inputs each base's PT2E simulation is compared on ("chk": the candidate checks, "int8": the loss
+    # against float), in the artifact's layout, and the outputs per (base, probe) once computed (or recorded by the
+    # child that calibrated that base)
+    sim_probes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    sim_outs: dict[tuple[str, str], list[np.ndarray]] = dataclasses.field(default_factory=dict)
 
     @property
     def precision(self) -> str:
@@ -230,6 +237,12 @@ def _inputs(job: _Job) -> None:
     job.calib_l = job.to_layout(job.images.images) if job.images is not None else None
     if int(job.x_nchw.shape[0]) == 1:  # random normal images in the model's float domain
         job.chk = job.to_layout(torch.randn(verify.N_CHECK, *job.x_nchw.shape[1:], generator=gen).numpy())
+    if q is not None and job.chk is not None:
+        from shufflenet_edge.export import int8_report
+
+        job.int8_inputs = int8_report.check_once(q, prep.preprocess, tuple(job.x_nchw.shape[1:]),
+                                                 len(job.images.images), prep.module)
+        job.sim_probes = {"chk": job.chk, "int8": np.ascontiguousarray(job.to_layout(job.int8_inputs.xs))}
 
 
 RECIPES = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "blocks": ["blocks"],
@@ -237,30 +250,33 @@ RECIPES = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPE
 
 
 def _candidates(job: _Job) -> None:
-    """Fold, convert (PT2E int8 first when asked) and apply each recipe's passes; with --form auto the reference
-    form too, converted in a child process beside this one when there are CPUs for it (the same bytes either
-    way; it starts first, so its interpreter start-up overlaps the fold). A recipe whose fold or conversion failed is
-    built on the reference conversion instead (the TFLite passes rewrite shuffle regions by themselves); one whose
-    passes failed is dropped with the reason."""
-    if job.form == "auto":
-        from shufflenet_edge.export.candidate_worker import start_reference
+    """Fold, convert (PT2E int8 first when asked) and apply each recipe's passes. Every shuffle recipe is derived
+    from one conversion of the graph-level fold (the TFLite passes); a ShuffleNetV2 under --form auto also gets
+    the planned channel order (no shuffle left: a different graph, so a second conversion), converted in a child
+    process beside this one when there are CPUs for it. The module as written is converted only when the fold or
+    its conversion failed (the recipes are then built on it: the passes rewrite shuffle regions by themselves) or
+    when asked (--form reference); it is not a timed candidate otherwise, because no measured model ran faster
+    as written than folded (benchmarks/results/zoo.md, tflite_fold*.md) and its conversion costs as much as the
+    fold's. A recipe whose passes failed is dropped with the reason."""
+    if "blocks" in RECIPES[job.form]:
+        _plan_blocks(job)
+    if job.blocks_form is not None and job.form == "auto":
+        from shufflenet_edge.export.candidate_worker import start_conversion
 
-        job.ref_job = start_reference(job.prep.module, job.rank4(), job.layout, job.x, job.calib_l, job.quant(False))
+        job.child = start_conversion(job.blocks_form, job.rank4(), job.layout, job.x, job.calib_l, job.quant(True),
+                                     job.sim_probes)
     try:  # the child never outlives this export (an error, Ctrl-C)
-        if "blocks" in RECIPES[job.form]:
-            _convert_blocks(job, one_thread=job.ref_job is not None)
-        # Under auto, a planned model's shuffle recipes are built on the child's conversion of the module as written:
-        # the shuffle_path pass reaches the folded graph there (the stage ends' orders go into the weights), and a
-        # third conversion would cost more time than it could gain.
-        if job.form not in ("reference", "blocks") and not (job.form == "auto" and "blocks" in job.bases):
-            _convert_folded(job, one_thread=job.ref_job is not None)
-        if job.form in ("auto", "reference"):
-            _reference_base(job)
+        if job.form not in ("reference", "blocks"):
+            _convert_folded(job, one_thread=job.child is not None)
+        if job.blocks_form is not None:
+            _blocks_base(job)
     finally:
-        if job.ref_job is not None:
-            job.ref_job.cancel()
-    if "folded" not in job.bases and any(r not in (None, "blocks") for r in RECIPES[job.form]):
-        _reference_base(job)  # the shuffle recipes are built on the graph as written instead
+        if job.child is not None:
+            job.child.cancel()
+            job.child = None
+    if job.form == "reference" or ("folded" not in job.bases and any(r not in (None, "blocks")
+                                                                       for r in RECIPES[job.form])):
+        _reference_base(job)  # asked for, or the shuffle recipes are built on the graph as written instead
     if not job.bases and _reference_base(job) is None:
         raise _no_conversion(job)
     base = "folded" if "folded" in job.bases else "reference"
@@ -269,7 +285,7 @@ def _candidates(job: _Job) -> None:
             on = "reference" if r is None else ("blocks" if r == "blocks" else base)
             if on in job.bases:
                 _add_candidate(job, r or "reference", on, r)
-        if job.form == "auto" and "reference" in job.bases:
+        if job.form == "auto" and "reference" in job.bases:  # the fold failed: the graph as written competes
             _add_candidate(job, "reference", "reference", None)
 
 
@@ -308,9 +324,10 @@ def _convert_folded(job: _Job, one_thread: bool) -> None:
         torch.set_num_threads(threads_before)
 
 
-def _convert_blocks(job: _Job, one_thread: bool) -> None:
-    """The planned channel order (shufflenet_edge.channel_plan: contiguous channel blocks, no transpose), converted:
-    `job.bases["blocks"]`, or left out with the reason (it is built for ShuffleNetV2 with torchvision's units)."""
+def _plan_blocks(job: _Job) -> None:
+    """The planned channel order (shufflenet_edge.channel_plan: contiguous channel blocks, no transpose) in
+    `job.blocks_form`; left out with the reason when the model is not one it is built for (ShuffleNetV2 with
+    torchvision's units)."""
     from shufflenet_edge.channel_plan import plan_v2, plannable
 
     why = plannable(job.prep.module)
@@ -319,42 +336,45 @@ def _convert_blocks(job: _Job, one_thread: bool) -> None:
             raise UsageError(f"--form blocks: {why}; use --form auto, cpu or delegate")
         job.p.log(f"candidate blocks not built: {why}")
         return
-    threads_before = torch.get_num_threads()
-    if one_thread:
-        torch.set_num_threads(1)
     try:
         job.blocks_form = plan_v2(job.prep.module)
-        with job.p.step(f"{job.prep.label}: converting the planned channel order (blocks)"):
-            job.bases["blocks"], job.sims["blocks"] = job.lower(job.blocks_form, folded=True)
     except Exception as e:  # noqa: BLE001  (an optimization: the other candidates go on)
-        job.drop("blocks", f"the planned channel order did not convert: {failure_line(e)}")
-    finally:
-        torch.set_num_threads(threads_before)
+        job.drop("blocks", f"the channel plan failed: {failure_line(e)}")
+
+
+def _blocks_base(job: _Job) -> None:
+    """`job.bases["blocks"]`: the child's conversion (with its simulation's outputs on the probes), else converted
+    here; left out with the reason when the converter refused it."""
+    with job.p.step(f"{job.prep.label}: converting the planned channel order (blocks)"):
+        buf = job.child.result() if job.child is not None else None
+        if buf is not None:
+            job.bases["blocks"], job.sims["blocks"] = buf, None
+            job.sim_outs.update({("blocks", k): v for k, v in job.child.sim_outputs.items()})
+            return
+        if job.child is not None and job.child.refused:
+            job.drop("blocks", f"the planned channel order did not convert: {job.child.refused}")
+            return
+        if job.child is not None:
+            why = (((job.child.error or "").strip().splitlines()) or ["?"])[-1][:160]
+            job.p.log(f"blocks candidate: the child conversion failed ({why}); converting it here")
+        try:
+            job.bases["blocks"], job.sims["blocks"] = job.lower(job.blocks_form, folded=True)
+        except Exception as e:  # noqa: BLE001  (an optimization: the other candidates go on)
+            job.drop("blocks", f"the planned channel order did not convert: {failure_line(e)}")
 
 
 def _reference_base(job: _Job) -> bytes | None:
-    """The module as written, converted (the child's conversion under --form auto, else here, once); None when the
-    converter refuses it (the reason is `job.reference_error`)."""
+    """The module as written, converted (once); None when the converter refuses it (the reason is
+    `job.reference_error`)."""
     if "reference" in job.bases or job.reference_error is not None:
         return job.bases.get("reference")
     with job.p.step(f"{job.prep.label}: converting the module as written (the reference form)"):
-        base = job.ref_job.result() if job.ref_job is not None else None
-        if job.ref_job is not None and job.ref_job.refused:
-            job.reference_error = f"litert-torch could not convert the module as written: {job.ref_job.refused}"
-            job.ref_job = None
+        try:
+            job.bases["reference"], job.sims["reference"] = job.lower(job.prep.module, folded=False)
+        except Exception as e:  # noqa: BLE001  (the converter's refusal of the user's graph: said, not raised here)
+            job.reference_error = f"litert-torch could not convert the module as written: {failure_line(e)}"
             return None
-        if job.ref_job is not None and base is None:
-            why = (((job.ref_job.error or "").strip().splitlines()) or ["?"])[-1][:160]
-            job.p.log(f"reference candidate: the child conversion failed ({why}); converting it here")
-        job.ref_job = None
-        if base is None:
-            try:
-                base, job.sims["reference"] = job.lower(job.prep.module, folded=False)
-            except Exception as e:  # noqa: BLE001  (the converter's refusal of the user's graph: said, not raised here)
-                job.reference_error = f"litert-torch could not convert the module as written: {failure_line(e)}"
-                return None
-    job.bases["reference"] = base
-    return base
+    return job.bases["reference"]
 
 
 def _no_conversion(job: _Job) -> Exception:
@@ -428,7 +448,8 @@ def _select(job: _Job) -> None:
         with job.p.step(f"timing {len(job.candidates)} candidate graphs on {where} ({t.threads} thread(s))"):
             with tempfile.TemporaryDirectory() as td:
                 paths = {k: _write_temp(Path(td), k, b) for k, b in job.candidates.items()}
-                timings = time_and_decide(paths, job.to_layout(job.x_nchw.numpy()[:1]), t, preferred, why)
+                timings = time_and_decide(paths, job.to_layout(job.x_nchw.numpy()[:1]), t, preferred, why,
+                                          spent_s=time.monotonic() - job.started)
         graphs = {k: _graph_summary(b) for k, b in job.candidates.items()}
         job.chosen = timings["chosen"]
         if job.chosen == "reference":
@@ -451,7 +472,7 @@ def _verify_stage(job: _Job) -> dict[str, Any]:
     from shufflenet_edge.export import int8_report
 
     chosen = job.chosen
-    checks = _verify(job, chosen, sim=_simulation(job, job.base_of[chosen])) if job.precision == "int8" \
+    checks = _verify(job, chosen, sims=_sim_outputs(job, job.base_of[chosen], "chk")) if job.precision == "int8" \
         else job.checks_of[chosen]
     if job.precision == "int8" and chosen != "reference" and checks.get("warning"):
         checks = _int8_against_reference(job, checks)
@@ -468,14 +489,15 @@ def _verify_stage(job: _Job) -> dict[str, Any]:
 
 
 def _simulation(job: _Job, base: str) -> Any:
-    """The PT2E simulation `base` was converted from; made here when the child converted the reference form
-    (calibration is deterministic: the same observers see the same images)."""
+    """The PT2E simulation `base` was converted from; made here when the child converted it and its recorded
+    outputs do not cover what is asked (calibration is deterministic: the same observers see the same images)."""
     if job.sims.get(base) is None and job.precision == "int8":
         threads_before = torch.get_num_threads()
         torch.set_num_threads(1)  # as the child calibrated
         try:
-            job.sims[base], _ = pt2e_quantize(job.wrapped(job.prep.module), job.x, job.calib_l,
-                                              **job.quant(False))  # type: ignore[arg-type]
+            module = {"folded": job.torch_form, "blocks": job.blocks_form}.get(base, job.prep.module)
+            job.sims[base], _ = pt2e_quantize(job.wrapped(module), job.x, job.calib_l,
+                                              **job.quant(base != "reference"))  # type: ignore[arg-type]
         finally:
             torch.set_num_threads(threads_before)
     return job.sims.get(base)
@@ -492,7 +514,7 @@ def _int8_against_reference(job: _Job, checks: dict[str, Any]) -> dict[str, Any]
     if "reference" not in job.candidates:
         return checks
     try:
-        ref = _verify(job, "reference", sim=_simulation(job, "reference"))
+        ref = _verify(job, "reference", sims=_sim_outputs(job, "reference", "chk"))
     except Exception:  # noqa: BLE001  (the graph as written does not run: keep the folded one, with its warning)
         return checks
     if ref.get("warning"):
@@ -555,7 +577,8 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
         with job.p.step(f"converting with {' '.join(job.kept)} in float"):
             job.bases[base], job.sims[base] = job.lower(module, folded=base == "folded")
             job.candidates[job.chosen], job.pass_reports[job.chosen] = job.finish(job.bases[base], recipe)
-        checks = _verify(job, job.chosen, sim=job.sims[base])
+        job.sim_outs = {k: v for k, v in job.sim_outs.items() if k[0] != base}  # that base was quantized anew
+        checks = _verify(job, job.chosen, sims=_sim_outputs(job, base, "chk"))
         with job.p.step("int8 loss against the float model (the chosen float units)"):
             rep = _int8_loss(job)
         if not rep["gate"]["failures"]:
@@ -693,10 +716,10 @@ def _nchw_outputs(ys: list[np.ndarray], layouts: list[str | None]) -> list[np.nd
             for y, lay in zip(ys, layouts)]
 
 
-def _verify(job: _Job, key: str, sim: Any = None) -> dict[str, Any]:
+def _verify(job: _Job, key: str, sims: list[np.ndarray] | None = None) -> dict[str, Any]:
     """The verify stage for TFLite (export/verify.py) of candidate `key`: float against PyTorch (and against the
-    converter's own conversion of the unfolded module); int8: the passes moved no stored value, and with `sim` (the
-    PT2E simulation) every output's distance to it in output steps."""
+    converter's own conversion of the unfolded module); int8: the passes moved no stored value, and with `sims` (the
+    PT2E simulation's outputs on the check inputs) every output's distance to it in output steps."""
     if job.chk is None:
         return {"skipped": "checks run for batch 1 only"}
     final = job.candidates[key]
@@ -707,11 +730,20 @@ def _verify(job: _Job, key: str, sim: Any = None) -> dict[str, Any]:
         base = job.bases[job.base_of[key]]
         before, after = run_tflite_all(base, job.chk, raw=True), run_tflite_all(final, job.chk, raw=True)
         moved = max(int(np.abs(b.astype(np.int64) - a.astype(np.int64)).max()) for b, a in zip(before, after))
-    if sim is None:
+    if sims is None:
         return verify.check_moved(moved)
     # The simulation takes the artifact's input layout and gives its output layout: compared as they are.
-    return verify.check_int8(run_tflite_all(final, job.chk), verify.torch_outputs(sim, job.chk), _output_scales(final),
-                             moved)
+    return verify.check_int8(run_tflite_all(final, job.chk), sims, _output_scales(final), moved)
+
+
+def _sim_outputs(job: _Job, base: str, probe: str) -> list[np.ndarray] | None:
+    """The outputs of `base`'s PT2E simulation on the probe inputs `probe` (recorded, else computed once)."""
+    if (base, probe) not in job.sim_outs:
+        sim = _simulation(job, base)
+        if sim is None:
+            return None
+        job.sim_outs[(base, probe)] = verify.torch_outputs(sim, job.sim_probes[probe])
+    return job.sim_outs[(base, probe)]
 
 
 def _check_float(job: _Job, key: str, final: bytes) -> dict[str, Any]:
@@ -755,16 +787,9 @@ def _int8_loss(job: _Job) -> dict[str, Any]:
     (int8_report.judged_report; the caller refuses or searches)."""
     from shufflenet_edge.export import int8_report
 
-    final, sim = job.candidates[job.chosen], job.sims[job.base_of[job.chosen]]
-    q = job.cfg.int8
-    assert q is not None
-    if job.int8_inputs is None:
-        job.int8_inputs = int8_report.check_once(q, job.prep.preprocess, tuple(job.x_nchw.shape[1:]),
-                                                 len(job.images.images), job.prep.module)
-    check = job.int8_inputs
-    xl = np.ascontiguousarray(job.to_layout(check.xs))
-    gots = _nchw_outputs(run_tflite_all(final, xl), job.out_layouts)
-    sims = _nchw_outputs(verify.torch_outputs(sim, xl), job.out_layouts)
+    final, check = job.candidates[job.chosen], job.int8_inputs
+    gots = _nchw_outputs(run_tflite_all(final, job.sim_probes["int8"]), job.out_layouts)
+    sims = _nchw_outputs(_sim_outputs(job, job.base_of[job.chosen], "int8"), job.out_layouts)
 
     def per_layer() -> dict[str, Any] | None:
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:

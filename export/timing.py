@@ -5,7 +5,8 @@ round (warm-up discarded, the order rotated per round, the process pinned to the
 allows), so slow drifts of the machine hit every candidate alike. Each candidate is compared with the preferred form
 *per round* (the ratio of the two round medians), and the comparison is sequential: rounds continue until the 95%
 confidence interval of every ratio lies outside the tie band (faster or slower by more than `TIE_BAND`) or inside it
-(a tie), or the time budget runs out. A candidate displaces the preferred form only when it is faster beyond the
+(a tie), or the time budget runs out; a candidate that can no longer ship (slower or tied) leaves the rounds early,
+so the budget goes to the comparisons still open. A candidate displaces the preferred form only when it is faster beyond the
 band; the reference form (the graph as written) only when it is faster beyond the band than the best folded form.
 An interval that still straddles a band edge when the budget runs out is said to be too noisy to tell, with the
 form shipped and why.
@@ -26,7 +27,10 @@ import numpy as np
 # Remote targets time a fixed number of rounds (one runner process per measurement), decided by the same rule.
 TUNE_RUNS = 30
 TUNE_ROUNDS = 7  # rounds on a remote target
+# The default local budget is half the time the export spent before timing (its conversions), within these bounds:
+# an export then takes about 1.5x its conversions, and an undecided comparison is said to be too noisy to tell.
 TUNE_BUDGET_S = 60.0
+TUNE_MIN_BUDGET_S = 10.0
 MIN_ROUNDS = 5
 MAX_ROUNDS = 400
 TIE_BAND = 0.015  # candidates within 1.5% of each other are a tie: no decision follows a smaller difference
@@ -99,6 +103,21 @@ def ratio_ci(a: Sequence[float], b: Sequence[float], band: float = TIE_BAND) -> 
     return {"ratio": math.exp(mean), "low": lo, "high": hi, "rounds": n, "verdict": verdict}
 
 
+def _paired(a: Sequence[float], b: Sequence[float]) -> tuple[Sequence[float], Sequence[float]]:
+    """The rounds both were timed in: a candidate that can no longer ship leaves the timing early (its first rounds
+    are the ones it shared with every other)."""
+    n = min(len(a), len(b))
+    return a[:n], b[:n]
+
+
+def out_of_the_running(round_ms: dict[str, list[float]], preferred: str, band: float = TIE_BAND) -> list[str]:
+    """Candidates that can no longer ship by `RULE`: slower than the preferred form beyond the band, or within it
+    (a tie never displaces it). The reference form too: the form it must beat is the preferred one or a faster one."""
+    pref = round_ms[preferred]
+    return [k for k, v in round_ms.items()
+            if k != preferred and ratio_ci(*_paired(v, pref), band)["verdict"] in ("slower", "tie")]
+
+
 def _ci_text(c: dict[str, Any]) -> str:
     return f"x{c['ratio']:.3f}, 95% CI {c['low']:.3f}-{c['high']:.3f}, {c['rounds']} rounds"
 
@@ -110,7 +129,7 @@ def decide(round_ms: dict[str, list[float]], preferred: str, reference: str | No
     if preferred not in round_ms:
         raise ValueError(f"preferred form {preferred!r} was not timed (timed: {', '.join(round_ms)})")
     pref = round_ms[preferred]
-    cis = {k: ratio_ci(v, pref, band) for k, v in round_ms.items() if k != preferred}
+    cis = {k: ratio_ci(*_paired(v, pref), band) for k, v in round_ms.items() if k != preferred}
     folded = [k for k in round_ms if k != reference]
     winners = [k for k in folded if k != preferred and cis[k]["verdict"] == "faster"]
     chosen = min(winners, key=lambda k: cis[k]["ratio"]) if winners else preferred
@@ -125,7 +144,7 @@ def decide(round_ms: dict[str, list[float]], preferred: str, reference: str | No
         verdict = f"no folded form is faster than the preferred {preferred} beyond the {band:.1%} tie band: {preferred}"
     vs_ref = None
     if reference is not None and reference in round_ms:
-        vs_ref = ratio_ci(round_ms[reference], round_ms[chosen], band)
+        vs_ref = ratio_ci(*_paired(round_ms[reference], round_ms[chosen]), band)
         if vs_ref["verdict"] == "faster":
             verdict = (f"the reference form is faster than {chosen} beyond the {band:.1%} tie band ({_ci_text(vs_ref)}): "
                        "shipping the reference form, not a folded one")
@@ -178,11 +197,16 @@ def time_on_target(paths: dict[str, str], target: str, threads: int, *, rounds: 
             "median_ms": {k: float(np.median(v)) for k, v in per.items()}, "round_medians_ms": per}
 
 
+def default_budget(spent_s: float) -> float:
+    """The local timing budget when the user set none: half of `spent_s` (the export's time so far), bounded."""
+    return min(TUNE_BUDGET_S, max(TUNE_MIN_BUDGET_S, 0.5 * spent_s))
+
+
 def time_and_decide(paths: dict[str, str], x: np.ndarray, tune: Any, preferred: str,
-                    why_preferred: str = "the preferred form") -> dict[str, Any]:
+                    why_preferred: str = "the preferred form", spent_s: float = 2 * TUNE_BUDGET_S) -> dict[str, Any]:
     """Time candidate files (one input `x` in their layout) where `tune` (a TuneConfig) says and apply `decide`:
     in this process for `local` (each runtime's runner, spinning off), round by round until every comparison is
-    decided or `tune.budget_s` is spent (or exactly `tune.rounds` rounds); else `tune.rounds or TUNE_ROUNDS` rounds on
+    decided or `tune.budget_s` is spent (default: `default_budget(spent_s)`; or exactly `tune.rounds` rounds); else `tune.rounds or TUNE_ROUNDS` rounds on
     the target. The timings with the decision merged in."""
     from shufflenet_edge.runtimes.runner import environment, open_artifact
 
@@ -195,11 +219,12 @@ def time_and_decide(paths: dict[str, str], x: np.ndarray, tune: Any, preferred: 
         runners = {k: open_artifact(str(p), threads=tune.threads) for k, p in paths.items()}
         prepared = {k: r.prepare(x) for k, r in runners.items()}
         invokers = {k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()}
+        budget = tune.budget_s if tune.budget_s is not None else default_budget(spent_s)
         with pinned(tune.threads) as cpus:
-            per, stopped, seconds = sequential_rounds(invokers, preferred, runs, tune.budget_s, tune.rounds)
+            per, stopped, seconds = sequential_rounds(invokers, preferred, runs, budget, tune.rounds)
         t = {"runtime": next(iter(runners.values())).runtime, "threads": tune.threads, "rounds": len(per[preferred]),
              "runs_per_round": runs, "median_ms": {k: float(np.median(v)) for k, v in per.items()},
-             "round_medians_ms": per, "budget_s": tune.budget_s, "seconds": round(seconds, 1), "stopped": stopped,
+             "round_medians_ms": per, "budget_s": budget, "seconds": round(seconds, 1), "stopped": stopped,
              "pinned_cpus": cpus, "environment": environment()}
     t.update(decide(t["round_medians_ms"], preferred, why_preferred=why_preferred))
     return t
@@ -212,18 +237,23 @@ def sequential_rounds(invokers: dict[str, Callable[[], Any]], preferred: str, ru
     why it stopped, seconds)."""
     round_medians(invokers, 1, runs, warmup=5, reverse_odd=True)  # warm-up: caches, frequency, first allocations
     per: dict[str, list[float]] = {k: [] for k in invokers}
+    active = dict(invokers)
     t0 = time.monotonic()
     r = 0
     while True:
-        for k, v in round_medians(invokers, 1, runs, warmup=0, first_round=r, reverse_odd=True).items():
+        for k, v in round_medians(active, 1, runs, warmup=0, first_round=r, reverse_odd=True).items():
             per[k].append(v[0])
         r += 1
         if fixed is not None:
             if r >= fixed:
                 return per, f"the {fixed} rounds asked for", time.monotonic() - t0
-        elif r >= MIN_ROUNDS and not decide(per, preferred)["undecided"]:
-            return per, "every comparison decided", time.monotonic() - t0
-        elif time.monotonic() - t0 > budget_s or r >= MAX_ROUNDS:
+            continue
+        if r >= MIN_ROUNDS:
+            if not decide(per, preferred)["undecided"]:
+                return per, "every comparison decided", time.monotonic() - t0
+            for k in out_of_the_running({k: per[k] for k in active}, preferred):
+                del active[k]  # decided: its rounds so far stay in the record, the rest of the budget goes elsewhere
+        if time.monotonic() - t0 > budget_s or r >= MAX_ROUNDS:
             return per, "the time budget ran out", time.monotonic() - t0
 
 

@@ -1,5 +1,7 @@
-"""--form auto converts the reference candidate in a child process beside the folded one (export/candidate_worker.py):
-the child's flatbuffer is the one this process would have made, and what cannot go to a child falls back."""
+"""--form auto converts a second candidate (a ShuffleNetV2's planned channel order) in a child process beside the
+folded one (export/candidate_worker.py): the child's flatbuffer is the one this process would have made, its
+simulation's outputs on the probe inputs are the ones this process would compute, and what cannot go to a child
+falls back."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from shufflenet_edge.export.candidate_worker import start_reference
+from shufflenet_edge.export.candidate_worker import start_conversion
 from shufflenet_edge.export.tflite_export import _nhwc, convert
 from shufflenet_edge.export.tflite_quantize import pt2e_quantize
+from shufflenet_edge.export.verify import torch_outputs
 from torch import nn
 
 from shufflenet_edge.models import build_model
@@ -24,7 +27,8 @@ def test_child_conversion_is_byte_identical_int8():
     q = {"calib_method": "histogram", "per_channel": True, "keep_float": []}
     if len(os.sched_getaffinity(0)) < 2 or os.environ.get("SHUFFLENET_EDGE_SERIAL_CANDIDATES"):
         pytest.skip("one CPU (or SHUFFLENET_EDGE_SERIAL_CANDIDATES set): the exporter converts in-process here")
-    job = start_reference(m, None, "nhwc", x, calib, q)
+    probe = np.random.default_rng(1).standard_normal((3, 64, 64, 3)).astype(np.float32)
+    job = start_conversion(m, None, "nhwc", x, calib, q, {"chk": probe})
     assert job is not None, "a 2-CPU machine with a picklable registry model should use the child"
     try:
         sim, quantizer = pt2e_quantize(_nhwc(m, None), x, calib, **q)
@@ -32,6 +36,8 @@ def test_child_conversion_is_byte_identical_int8():
         there = job.result()
         assert there is not None, job.error
         assert there == here
+        (got,), (want,) = job.sim_outputs["chk"], torch_outputs(sim, probe)
+        assert np.array_equal(got, want)
     finally:
         job.cancel()
 
@@ -47,10 +53,10 @@ class _Unpicklable(nn.Module):
 
 
 def test_unpicklable_model_falls_back_to_this_process():
-    assert start_reference(_Unpicklable().eval(), None, "nhwc", torch.randn(1, 8, 8, 3), None, None) is None
+    assert start_conversion(_Unpicklable().eval(), None, "nhwc", torch.randn(1, 8, 8, 3), None, None) is None
 
 
 def test_serial_switch(monkeypatch):
     monkeypatch.setenv("SHUFFLENET_EDGE_SERIAL_CANDIDATES", "1")
     m = build_model("shufflenet_v2_x0_5").eval()
-    assert start_reference(m, None, "nhwc", torch.randn(1, 64, 64, 3), None, None) is None
+    assert start_conversion(m, None, "nhwc", torch.randn(1, 64, 64, 3), None, None) is None

@@ -45,8 +45,8 @@ def _add_export(p: argparse.ArgumentParser) -> None:
                    help="exactly N interleaved rounds (default: locally until every comparison is decided or "
                         "--tune-seconds is spent; 7 on a remote target)")
     t.add_argument("--tune-seconds", type=float, metavar="S",
-                   help="local timing budget in seconds (default 60): past it, an undecided comparison is said to be "
-                        "too noisy to tell")
+                   help="local timing budget in seconds (default: half the time the conversions took, 10 to 60 s): "
+                        "past it, an undecided comparison is said to be too noisy to tell")
     t.add_argument("--tune-runs", type=positive_int, metavar="N", help="runs per candidate per round (default 30)")
     t.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="passed to ssh/scp as -o OPT")
     t.add_argument("--ssh-jump", metavar="HOST", help="jump host (-J)")
