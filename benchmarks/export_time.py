@@ -88,15 +88,16 @@ def _ours(name: str, precision: str, out: str) -> dict[str, Any]:
 
 
 def run_once(kind: str, name: str, precision: str, out: Path) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of one fresh process and what it reported; {"error": last line} when it failed (a converter that
+    refuses the model is a row of the table, not the end of the run)."""
     argv = [sys.executable, __file__, "--child", kind, name, precision, str(out)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     t0 = time.perf_counter()
     r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
-        raise SystemExit(f"{kind} {name} {precision} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
-    info = json.loads(r.stdout.strip().splitlines()[-1])
-    return wall, info
+        return wall, {"error": (r.stderr.strip().splitlines() or ["?"])[-1][:300]}
+    return wall, json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def _flags() -> list[str]:
@@ -108,6 +109,39 @@ def _flags() -> list[str]:
     return [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
 
 
+def _failure(text: str) -> str:
+    """The converter's own words, without the file path before them."""
+    return "failed: " + (text.split("error: ", 1)[-1] if "error: " in text else text)[:110]
+
+
+def render(data: dict[str, Any]) -> list[str]:
+    load0, load1 = data["loadavg_start"], data["loadavg_end"]
+    lines = [
+        "# Export wall time: our default TFLite export over litert-torch's conversion of the module as written", "",
+        f"`{data['command']}` on {data['date']}, {data['cpus']} CPUs (flags read: "
+        f"{', '.join(data['isa_flags']) or '-'}), load average {load0[0]:.2f} at start, {load1[0]:.2f} at end. Whole "
+        "processes, imports included, one after the other, order alternating by round. Ours: `export --target tflite "
+        "[--int8]` with its defaults (`--form auto`: candidates converted, timed, checked); converter: "
+        "`litert_torch.convert` of the module as written (int8: its PT2E quantizer, 32 calibration images). Registry "
+        "models at 224x224, zoo models (tests/zoo.py, random weights) at their test sizes (64x64).", "",
+        "| model | precision | converter s (range) | ours s (range) | ours / converter (range) | goal 1.5 | shipped; "
+        "timing s |", "|---|---|---|---|---|---|---|"]
+
+    def walls(row: dict[str, Any], kind: str) -> str:
+        w = row["walls_s"][kind]
+        return f"{np.median(w):.1f} ({min(w):.1f}-{max(w):.1f})" if w else _failure(row["errors"][kind])
+
+    for row in data["rows"]:
+        rt = row["ratio"]
+        shipped = ", ".join(sorted({i["shipped"] for i in row["ours"]})) or "-"
+        timing = ", ".join(f"{i['timing_s']:.0f}" for i in row["ours"] if i.get("timing_s") is not None) or "-"
+        ratio = f"{rt['median']:.2f} ({rt['min']:.2f}-{rt['max']:.2f})" if rt else "-"
+        goal = ("met" if rt["max"] <= GOAL else "not met") if rt else "-"
+        lines.append(f"| {row['model']} | {row['precision']} | {walls(row, 'converter')} | {walls(row, 'ours')} | "
+                     f"{ratio} | {goal} | {shipped}; {timing} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", nargs=4, metavar=("KIND", "MODEL", "PRECISION", "OUT"), help=argparse.SUPPRESS)
@@ -115,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS / "export_time")
+    ap.add_argument("--render", action="store_true", help="rewrite OUT.md from OUT.json (no measuring)")
     a = ap.parse_args(argv)
+    if a.render:
+        Path(f"{a.out}.md").write_text("\n".join(render(json.loads(Path(f"{a.out}.json").read_text()))) + "\n")
+        return 0
     if a.child:
         kind, name, precision, out = a.child
         info = (_converter if kind == "converter" else _ours)(name, precision, out)
@@ -129,40 +167,31 @@ def main(argv: list[str] | None = None) -> int:
         for name in a.models:
             for precision in a.precisions:
                 walls: dict[str, list[float]] = {"converter": [], "ours": []}
-                infos = []
+                infos, errors = [], {}
                 for r in range(a.rounds):
                     for kind in (["converter", "ours"] if r % 2 == 0 else ["ours", "converter"]):
+                        if kind in errors:
+                            continue
                         w, info = run_once(kind, name, precision, Path(td) / f"{name}_{precision}_{kind}.tflite")
+                        print(f"{name} {precision} round {r + 1}: {kind} {w:.1f} s {info or ''}", flush=True)
+                        if "error" in info:
+                            errors[kind] = info["error"]
+                            continue
                         walls[kind].append(w)
                         if kind == "ours":
                             infos.append(info)
-                        print(f"{name} {precision} round {r + 1}: {kind} {w:.1f} s {info or ''}", flush=True)
                 ratios = [o / c for o, c in zip(walls["ours"], walls["converter"])]
-                rows.append({"model": name, "precision": precision, "walls_s": walls,
-                             "median_s": {k: float(np.median(v)) for k, v in walls.items()},
+                rows.append({"model": name, "precision": precision, "walls_s": walls, "errors": errors,
+                             "median_s": {k: float(np.median(v)) for k, v in walls.items() if v},
                              "ratio": {"per_round": ratios, "median": float(np.median(ratios)), "min": min(ratios),
-                                       "max": max(ratios)}, "ours": infos})
+                                       "max": max(ratios)} if ratios else None, "ours": infos})
     load1 = os.getloadavg()
     data = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
             "cpu": platform.processor() or platform.machine(), "isa_flags": _flags(), "loadavg_start": load0,
-            "loadavg_end": load1, "rounds": a.rounds, "goal_ratio": GOAL, "rows": rows}
-    lines = [
-        "# Export wall time: our default TFLite export over litert-torch's conversion of the module as written", "",
-        f"`python benchmarks/export_time.py --models {' '.join(a.models)} --precisions {' '.join(a.precisions)} "
-        f"--rounds {a.rounds}` on {data['date']}, {data['cpus']} CPUs (flags read: {', '.join(data['isa_flags']) or '-'}), "
-        f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end. Whole processes, imports included, one after "
-        "the other, order alternating by round. Ours: `--form auto` with its defaults (candidates converted, timed, "
-        "checked); converter: `litert_torch.convert` (int8: its PT2E quantizer, 32 calibration images).", "",
-        "| model | precision | converter s (range) | ours s (range) | ours / converter (range) | goal 1.5 | shipped; "
-        "timing s |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        w, rt = row["walls_s"], row["ratio"]
-        shipped = ", ".join(sorted({i["shipped"] for i in row["ours"]}))
-        timing = ", ".join(f"{i['timing_s']:.0f}" for i in row["ours"] if i.get("timing_s") is not None) or "-"
-        lines.append(f"| {row['model']} | {row['precision']} | {np.median(w['converter']):.1f} "
-                     f"({min(w['converter']):.1f}-{max(w['converter']):.1f}) | {np.median(w['ours']):.1f} "
-                     f"({min(w['ours']):.1f}-{max(w['ours']):.1f}) | {rt['median']:.2f} ({rt['min']:.2f}-{rt['max']:.2f}) "
-                     f"| {'met' if rt['max'] <= GOAL else 'not met'} | {shipped}; {timing} |")
+            "loadavg_end": load1, "rounds": a.rounds, "goal_ratio": GOAL, "rows": rows,
+            "command": f"python benchmarks/export_time.py --models {' '.join(a.models)} --precisions "
+                       f"{' '.join(a.precisions)} --rounds {a.rounds}"}
+    lines = render(data)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{a.out}.json").write_text(json.dumps(data, indent=2) + "\n")
     Path(f"{a.out}.md").write_text("\n".join(lines) + "\n")

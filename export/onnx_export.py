@@ -340,7 +340,29 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
                 rep = _budget_search(job, final_tmp, rep, checked, excluded)
                 checks = {"float": float_checks, **_verify_int8(final_tmp, xs[0].shape[1:])}
             checks["int8_loss"] = rep
+            checks["int8_speed"] = _int8_speed(job, final_tmp)
     return checks, calibration, excluded
+
+
+def _int8_speed(job: _Job, int8_path: Path) -> dict[str, Any]:
+    """The int8 graph against the float graph it was quantized from, in paired rounds where --tune-on says (the
+    rule of export/timing.py, int8 the preferred form): onnxruntime's int8 kernels can be slower than its fp32 ones
+    (x86-64 without VNNI), and the export says so for the host it measured. `int8_over_fp32` < 1: int8 faster."""
+    from shufflenet_edge.export.timing import ratio_ci, time_and_decide
+
+    t = job.cfg.tune
+    where = "onnxruntime here" if t.target == "local" else t.target
+    with job.p.step(f"timing int8 against fp32 on {where} ({t.threads} thread(s))"):
+        got = time_and_decide({"int8": str(int8_path), "fp32": str(job.made[job.chosen])}, job.xs[0].numpy()[:1], t,
+                              "int8", "int8 was asked for", spent_s=time.monotonic() - job.started)
+    per = got["round_medians_ms"]
+    n = min(len(per["int8"]), len(per["fp32"]))  # the rounds both ran in
+    c = ratio_ci(per["int8"][:n], per["fp32"][:n])
+    int8_is = {"faster": "faster", "slower": "slower", "tie": "a tie", "undecided": "too noisy to tell"}[c["verdict"]]
+    env = got.get("environment") or {}
+    return {"int8_over_fp32": c["ratio"], "ci95": [c["low"], c["high"]], "rounds": c["rounds"],
+            "int8_is": int8_is, "tie_band": got["tie_band"], "target": t.target, "threads": t.threads,
+            "runtime": got.get("runtime"), "host": {k: env[k] for k in ("cpu_model", "machine", "isa") if k in env}}
 
 
 def _budget_search(job: _Job, final: Path, rep: dict[str, Any], checked: Any, excluded: list[str]) -> dict[str, Any]:

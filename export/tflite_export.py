@@ -12,8 +12,8 @@ Stages (each a named step; graph passes live one per file in export/passes/):
 Forms: ``reference`` converts the torchvision form as litert-torch does by default; ``delegate`` is
 the fewest-ops rank-4 path (GPU/NPU/NNAPI); ``cpu`` is the fastest XNNPACK recipe found by timing the
 cpu recipes here; ``blocks`` is a ShuffleNetV2 on planned channel orders (no shuffle left); ``auto`` times
-delegate, the cpu recipes (all from one conversion of the fold) and, for a ShuffleNetV2, blocks (converted in a child
-process beside the fold: export/candidate_worker.py), and applies the rule of export/timing.py. The torch-level form
+delegate and the cpu recipes, all from one conversion of the fold, and applies the rule of export/timing.py. The
+torch-level form
 is the graph-level fold (shufflenet_edge.graph_fold) of any module: registry names and user modules
 (`module=`) take the same path. MobileNetV2 (no shuffle) exports its reference form.
 
@@ -141,7 +141,6 @@ class _Job(Job):
     blocks_form: Any = None  # the module on planned channel orders (what the blocks base was converted from)
     fold_error: str | None = None  # why the graph-level fold is missing (its failure, or the converter's refusal)
     reference_error: str | None = None  # why the module as written did not convert (the converter's refusal)
-    child: Any = None  # the child process converting the planned channel order (--form auto)
     bases: dict[str, bytes] = dataclasses.field(default_factory=dict)
     sims: dict[str, Any] = dataclasses.field(default_factory=dict)  # per base: its PT2E simulation (int8)
     candidates: dict[str, bytes] = dataclasses.field(default_factory=dict)
@@ -154,8 +153,7 @@ class _Job(Job):
     chosen: str = ""
     int8_inputs: Any = None  # the int8 check (int8_report.Check), made once
     # int8: the inputs each base's PT2E simulation is compared on ("chk": the candidate checks, "int8": the loss
-    # against float), in the artifact's layout, and the outputs per (base, probe) once computed (or recorded by the
-    # child that calibrated that base)
+    # against float), in the artifact's layout, and the outputs per (base, probe) once computed
     sim_probes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     sim_outs: dict[tuple[str, str], list[np.ndarray]] = dataclasses.field(default_factory=dict)
 
@@ -246,34 +244,23 @@ def _inputs(job: _Job) -> None:
 
 
 RECIPES = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "blocks": ["blocks"],
-           "auto": ["delegate", *CPU_RECIPES, "blocks"]}
+           "auto": ["delegate", *CPU_RECIPES]}
 
 
 def _candidates(job: _Job) -> None:
-    """Fold, convert (PT2E int8 first when asked) and apply each recipe's passes. Every shuffle recipe is derived
-    from one conversion of the graph-level fold (the TFLite passes); a ShuffleNetV2 under --form auto also gets
-    the planned channel order (no shuffle left: a different graph, so a second conversion), converted in a child
-    process beside this one when there are CPUs for it. The module as written is converted only when the fold or
-    its conversion failed (the recipes are then built on it: the passes rewrite shuffle regions by themselves) or
-    when asked (--form reference); it is not a timed candidate otherwise, because no measured model ran faster
-    as written than folded (benchmarks/results/zoo.md, tflite_fold*.md) and its conversion costs as much as the
-    fold's. A recipe whose passes failed is dropped with the reason."""
-    if "blocks" in RECIPES[job.form]:
-        _plan_blocks(job)
-    if job.blocks_form is not None and job.form == "auto":
-        from shufflenet_edge.export.candidate_worker import start_conversion
-
-        job.child = start_conversion(job.blocks_form, job.rank4(), job.layout, job.x, job.calib_l, job.quant(True),
-                                     job.sim_probes)
-    try:  # the child never outlives this export (an error, Ctrl-C)
-        if job.form not in ("reference", "blocks"):
-            _convert_folded(job, one_thread=job.child is not None)
-        if job.blocks_form is not None:
-            _blocks_base(job)
-    finally:
-        if job.child is not None:
-            job.child.cancel()
-            job.child = None
+    """Fold, convert (PT2E int8 first when asked) and apply each recipe's passes: every shuffle recipe is derived
+    from one conversion of the graph-level fold (the TFLite passes), so --form auto costs one conversion. The module
+    as written is converted only when the fold or its conversion failed (the recipes are then built on it: the
+    passes rewrite shuffle regions by themselves) or when asked (--form reference); it is not a timed candidate
+    otherwise: no measured model ran faster as written than folded (benchmarks/results/zoo.md, tflite_fold*.md),
+    and its conversion costs as much as the fold's. The planned channel order (--form blocks) is a different graph
+    and so a conversion of its own: asked for, not timed by auto (its gain over cpu measured 1-3% on V2 1.0x/2.0x
+    fp32, a tie in int8, a loss at 0.5x: benchmarks/results/tflite_fold_blocks*.md). A recipe whose passes failed
+    is dropped with the reason."""
+    if job.form == "blocks":
+        _convert_blocks(job)
+    elif job.form != "reference":
+        _convert_folded(job)
     if job.form == "reference" or ("folded" not in job.bases and any(r not in (None, "blocks")
                                                                        for r in RECIPES[job.form])):
         _reference_base(job)  # asked for, or the shuffle recipes are built on the graph as written instead
@@ -299,67 +286,38 @@ def _add_candidate(job: _Job, key: str, base: str, recipe: str | None) -> None:
         job.drop(key, f"the {recipe or 'I/O'} graph passes failed: {failure_line(e)}")
 
 
-def _convert_folded(job: _Job, one_thread: bool) -> None:
+def _convert_folded(job: _Job) -> None:
     """The graph-level fold, converted: `job.bases["folded"]`, or the reason it is missing in `job.fold_error`."""
-    threads_before = torch.get_num_threads()
-    if one_thread:
-        torch.set_num_threads(1)  # one CPU each while the child converts (more threads than CPUs only wait)
     step = "converting with litert-torch" + (" (int8: PT2E calibration first)" if job.precision == "int8" else "")
     try:
+        torch_form, job.fold_report = fold_graph(job.prep.module, (job.x_nchw,), form="transpose", split="slice",
+                                                 int8_friendly=True)
+        job.torch_form = torch_form
+    except Exception as e:  # noqa: BLE001  (the fold is an optimization: the graph as written still converts)
+        job.fold_error = f"the graph-level fold failed: {failure_line(e)}"
+        job.drop("fold", job.fold_error)
+        return
+    with job.p.step(f"{job.prep.label}: {step}"):
         try:
-            torch_form, job.fold_report = fold_graph(job.prep.module, (job.x_nchw,), form="transpose", split="slice",
-                                                     int8_friendly=True)
-            job.torch_form = torch_form
-        except Exception as e:  # noqa: BLE001  (the fold is an optimization: the graph as written still converts)
-            job.fold_error = f"the graph-level fold failed: {failure_line(e)}"
+            job.bases["folded"], job.sims["folded"] = job.lower(torch_form, folded=True)
+        except Exception as e:  # noqa: BLE001  (the converter refused the folded graph, not the model)
+            job.fold_error = f"litert-torch refused the folded graph: {failure_line(e)}"
             job.drop("fold", job.fold_error)
-            return
-        with job.p.step(f"{job.prep.label}: {step}"):
-            try:
-                job.bases["folded"], job.sims["folded"] = job.lower(torch_form, folded=True)
-            except Exception as e:  # noqa: BLE001  (the converter refused the folded graph, not the model)
-                job.fold_error = f"litert-torch refused the folded graph: {failure_line(e)}"
-                job.drop("fold", job.fold_error)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
-def _plan_blocks(job: _Job) -> None:
-    """The planned channel order (shufflenet_edge.channel_plan: contiguous channel blocks, no transpose) in
-    `job.blocks_form`; left out with the reason when the model is not one it is built for (ShuffleNetV2 with
-    torchvision's units)."""
+def _convert_blocks(job: _Job) -> None:
+    """The planned channel order (shufflenet_edge.channel_plan: contiguous channel blocks, no transpose), converted:
+    `job.bases["blocks"]`; a usage error for a model it is not built for (ShuffleNetV2 with torchvision's units)."""
     from shufflenet_edge.channel_plan import plan_v2, plannable
 
     why = plannable(job.prep.module)
-    if why is not None:  # not a failure: the form does not apply to this model
-        if job.form == "blocks":
-            raise UsageError(f"--form blocks: {why}; use --form auto, cpu or delegate")
-        job.p.log(f"candidate blocks not built: {why}")
-        return
-    try:
-        job.blocks_form = plan_v2(job.prep.module)
-    except Exception as e:  # noqa: BLE001  (an optimization: the other candidates go on)
-        job.drop("blocks", f"the channel plan failed: {failure_line(e)}")
-
-
-def _blocks_base(job: _Job) -> None:
-    """`job.bases["blocks"]`: the child's conversion (with its simulation's outputs on the probes), else converted
-    here; left out with the reason when the converter refused it."""
+    if why is not None:
+        raise UsageError(f"--form blocks: {why}; use --form auto, cpu or delegate")
+    job.blocks_form = plan_v2(job.prep.module)
     with job.p.step(f"{job.prep.label}: converting the planned channel order (blocks)"):
-        buf = job.child.result() if job.child is not None else None
-        if buf is not None:
-            job.bases["blocks"], job.sims["blocks"] = buf, None
-            job.sim_outs.update({("blocks", k): v for k, v in job.child.sim_outputs.items()})
-            return
-        if job.child is not None and job.child.refused:
-            job.drop("blocks", f"the planned channel order did not convert: {job.child.refused}")
-            return
-        if job.child is not None:
-            why = (((job.child.error or "").strip().splitlines()) or ["?"])[-1][:160]
-            job.p.log(f"blocks candidate: the child conversion failed ({why}); converting it here")
         try:
             job.bases["blocks"], job.sims["blocks"] = job.lower(job.blocks_form, folded=True)
-        except Exception as e:  # noqa: BLE001  (an optimization: the other candidates go on)
+        except Exception as e:  # noqa: BLE001  (an optimization: the graph as written still converts)
             job.drop("blocks", f"the planned channel order did not convert: {failure_line(e)}")
 
 
@@ -486,21 +444,6 @@ def _verify_stage(job: _Job) -> dict[str, Any]:
             checks, rep = _budget_search(job, rep)
         checks["int8_loss"] = rep
     return checks
-
-
-def _simulation(job: _Job, base: str) -> Any:
-    """The PT2E simulation `base` was converted from; made here when the child converted it and its recorded
-    outputs do not cover what is asked (calibration is deterministic: the same observers see the same images)."""
-    if job.sims.get(base) is None and job.precision == "int8":
-        threads_before = torch.get_num_threads()
-        torch.set_num_threads(1)  # as the child calibrated
-        try:
-            module = {"folded": job.torch_form, "blocks": job.blocks_form}.get(base, job.prep.module)
-            job.sims[base], _ = pt2e_quantize(job.wrapped(module), job.x, job.calib_l,
-                                              **job.quant(base != "reference"))  # type: ignore[arg-type]
-        finally:
-            torch.set_num_threads(threads_before)
-    return job.sims.get(base)
 
 
 def _int8_against_reference(job: _Job, checks: dict[str, Any]) -> dict[str, Any]:
@@ -739,7 +682,7 @@ def _verify(job: _Job, key: str, sims: list[np.ndarray] | None = None) -> dict[s
 def _sim_outputs(job: _Job, base: str, probe: str) -> list[np.ndarray] | None:
     """The outputs of `base`'s PT2E simulation on the probe inputs `probe` (recorded, else computed once)."""
     if (base, probe) not in job.sim_outs:
-        sim = _simulation(job, base)
+        sim = job.sims.get(base)  # None for a float export
         if sim is None:
             return None
         job.sim_outs[(base, probe)] = verify.torch_outputs(sim, job.sim_probes[probe])

@@ -27,10 +27,12 @@ import numpy as np
 # Remote targets time a fixed number of rounds (one runner process per measurement), decided by the same rule.
 TUNE_RUNS = 30
 TUNE_ROUNDS = 7  # rounds on a remote target
-# The default local budget is half the time the export spent before timing (its conversions), within these bounds:
-# an export then takes about 1.5x its conversions, and an undecided comparison is said to be too noisy to tell.
+# The default local budget is a quarter of the time the export spent before timing (mostly its one conversion),
+# within these bounds, so a default export stays within about 1.5x of the converter's own conversion (measured:
+# benchmarks/export_time.py); an undecided comparison is said to be too noisy to tell, and --tune-seconds buys more.
+TUNE_BUDGET_FRACTION = 0.25
 TUNE_BUDGET_S = 60.0
-TUNE_MIN_BUDGET_S = 10.0
+TUNE_MIN_BUDGET_S = 5.0
 MIN_ROUNDS = 5
 MAX_ROUNDS = 400
 TIE_BAND = 0.015  # candidates within 1.5% of each other are a tie: no decision follows a smaller difference
@@ -198,8 +200,8 @@ def time_on_target(paths: dict[str, str], target: str, threads: int, *, rounds: 
 
 
 def default_budget(spent_s: float) -> float:
-    """The local timing budget when the user set none: half of `spent_s` (the export's time so far), bounded."""
-    return min(TUNE_BUDGET_S, max(TUNE_MIN_BUDGET_S, 0.5 * spent_s))
+    """The local timing budget when the user set none: a share of `spent_s` (the export's time so far), bounded."""
+    return min(TUNE_BUDGET_S, max(TUNE_MIN_BUDGET_S, TUNE_BUDGET_FRACTION * spent_s))
 
 
 def time_and_decide(paths: dict[str, str], x: np.ndarray, tune: Any, preferred: str,
@@ -253,8 +255,10 @@ def sequential_rounds(invokers: dict[str, Callable[[], Any]], preferred: str, ru
                 return per, "every comparison decided", time.monotonic() - t0
             for k in out_of_the_running({k: per[k] for k in active}, preferred):
                 del active[k]  # decided: its rounds so far stay in the record, the rest of the budget goes elsewhere
-        if time.monotonic() - t0 > budget_s or r >= MAX_ROUNDS:
+        if time.monotonic() - t0 > budget_s:
             return per, "the time budget ran out", time.monotonic() - t0
+        if r >= MAX_ROUNDS:
+            return per, f"the round limit ({MAX_ROUNDS}) was reached", time.monotonic() - t0
 
 
 @contextlib.contextmanager

@@ -137,38 +137,20 @@ def test_not_a_checkpoint_is_one_line_and_debug_shows_the_traceback(tmp_path):
 
 # --- 3. SIGTERM / SIGHUP --------------------------------------------------------------------------------------
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(d))
-    return out
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the child process")
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_signal_stops_the_export_like_ctrl_c(tmp_path, sig, code):
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("one CPU: --form auto converts the reference candidate in-process (no child to kill)")
+    """SIGTERM / SIGHUP in the middle of a conversion unwind like Ctrl-C: the exit code of the signal, one line,
+    nothing written and nothing of ours left in the temporary folder."""
     tmp, env = fresh_tmp(tmp_path)
-    env.pop("SHUFFLENET_EDGE_SERIAL_CANDIDATES", None)
     out = tmp_path / "m.tflite"
     p = subprocess.Popen([*EXE, "export", "--target", "tflite", "--model", MODEL, "--input-size", str(SIZE),
                           "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        kids: list[int] = []
-        deadline = time.monotonic() + 240
-        while not kids and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-            kids = [k for k in _children(p.pid) if "candidate_worker" in Path(f"/proc/{k}/cmdline").read_text(errors="replace")]
-        assert kids, "the --form auto child never started"
-        assert any(f.name.startswith("shufflenet-edge-candidate-") for f in tmp.iterdir())
+        assert p.stderr is not None
+        seen = ""
+        while "converting" not in seen and p.poll() is None:  # the progress line of the conversion
+            seen += p.stderr.readline()
+        assert p.poll() is None, seen
         time.sleep(1.0)
         p.send_signal(sig)
         stdout, stderr = p.communicate(timeout=120)
@@ -176,11 +158,10 @@ def test_signal_stops_the_export_like_ctrl_c(tmp_path, sig, code):
         if p.poll() is None:
             p.kill()
             p.communicate()
-    assert p.returncode == code, stderr
+    assert p.returncode == code, seen + stderr
     assert stderr.strip().splitlines()[-1] == f"shufflenet-edge: stopped by {signal.Signals(sig).name}", stderr
     time.sleep(0.5)
-    assert not [k for k in kids if os.path.exists(f"/proc/{k}")], "the candidate child outlived the export"
-    assert ours_left(tmp) == []  # candidate folder and native-output log both gone
+    assert ours_left(tmp) == []  # the native-output log gone too
     assert not out.exists() and not list(tmp_path.glob("*.partial*"))
 
 

@@ -10,6 +10,7 @@ from shufflenet_edge.export.timing import (
     MAX_ROUNDS,
     MIN_ROUNDS,
     decide,
+    out_of_the_running,
     ratio_ci,
     ratio_stats,
     round_medians,
@@ -89,6 +90,25 @@ def test_sequential_rounds_stop_when_decided_and_rotate():
     order.clear()
     round_medians({k: (lambda k=k: order.append(k)) for k in "abc"}, 3, 1, warmup=0)
     assert order == list("abcbcacab")
+
+
+def test_a_candidate_that_cannot_ship_leaves_the_rounds_early():
+    """Past MIN_ROUNDS, a candidate decidedly slower than the preferred form (or tied with it) is timed no more, so
+    the budget goes to the comparison still open; the rounds it ran stay in the record, paired with the first rounds
+    of the others."""
+    calls = {"close": 0}
+
+    def close() -> None:  # 10% faster one round, 10% slower the next: never decided
+        calls["close"] += 1
+        time.sleep(0.002 * (0.9 if calls["close"] % 2 else 1.1))
+
+    per, stopped, _ = sequential_rounds({"pref": lambda: time.sleep(0.002), "slow": lambda: time.sleep(0.006),
+                                         "close": close}, "pref", runs=1, budget_s=0.5)
+    assert stopped == "the time budget ran out"
+    assert len(per["slow"]) == MIN_ROUNDS < len(per["close"]) == len(per["pref"])
+    assert out_of_the_running(per, "pref") == ["slow"]
+    d = decide(per, "pref")
+    assert d["ratio_to_preferred"]["slow"]["rounds"] == MIN_ROUNDS and d["chosen"] == "pref"
 
 
 def test_adb_tuning_interleaves_candidates_round_by_round(monkeypatch):

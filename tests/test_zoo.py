@@ -278,7 +278,7 @@ ZOO_FILE = Path(zoo.__file__)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any):  # type: ignore[no-untyped-def]
+def exported(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     import shufflenet_edge.api as api
 
     folder = tmp_path_factory.mktemp("zoo")
@@ -308,13 +308,6 @@ def exported(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: Any):
         return cache[name, kind]
 
     return get
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():  # type: ignore[no-untyped-def]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SHUFFLENET_EDGE_SERIAL_CANDIDATES", "1")  # one conversion process at a time
-        yield mp
 
 
 def _side(got: Any) -> Any:

@@ -45,7 +45,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
                    help="exactly N interleaved rounds (default: locally until every comparison is decided or "
                         "--tune-seconds is spent; 7 on a remote target)")
     t.add_argument("--tune-seconds", type=float, metavar="S",
-                   help="local timing budget in seconds (default: half the time the conversions took, 10 to 60 s): "
+                   help="local timing budget in seconds (default: a quarter of the time the conversion took, 5 to 60 s): "
                         "past it, an undecided comparison is said to be too noisy to tell")
     t.add_argument("--tune-runs", type=positive_int, metavar="N", help="runs per candidate per round (default 30)")
     t.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="passed to ssh/scp as -o OPT")
@@ -201,6 +201,17 @@ def _print_int8(side: dict) -> None:  # type: ignore[type-arg]
     if loss.get("below_default_gate"):
         print(f"warning: below the default int8 parity gate ({', '.join(f'{k} {v}' for k, v in loss['default_gate'].items())}); "
               f"{int8_report.remedies(loss.get('first_weak_point'))}")
+    speed = checks.get("int8_speed")
+    if speed:
+        isa = (speed.get("host") or {}).get("isa") or {}
+        where = (f"this host ({', '.join(isa.get('flags') or []) or 'no int8 dot-product flags'})"
+                 if speed["target"] == "local" else speed["target"])
+        line = (f"int8 speed: x{speed['int8_over_fp32']:.3f} (95% CI {speed['ci95'][0]:.3f}-{speed['ci95'][1]:.3f}) of "
+                f"the fp32 graph on {where} ({speed['runtime']}, {speed['threads']} thread(s)): {speed['int8_is']}")
+        if speed["int8_is"] == "slower":
+            line = ("warning: " + line + "; this runtime's int8 kernels lose to its fp32 ones here: for speed on "
+                    "this machine ship fp32, or --target tflite --int8")
+        print(line)
 
 
 def _add_inspect(p: argparse.ArgumentParser) -> None:
