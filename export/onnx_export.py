@@ -321,7 +321,7 @@ def _verify_and_write(job: _Job) -> tuple[dict[str, Any], str | None, list[str]]
             return checks, calibration, excluded
         from shufflenet_edge.export.onnx_quantize import quantize_onnx_int8
 
-        with job.p.step(f"calibrating and quantizing (int8 QDQ, {q.weights})"):
+        with job.p.step(f"calibrating and quantizing (int8 QDQ u8s8, {q.weights})"):
             calibration = quantize_onnx_int8(
                 job.made[chosen], final_tmp, job.prep.preprocess, dataclasses.replace(q, keep_float=tuple(job.kept)),
                 batch=cfg.batch, input_hw=tuple(int(v) for v in xs[0].shape[2:]), excluded_out=excluded)
@@ -428,6 +428,8 @@ def _record(job: _Job, checks: dict[str, Any], calibration: str | None, excluded
     """The written artifact's identity embedded in it, and its record beside it."""
     import onnx
 
+    from shufflenet_edge.export import onnx_quantize
+
     prep, q, out_path = job.prep, job.cfg.int8, job.out_path
     m = onnx.load(str(out_path), load_external_data=False)
     i, o = m.graph.input[0], m.graph.output[0]
@@ -456,6 +458,7 @@ def _record(job: _Job, checks: dict[str, Any], calibration: str | None, excluded
         "calibration": calibration,
         "calibration_method": q.method_for("onnx") if q else None,
         "int8_weights": q.weights if q else None,
+        "quantization_scheme": f"{onnx_quantize.SCHEME}, {q.weights} weights" if q else None,
         "keep_float": job.kept if q else None,
         "float_nodes": excluded if q else None,
         "checks": checks,
@@ -473,7 +476,8 @@ def _record(job: _Job, checks: dict[str, Any], calibration: str | None, excluded
         sidecar["deployment_note"] = (
             "onnxruntime on x86-64 without VNNI (AVX2 only): its default u8s8 int8 kernels can saturate and move "
             "outputs far from this graph's numbers; open the session with the config entry "
-            "session.x64quantprecision = 1 there (checked here with: " + describe_int8_mode(True) + ")")
+            "session.x64quantprecision = 1 there for exact numbers (measured on such a host: still faster than the "
+            "fp32 graph; checked here with: " + describe_int8_mode(True) + ")")
     embed_identity(out_path, sidecar)  # the artifact says what it is even without its sidecar
     sidecar["graph"] = graph_stats(out_path)
     return write_sidecar(out_path, sidecar)
