@@ -43,33 +43,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "u8s8 qop pc": {"fmt": "QOperator", "act": "QUInt8", "w": "QInt8", "pc": True},
     "u8u8 qdq pc": {"fmt": "QDQ", "act": "QUInt8", "w": "QUInt8", "pc": True},
 }
-
-
-def quantize(src: Path, dst: Path, batches: list[np.ndarray], v: dict[str, Any] | None) -> None:
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    name = onnx.load(str(src), load_external_data=False).graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(batches)
-
-        def get_next(self):  # type: ignore[no-untyped-def]
-            b = next(self.it, None)
-            return None if b is None else {name: b}
-
-    with tempfile.TemporaryDirectory() as td:
-        prep = Path(td) / "prep.onnx"
-        quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
-        if v is None:  # onnxruntime's own defaults
-            quantize_static(str(prep), str(dst), Reader())
-            return
-        quantize_static(str(prep), str(dst), Reader(), quant_format=getattr(QuantFormat, v["fmt"]),
-                        per_channel=v["pc"], activation_type=getattr(QuantType, v["act"]),
-                        weight_type=getattr(QuantType, v["w"]),
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": v["w"] == "QInt8"})
+ORT_DEFAULTS = {"fmt": "QDQ", "act": "QInt8", "w": "QInt8", "pc": False}  # quantize_static's own defaults
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     import shufflenet_edge as se
     from shufflenet_edge.data import Preprocess
     from shufflenet_edge.export.calibration import calibration_set
+    from shufflenet_edge.export.onnx_quantize import quantize_qdq
     from shufflenet_edge.export.timing import ratio_stats, round_medians
     from shufflenet_edge.models import build_model
     from shufflenet_edge.parity import compare
@@ -108,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         se.export(a.model, fold, target="onnx", form=a.form, input_size=a.size, show_progress=False)
         se.export(a.model, ref, target="onnx", form="reference", input_size=a.size, show_progress=False)
         graphs = {"fp32 (ours)": fold, "fp32 (as written)": ref}
-        for k, v in VARIANTS.items():
+        for k, (src, v) in {**{k: (fold, v) for k, v in VARIANTS.items()},
+                            "ort default (as written)": (ref, ORT_DEFAULTS)}.items():
             graphs[k] = t / f"{k.replace(' ', '_')}.onnx"
-            quantize(fold, graphs[k], batches, v)
-        graphs["ort default (as written)"] = t / "ort_default.onnx"
-        quantize(ref, graphs["ort default (as written)"], batches, None)
+            quantize_qdq(src, graphs[k], batches, per_channel=v["pc"], activations=v["act"], weights=v["w"],
+                         quant_format=v["fmt"])
 
         def session(path: Path, precise: bool) -> Any:
             so = ort.SessionOptions()

@@ -83,8 +83,10 @@ SCHEME = "QDQ, uint8 activations (asymmetric), int8 weights (symmetric)"
 
 
 def quantize_qdq(src: Path, dst: Path, batches: list[np.ndarray], *, per_channel: bool = True,
-                 method: str = "minmax", exclude: list[str] | None = None) -> list[str]:
-    """The project's one onnxruntime static quantization (`SCHEME`, weights per channel by default), after
+                 method: str = "minmax", exclude: list[str] | None = None, activations: str = "QUInt8",
+                 weights: str = "QInt8", quant_format: str = "QDQ") -> list[str]:
+    """The project's one onnxruntime static quantization (`SCHEME`, weights per channel by default; the layout
+    arguments, onnxruntime's QuantType / QuantFormat names, are for benchmarks/onnx_int8_layouts.py), after
     quant_pre_process, calibrated on `batches` (arrays for the graph's first input). Returns the names of the nodes
     left in float (`exclude` that survived pre-processing)."""
     import onnx
@@ -115,10 +117,10 @@ def quantize_qdq(src: Path, dst: Path, batches: list[np.ndarray], *, per_channel
         present = {n.name for n in onnx.load(str(prep), load_external_data=False).graph.node}
         kept = [n for n in (exclude or []) if n in present]
         quantize_static(
-            str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=calibrate,
-            nodes_to_exclude=kept,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            str(prep), str(dst), Reader(), quant_format=getattr(QuantFormat, quant_format), per_channel=per_channel,
+            activation_type=getattr(QuantType, activations), weight_type=getattr(QuantType, weights),
+            calibrate_method=calibrate, nodes_to_exclude=kept,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": weights == "QInt8"},
         )
     return kept
 

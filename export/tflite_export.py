@@ -732,7 +732,9 @@ def _int8_loss(job: _Job) -> dict[str, Any]:
 
     final, check = job.candidates[job.chosen], job.int8_inputs
     gots = _nchw_outputs(run_tflite_all(final, job.sim_probes["int8"]), job.out_layouts)
-    sims = _nchw_outputs(_sim_outputs(job, job.base_of[job.chosen], "int8"), job.out_layouts)
+    sim_outs = _sim_outputs(job, job.base_of[job.chosen], "int8")
+    assert sim_outs is not None  # an int8 base always has its simulation
+    sims = _nchw_outputs(sim_outs, job.out_layouts)
 
     def per_layer() -> dict[str, Any] | None:
         with tempfile.NamedTemporaryFile(suffix=".tflite") as f:

@@ -196,7 +196,8 @@ STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasatt
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """While the block runs, SIGTERM and SIGHUP raise `Stopped` in the main thread (once: a second signal during
-    the clean-up is ignored, so the clean-up finishes). Elsewhere (a thread, no signals): nothing changes."""
+    the clean-up is ignored, so the clean-up finishes; a stop, Ctrl-C's too, that a finalizer swallowed is raised
+    again). Elsewhere (a thread, no signals): nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -208,15 +209,37 @@ def stop_on_signals() -> Iterator[None]:
         stopping.append(signum)
         raise Stopped(signum)
 
+    previous_hook = sys.unraisablehook
+
+    def unraisable(u: Any) -> None:
+        # A stop raised while Python runs a finalizer or a gc callback (JAX registers one, and litert-torch's
+        # conversion collects often) is printed and dropped by Python, and the command would run on to the end.
+        # Deliver the signal again from another thread, a moment later: its handler then runs in the main thread
+        # once the finalizer has returned, and raises where the stop can propagate.
+        if isinstance(u.exc_value, KeyboardInterrupt):
+            signum = getattr(u.exc_value, "signum", signal.SIGINT)
+            stopping.clear()
+            threading.Timer(0.01, again, (signum,)).start()
+            return
+        previous_hook(u)
+
+    def again(signum: int) -> None:
+        if active:  # never after the block: the default action of SIGTERM would kill the process
+            signal.raise_signal(signum)
+
     old: dict[int, Any] = {}
     for s in STOP_SIGNALS:
         try:
             old[s] = signal.signal(s, handler)
         except (ValueError, OSError):  # pragma: no cover (not the main interpreter)
             pass
+    sys.unraisablehook = unraisable
+    active = True
     try:
         yield
     finally:
+        active = False
+        sys.unraisablehook = previous_hook
         for s, h in old.items():
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(s, h)

@@ -25,8 +25,9 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib", metavar="DIR", help="calibration image folder (default: stated synthetic images)")
     p.add_argument("--out", help="output path (default out/<model>_<precision>.<ext>)")
     p.add_argument("--form", default="auto",
-                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate|blocks (default auto: time every candidate, "
-                        "the reference form included, and ship the preferred folded form unless another is faster "
+                   help="ONNX: auto|reference|gather|transpose; TFLite: auto|reference|cpu|delegate|blocks (default auto: "
+                        "time the candidates (ONNX: every form, the reference included; TFLite: the cpu and delegate "
+                        "recipes of one conversion) and ship the preferred folded form unless another is faster "
                         "beyond a 1.5%% tie band with 95%% confidence)")
     b = p.add_mutually_exclusive_group()
     b.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
@@ -37,7 +38,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="threads used when --form auto times the candidates")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights when --weights is not given")
     p.add_argument("--keep-candidates", metavar="DIR", help="TFLite: also write every candidate graph of the form to DIR")
-    t = p.add_argument_group("where --form auto times the candidates (reference included; the rule is in the sidecar)")
+    t = p.add_argument_group("where --form auto times the candidates (the rule is in the sidecar)")
     t.add_argument("--tune-on", default="local", metavar="TARGET",
                    help="local (default), ssh://user@host[:port] or adb[:SERIAL]: time the candidates on the device that "
                         "will run it")
