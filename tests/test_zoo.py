@@ -297,8 +297,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
                         raise AssertionError(f"exit {r.returncode}: {r.stderr[-600:]}")
                     side = json.loads(Path(str(out) + ".json").read_text())
                 else:
-                    # An explicit form: --form auto converts and times every candidate (the reference in a second
-                    # process), which tests/test_pipeline.py covers; here each path once, on the folded graph.
+                    # An explicit form: --form auto times every candidate, which tests/test_pipeline.py covers;
+                    # here each path once, on the folded graph.
                     kw = {"onnx": {"form": "transpose"}, "tflite": {"form": "delegate"},
                           "tflite_int8": {"form": "delegate", "int8": True}}[kind]
                     side = api.export(m, out, example_input=x, **kw)
