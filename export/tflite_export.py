@@ -13,8 +13,7 @@ Forms: ``reference`` converts the torchvision form as litert-torch does by defau
 the fewest-ops rank-4 path (GPU/NPU/NNAPI); ``cpu`` is the fastest XNNPACK recipe found by timing the
 cpu recipes here; ``blocks`` is a ShuffleNetV2 on planned channel orders (no shuffle left); ``auto`` times
 delegate and the cpu recipes, all from one conversion of the fold, and applies the rule of export/timing.py. The
-torch-level form
-is the graph-level fold (shufflenet_edge.graph_fold) of any module: registry names and user modules
+torch-level form is the graph-level fold (shufflenet_edge.graph_fold) of any module: registry names and user modules
 (`module=`) take the same path. MobileNetV2 (no shuffle) exports its reference form.
 
 Outputs: every output of the module (tuples of feature maps too); rank-4 outputs are NHWC with
