@@ -682,7 +682,7 @@ def _sim_outputs(job: _Job, base: str, probe: str) -> list[np.ndarray] | None:
     """The outputs of `base`'s PT2E simulation on the probe inputs `probe` (recorded, else computed once)."""
     if (base, probe) not in job.sim_outs:
         sim = job.sims.get(base)  # None for a float export
-        if sim is None:
+        if sim is None or probe not in job.sim_probes:  # no check inputs: a batch above 1
             return None
         job.sim_outs[(base, probe)] = verify.torch_outputs(sim, job.sim_probes[probe])
     return job.sim_outs[(base, probe)]
