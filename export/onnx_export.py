@@ -348,7 +348,7 @@ def _int8_speed(job: _Job, int8_path: Path) -> dict[str, Any]:
     """The int8 graph against the float graph it was quantized from, in paired rounds where --tune-on says (the
     rule of export/timing.py, int8 the preferred form): onnxruntime's int8 kernels can be slower than its fp32 ones
     (x86-64 without VNNI), and the export says so for the host it measured. `int8_over_fp32` < 1: int8 faster."""
-    from shufflenet_edge.export.timing import ratio_ci, time_and_decide
+    from shufflenet_edge.export.timing import paired, ratio_ci, time_and_decide
 
     t = job.cfg.tune
     where = "onnxruntime here" if t.target == "local" else t.target
@@ -356,8 +356,7 @@ def _int8_speed(job: _Job, int8_path: Path) -> dict[str, Any]:
         got = time_and_decide({"int8": str(int8_path), "fp32": str(job.made[job.chosen])}, job.xs[0].numpy()[:1], t,
                               "int8", "int8 was asked for", spent_s=time.monotonic() - job.started)
     per = got["round_medians_ms"]
-    n = min(len(per["int8"]), len(per["fp32"]))  # the rounds both ran in
-    c = ratio_ci(per["int8"][:n], per["fp32"][:n])
+    c = ratio_ci(*paired(per["int8"], per["fp32"]))
     int8_is = {"faster": "faster", "slower": "slower", "tie": "a tie", "undecided": "too noisy to tell"}[c["verdict"]]
     env = got.get("environment") or {}
     return {"int8_over_fp32": c["ratio"], "ci95": [c["low"], c["high"]], "rounds": c["rounds"],

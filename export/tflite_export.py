@@ -151,10 +151,6 @@ class _Job(Job):
     timings: dict[str, Any] | None = None
     chosen: str = ""
     int8_inputs: Any = None  # the int8 check (int8_report.Check), made once
-    # int8: the inputs each base's PT2E simulation is compared on ("chk": the candidate checks, "int8": the loss
-    # against float), in the artifact's layout, and the outputs per (base, probe) once computed
-    sim_probes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    sim_outs: dict[tuple[str, str], list[np.ndarray]] = dataclasses.field(default_factory=dict)
 
     @property
     def precision(self) -> str:
@@ -239,7 +235,6 @@ def _inputs(job: _Job) -> None:
 
         job.int8_inputs = int8_report.check_once(q, prep.preprocess, tuple(job.x_nchw.shape[1:]),
                                                  len(job.images.images), prep.module)
-        job.sim_probes = {"chk": job.chk, "int8": np.ascontiguousarray(job.to_layout(job.int8_inputs.xs))}
 
 
 RECIPES = {"reference": [None], "delegate": ["delegate"], "cpu": list(CPU_RECIPES), "blocks": ["blocks"],
@@ -429,7 +424,7 @@ def _verify_stage(job: _Job) -> dict[str, Any]:
     from shufflenet_edge.export import int8_report
 
     chosen = job.chosen
-    checks = _verify(job, chosen, sims=_sim_outputs(job, job.base_of[chosen], "chk")) if job.precision == "int8" \
+    checks = _verify(job, chosen, sims=_sim_outputs(job, job.base_of[chosen], job.chk)) if job.precision == "int8" \
         else job.checks_of[chosen]
     if job.precision == "int8" and chosen != "reference" and checks.get("warning"):
         checks = _int8_against_reference(job, checks)
@@ -456,7 +451,7 @@ def _int8_against_reference(job: _Job, checks: dict[str, Any]) -> dict[str, Any]
     if "reference" not in job.candidates:
         return checks
     try:
-        ref = _verify(job, "reference", sims=_sim_outputs(job, "reference", "chk"))
+        ref = _verify(job, "reference", sims=_sim_outputs(job, "reference", job.chk))
     except Exception:  # noqa: BLE001  (the graph as written does not run: keep the folded one, with its warning)
         return checks
     if ref.get("warning"):
@@ -519,8 +514,7 @@ def _budget_search(job: _Job, rep: dict[str, Any]) -> tuple[dict[str, Any], dict
         with job.p.step(f"converting with {' '.join(job.kept)} in float"):
             job.bases[base], job.sims[base] = job.lower(module, folded=base == "folded")
             job.candidates[job.chosen], job.pass_reports[job.chosen] = job.finish(job.bases[base], recipe)
-        job.sim_outs = {k: v for k, v in job.sim_outs.items() if k[0] != base}  # that base was quantized anew
-        checks = _verify(job, job.chosen, sims=_sim_outputs(job, base, "chk"))
+        checks = _verify(job, job.chosen, sims=_sim_outputs(job, base, job.chk))
         with job.p.step("int8 loss against the float model (the chosen float units)"):
             rep = _int8_loss(job)
         if not rep["gate"]["failures"]:
@@ -678,14 +672,11 @@ def _verify(job: _Job, key: str, sims: list[np.ndarray] | None = None) -> dict[s
     return verify.check_int8(run_tflite_all(final, job.chk), sims, _output_scales(final), moved)
 
 
-def _sim_outputs(job: _Job, base: str, probe: str) -> list[np.ndarray] | None:
-    """The outputs of `base`'s PT2E simulation on the probe inputs `probe` (recorded, else computed once)."""
-    if (base, probe) not in job.sim_outs:
-        sim = job.sims.get(base)  # None for a float export
-        if sim is None or probe not in job.sim_probes:  # no check inputs: a batch above 1
-            return None
-        job.sim_outs[(base, probe)] = verify.torch_outputs(sim, job.sim_probes[probe])
-    return job.sim_outs[(base, probe)]
+def _sim_outputs(job: _Job, base: str, xs: np.ndarray | None) -> list[np.ndarray] | None:
+    """The outputs of `base`'s PT2E simulation on `xs` (the artifact's layout); None for a float base, or without
+    inputs (no check inputs for a batch above 1)."""
+    sim = job.sims.get(base)
+    return None if sim is None or xs is None else verify.torch_outputs(sim, xs)
 
 
 def _check_float(job: _Job, key: str, final: bytes) -> dict[str, Any]:
@@ -730,8 +721,9 @@ def _int8_loss(job: _Job) -> dict[str, Any]:
     from shufflenet_edge.export import int8_report
 
     final, check = job.candidates[job.chosen], job.int8_inputs
-    gots = _nchw_outputs(run_tflite_all(final, job.sim_probes["int8"]), job.out_layouts)
-    sim_outs = _sim_outputs(job, job.base_of[job.chosen], "int8")
+    xl = np.ascontiguousarray(job.to_layout(check.xs))
+    gots = _nchw_outputs(run_tflite_all(final, xl), job.out_layouts)
+    sim_outs = _sim_outputs(job, job.base_of[job.chosen], xl)
     assert sim_outs is not None  # an int8 base always has its simulation
     sims = _nchw_outputs(sim_outs, job.out_layouts)
 

@@ -5,9 +5,9 @@ round (warm-up discarded, the order rotated per round, the process pinned to the
 allows), so slow drifts of the machine hit every candidate alike. Each candidate is compared with the preferred form
 *per round* (the ratio of the two round medians), and the comparison is sequential: rounds continue until the 95%
 confidence interval of every ratio lies outside the tie band (faster or slower by more than `TIE_BAND`) or inside it
-(a tie), or the time budget runs out; a candidate that can no longer ship (slower or tied) leaves the rounds early,
-so the budget goes to the comparisons still open. A candidate displaces the preferred form only when it is faster beyond the
-band; the reference form (the graph as written) only when it is faster beyond the band than the best folded form.
+(a tie), or the time budget runs out; a candidate that can no longer ship (slower or tied) leaves the rounds
+early, so the budget goes to the comparisons still open. A candidate displaces the preferred form only when it is
+faster beyond the band; the reference form (the graph as written) only when it is faster beyond the band than the best folded form.
 An interval that still straddles a band edge when the budget runs out is said to be too noisy to tell, with the
 form shipped and why.
 """
@@ -105,7 +105,7 @@ def ratio_ci(a: Sequence[float], b: Sequence[float], band: float = TIE_BAND) -> 
     return {"ratio": math.exp(mean), "low": lo, "high": hi, "rounds": n, "verdict": verdict}
 
 
-def _paired(a: Sequence[float], b: Sequence[float]) -> tuple[Sequence[float], Sequence[float]]:
+def paired(a: Sequence[float], b: Sequence[float]) -> tuple[Sequence[float], Sequence[float]]:
     """The rounds both were timed in: a candidate that can no longer ship leaves the timing early (its first rounds
     are the ones it shared with every other)."""
     n = min(len(a), len(b))
@@ -117,7 +117,7 @@ def out_of_the_running(round_ms: dict[str, list[float]], preferred: str, band: f
     (a tie never displaces it). The reference form too: the form it must beat is the preferred one or a faster one."""
     pref = round_ms[preferred]
     return [k for k, v in round_ms.items()
-            if k != preferred and ratio_ci(*_paired(v, pref), band)["verdict"] in ("slower", "tie")]
+            if k != preferred and ratio_ci(*paired(v, pref), band)["verdict"] in ("slower", "tie")]
 
 
 def _ci_text(c: dict[str, Any]) -> str:
@@ -131,7 +131,7 @@ def decide(round_ms: dict[str, list[float]], preferred: str, reference: str | No
     if preferred not in round_ms:
         raise ValueError(f"preferred form {preferred!r} was not timed (timed: {', '.join(round_ms)})")
     pref = round_ms[preferred]
-    cis = {k: ratio_ci(*_paired(v, pref), band) for k, v in round_ms.items() if k != preferred}
+    cis = {k: ratio_ci(*paired(v, pref), band) for k, v in round_ms.items() if k != preferred}
     folded = [k for k in round_ms if k != reference]
     winners = [k for k in folded if k != preferred and cis[k]["verdict"] == "faster"]
     chosen = min(winners, key=lambda k: cis[k]["ratio"]) if winners else preferred
@@ -146,7 +146,7 @@ def decide(round_ms: dict[str, list[float]], preferred: str, reference: str | No
         verdict = f"no folded form is faster than the preferred {preferred} beyond the {band:.1%} tie band: {preferred}"
     vs_ref = None
     if reference is not None and reference in round_ms:
-        vs_ref = ratio_ci(*_paired(round_ms[reference], round_ms[chosen]), band)
+        vs_ref = ratio_ci(*paired(round_ms[reference], round_ms[chosen]), band)
         if vs_ref["verdict"] == "faster":
             verdict = (f"the reference form is faster than {chosen} beyond the {band:.1%} tie band ({_ci_text(vs_ref)}): "
                        "shipping the reference form, not a folded one")
@@ -205,11 +205,12 @@ def default_budget(spent_s: float) -> float:
 
 
 def time_and_decide(paths: dict[str, str], x: np.ndarray, tune: Any, preferred: str,
-                    why_preferred: str = "the preferred form", spent_s: float = 2 * TUNE_BUDGET_S) -> dict[str, Any]:
+                    why_preferred: str = "the preferred form", *, spent_s: float | None = None) -> dict[str, Any]:
     """Time candidate files (one input `x` in their layout) where `tune` (a TuneConfig) says and apply `decide`:
     in this process for `local` (each runtime's runner, spinning off), round by round until every comparison is
-    decided or `tune.budget_s` is spent (default: `default_budget(spent_s)`; or exactly `tune.rounds` rounds); else `tune.rounds or TUNE_ROUNDS` rounds on
-    the target. The timings with the decision merged in."""
+    decided or `tune.budget_s` is spent (default: `default_budget(spent_s)`, `spent_s` the export's time so far;
+    TUNE_BUDGET_S without it; or exactly `tune.rounds` rounds); else `tune.rounds or TUNE_ROUNDS` rounds on the target. The timings with the
+    decision merged in."""
     from shufflenet_edge.runtimes.runner import environment, open_artifact
 
     runs = tune.runs or TUNE_RUNS
@@ -221,7 +222,8 @@ def time_and_decide(paths: dict[str, str], x: np.ndarray, tune: Any, preferred: 
         runners = {k: open_artifact(str(p), threads=tune.threads) for k, p in paths.items()}
         prepared = {k: r.prepare(x) for k, r in runners.items()}
         invokers = {k: (lambda r=r, px=prepared[k]: r.invoke(px)) for k, r in runners.items()}
-        budget = tune.budget_s if tune.budget_s is not None else default_budget(spent_s)
+        budget = tune.budget_s if tune.budget_s is not None else (
+            default_budget(spent_s) if spent_s is not None else TUNE_BUDGET_S)
         with pinned(tune.threads) as cpus:
             per, stopped, seconds = sequential_rounds(invokers, preferred, runs, budget, tune.rounds)
         t = {"runtime": next(iter(runners.values())).runtime, "threads": tune.threads, "rounds": len(per[preferred]),
