@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", action="store_true", help="rewrite OUT.md from OUT.json (no measuring)")
     a = ap.parse_args(argv)
     if a.render:
+        if not Path(f"{a.out}.json").is_file():
+            ap.error(f"--render: {a.out}.json not found (run the benchmark first, or give --out of an earlier run)")
         Path(f"{a.out}.md").write_text("\n".join(render(json.loads(Path(f"{a.out}.json").read_text()))) + "\n")
         return 0
     if a.child:
