@@ -429,7 +429,7 @@ def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_d
                   calib_method: str = DEFAULT_CALIB_METHOD, per_channel: bool = True,
                   keep_float: list[str] | None = None, exported: torch.fx.GraphModule | None = None
                   ) -> tuple[nn.Module, Any]:
-    """Export, annotate, calibrate on `calib` (one image at a time), convert. Returns (simulation, quantizer).
+    """Export, annotate, calibrate on `calib` (in batches of `x`'s size), convert. Returns (simulation, quantizer).
 
     `keep_float`: module paths (in `model`, e.g. `units.5`) whose ops stay float, with quantize/dequantize at
     their borders. `exported`: `torch.export.export(model, (x,)).module()` made once by a caller that quantizes the
@@ -457,9 +457,13 @@ def pt2e_quantize(model: nn.Module, x: torch.Tensor, calib: np.ndarray, shared_d
 
     functionalize_inplace(gm)  # plain values for the rewrites of transform_for_annotation (x + x as x * 2)
     prepared = prepare_pt2e(gm, quantizer)
+    # The graph is exported at the example's batch and guards it: calibration feeds batches of that size, the last
+    # one filled from the first images (every image is seen; batch 1 feeds each once).
+    b, n = int(x.shape[0]), len(calib)
     with torch.no_grad():
-        for i in range(len(calib)):
-            prepared(torch.from_numpy(np.ascontiguousarray(calib[i : i + 1])))
+        for s in range(0, n, b):
+            idx = [(s + k) % n for k in range(b)]
+            prepared(torch.from_numpy(np.ascontiguousarray(calib[idx])))
     return finish(prepared), quantizer
 
 

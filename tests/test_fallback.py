@@ -101,24 +101,12 @@ def test_yolov5_concat_head_exports_to_onnx(tmp_path: Path):
     _outputs_close(tmp_path / "yolo.onnx", m, x)
 
 
-@pytest.mark.slow
-def test_lite_hrnet_fuse_loop_converts_to_int8():
-    """mmpose's fuse loop adds the first branch to itself; with four branches litert-torch refused the int8 graph
-    as written (and the folded one: 'tfl.reshape' op quantization parameters violate the same scale constraint)
-    until x + x became x * 2. The graph as written, one calibration and one conversion: the smallest repro."""
-    from shufflenet_edge.export.tflite_export import _nhwc, convert
-    from shufflenet_edge.export.tflite_quantize import pt2e_quantize
-
-    m, shp = zoo.lite_hrnet_four_branches()
-    xl = torch.randn(shp[0], shp[2], shp[3], shp[1], generator=torch.Generator().manual_seed(0))
-    calib = torch.randn(4, *xl.shape[1:], generator=torch.Generator().manual_seed(1)).numpy()
-    sim, q = pt2e_quantize(_nhwc(m, [0]), xl, calib)
-    assert len(convert(sim, xl, q)) > 0
-
-
 def test_self_add_is_a_multiply_for_pt2e():
-    """The rewrite behind the test above, on a graph of seconds: in-place ``y += y`` of a computed tensor becomes
-    out-of-place, then ``x * 2``; a mutated half of a chunk whose whole is read later stays in place."""
+    """mmpose's fuse loop adds the first branch to itself; with four branches litert-torch refused the int8 graph
+    ('tfl.reshape' op quantization parameters violate the same scale constraint) until x + x became x * 2 (the zoo's
+    Lite-HRNet, tests/test_zoo.py, converts the fuse loop to int8 through the exporter). The rewrite itself: in-place
+    ``y += y`` of a computed tensor becomes out-of-place, then ``x * 2``; a mutated half of a chunk whose whole is read
+    later stays in place."""
     from shufflenet_edge.export.tflite_quantize import _double_as_mul
     from shufflenet_edge.graph_fold import functionalize_inplace
 

@@ -335,3 +335,15 @@ def test_adaptive_average_pool_with_whole_factors_becomes_a_depthwise_conv():
     assert targets.count(torch.ops.aten.conv2d.default) == 1
     assert any("average pool(s) as depthwise conv" in r for r in rep.rewrites)
     assert torch.allclose(gm(x), Pooled()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_pt2e_calibrates_a_graph_exported_at_batch_two():
+    """A graph exported at batch 2 guards its batch: calibration feeds pairs (the odd image out paired with the first).
+    Was: "Guard failed: args_0.size()[0] == 2", reported as litert-torch's refusal of the module."""
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    calib = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    calib[2] *= 10  # the widest image is the odd one out: it must be seen
+    sim, _ = pt2e_quantize(m, torch.randn(2, 3, 8, 8), calib, shared_data_path=False)
+    wide = torch.from_numpy(calib[[2, 2]])
+    with torch.no_grad():
+        assert torch.allclose(sim(wide), m(wide), atol=0.1 * float(m(wide).abs().max()))

@@ -947,15 +947,6 @@ def yolov5_lite_concat() -> tuple[nn.Module, tuple[int, int, int, int]]:
     return randomize(YoloV5Lite(concat=True), 4), (1, 3, 128, 128)
 
 
-def lite_hrnet_four_branches() -> tuple[nn.Module, tuple[int, int, int, int]]:
-    """Lite-HRNet-18's three stages (two, three, four branches) at a small size: the smallest model of the zoo's blocks
-    on which int8 TFLite failed with "'tfl.reshape' op quantization parameters violate the same scale constraint"
-    (the fuse loop's self-add with four branches; two or three branches converted, and so did four with one block
-    per module). Not in ZOO: one int8 conversion of it costs about a minute here."""
-    net = LiteHRNet(stem=8, stage_channels=((8, 16), (8, 16, 32), (8, 16, 32, 64)), num_modules=(1, 1, 1))
-    return randomize(net, 8), (1, 3, 64, 64)
-
-
 def make_megvii_v2() -> tuple[nn.Module, tuple[int, int, int, int]]:
     from shufflenet_edge.models import build_model
 
