@@ -136,6 +136,8 @@ def inspect_tflite(p: Path, analyze_gpu: bool = True) -> dict[str, Any]:
         "data_movement_histogram": {k: hist[k] for k in TFLITE_DATA_MOVEMENT if hist[k]},
         "max_rank": max_rank,
         "quantize_ops": hist.get("QUANTIZE", 0),
+        "dequantize_ops": hist.get("DEQUANTIZE", 0),
+        "requantizing_moves": _requantizing_moves(sg, ops),
         "inputs": [io(int(i)) for i in sg.inputs],
         "outputs": [io(int(i)) for i in sg.outputs],
     }
@@ -144,6 +146,24 @@ def inspect_tflite(p: Path, analyze_gpu: bool = True) -> dict[str, Any]:
     if analyze_gpu:
         info["gpu_compatibility"] = gpu_compatibility(p)
     return info
+
+
+# Ops that only move or select int8 values: with one scale and zero point on every quantized input and output they
+# copy bytes; with different ones each value is requantized (arithmetic an int8 graph adds that its float form lacks).
+_MOVES = (*TFLITE_DATA_MOVEMENT, "RESHAPE", "CONCATENATION", "PAD", "PADV2", "MAX_POOL_2D")
+
+
+def _requantizing_moves(sg: Any, ops: list[str]) -> int:
+    def q(i: int) -> tuple[float, int] | None:
+        t = sg.tensors[i].quantization
+        return None if t is None or t.scale is None or len(t.scale) != 1 else (float(t.scale[0]), int(t.zeroPoint[0]))
+
+    n = 0
+    for op, name in zip(sg.operators, ops):
+        if name in _MOVES:
+            qs = {q(int(i)) for i in [*op.inputs, *op.outputs] if int(i) >= 0} - {None}
+            n += len(qs) > 1
+    return n
 
 
 def tflite_float_islands(sg: Any, ops: list[str]) -> list[dict[str, Any]]:
@@ -223,7 +243,8 @@ def format_table(info: dict[str, Any]) -> str:
             lines.append(f"float compute in the QDQ graph (--keep-float): {len(info['float_compute_nodes'])} node(s): "
                          f"{', '.join(info['float_compute_nodes'][:8])}")
     else:
-        lines.append(f"XNNPACK partitions: {info.get('xnnpack_partitions')}   QUANTIZE ops: {info['quantize_ops']}")
+        lines.append(f"XNNPACK partitions: {info.get('xnnpack_partitions')}   QUANTIZE ops: {info['quantize_ops']}   "
+                     f"DEQUANTIZE ops: {info['dequantize_ops']}   requantizing data moves: {info['requantizing_moves']}")
         isl = info.get("float_islands") or []
         if isl:
             lines.append(f"float islands (int8 graph, ops computing in float): {len(isl)}; XNNPACK partitions with them: "

@@ -74,21 +74,8 @@ def _nhwc(model: nn.Module, outputs: list[int] | None = None) -> nn.Module:
 
 
 def convert(model: nn.Module, x: torch.Tensor, quantizer: Any = None) -> bytes:
-    """litert-torch's conversion of `model` at example input `x` (with `quantizer`: of a PT2E-converted module).
-
-    With `CONVERSION_CACHE_ENV` set to a folder, a conversion of the same graph (torch.export's code, every weight
-    and constant, the input's shape, the quantizer's settings, the tool versions) is read from there instead of
-    converted again: a development aid (the test suite converts the same small models in many tests); off unless
-    set, so a user's export always converts."""
     import litert_torch
 
-    folder = os.environ.get(CONVERSION_CACHE_ENV)
-    key = _conversion_key(model, x, quantizer) if folder else None
-    cached = Path(folder) / f"{key}.tflite" if folder and key else None
-    if cached is not None and cached.is_file():
-        _cache_log(cached, "hit", 0.0)
-        return cached.read_bytes()
-    started = time.monotonic()
     kwargs = {}
     if quantizer is not None:
         from litert_torch.quantize.quant_config import QuantConfig
@@ -96,44 +83,7 @@ def convert(model: nn.Module, x: torch.Tensor, quantizer: Any = None) -> bytes:
         kwargs["quant_config"] = QuantConfig(pt2e_quantizer=quantizer)
     with _quiet():
         edge = litert_torch.convert(model, (x,), **kwargs)
-        buf = bytes(edge.model_content())
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cached) as tmp:  # two processes may convert the same graph at once: the last one wins
-            tmp.write_bytes(buf)
-        _cache_log(cached, "miss", time.monotonic() - started)
-    return buf
-
-
-def _cache_log(cached: Path, what: str, seconds: float) -> None:
-    with open(cached.parent / "conversions.log", "a") as f:  # one short line per conversion: what the cache saved
-        f.write(f"{what} {cached.stem} {seconds:.1f}\n")
-
-
-CONVERSION_CACHE_ENV = "SHUFFLENET_EDGE_CONVERSION_CACHE"
-
-
-def _conversion_key(model: nn.Module, x: torch.Tensor, quantizer: Any) -> str | None:
-    """A hash of everything litert-torch's conversion reads, or None when torch.export cannot take the module (the
-    conversion then runs uncached and reports its own failure)."""
-    import hashlib
-
-    import litert_torch
-
-    try:
-        with _quiet():
-            ep = torch.export.export(model, (x,), strict=False)
-    except Exception:  # noqa: BLE001  (no key: convert as usual)
-        return None
-    h = hashlib.sha256()
-    h.update(f"{litert_torch.__version__} {torch.__version__} {tuple(x.shape)} {x.dtype}\n".encode())
-    h.update(ep.graph_module.code.encode())
-    for name, v in sorted({**ep.state_dict, **ep.constants}.items()):
-        h.update(name.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes() if isinstance(v, torch.Tensor) else repr(v).encode())
-    if quantizer is not None:
-        h.update(f"{type(quantizer).__qualname__} {getattr(quantizer, 'global_config', None)!r}".encode())
-    return h.hexdigest()[:32]
+        return bytes(edge.model_content())
 
 
 def apply_passes(buf: bytes, recipe: str | None, io_type: str, fp16: bool) -> tuple[bytes, list[dict[str, Any]]]:

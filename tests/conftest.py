@@ -32,10 +32,8 @@ else:
     os.environ["SHUFFLENET_EDGE_TEST_HOME_OWNER"] = str(os.getpid())
 _user_xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
 os.environ.setdefault("PIP_CACHE_DIR", os.path.join(_user_xdg, "pip"))
-# litert-torch conversions of the same graph (the same small models, exported by many tests) are made once per
-# session (export/tflite_export.py: convert); a test about the conversion itself drops the variable.
 for _var, _sub in (("SHUFFLENET_EDGE_CACHE", "cache/shufflenet-edge"), ("XDG_CACHE_HOME", "cache"),
-                   ("MPLCONFIGDIR", "mpl"), ("HOME", "home"), ("SHUFFLENET_EDGE_CONVERSION_CACHE", "conversions")):
+                   ("MPLCONFIGDIR", "mpl"), ("HOME", "home")):
     (_SESSION_HOME / _sub).mkdir(parents=True, exist_ok=True)
     os.environ[_var] = str(_SESSION_HOME / _sub)
 

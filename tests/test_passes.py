@@ -347,3 +347,30 @@ def test_pt2e_calibrates_a_graph_exported_at_batch_two():
     wide = torch.from_numpy(calib[[2, 2]])
     with torch.no_grad():
         assert torch.allclose(sim(wide), m(wide), atol=0.1 * float(m(wide).abs().max()))
+
+
+def test_inspect_counts_requantizing_data_moves():
+    """A CONCATENATION whose inputs share the output's scale copies bytes (PT2E's quantizers give a concatenation one
+    scale); one input given another scale makes it rescale every value of that input: counted."""
+    from shufflenet_edge.export.inspect import _requantizing_moves, tflite_op_names
+
+    class Cat(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([self.a(x), self.b(x)], 1)
+
+    x = torch.randn(1, 8, 8, 3)
+    calib = np.random.default_rng(0).standard_normal((4, 8, 8, 3)).astype(np.float32)
+    sim, q = pt2e_quantize(_nhwc(Cat().eval()), x, calib)
+    g = Graph(convert(sim, x, q))
+    counts = []
+    for rescale in (False, True):
+        if rescale:
+            cat = next(op for op in g.sg.operators if g.op_name(op) == "CONCATENATION")
+            g.tensor(int(cat.inputs[0])).quantization.scale = np.asarray([2 * g.quant(int(cat.inputs[0]))[0]],
+                                                                          dtype=np.float32)
+        counts.append(_requantizing_moves(g.sg, tflite_op_names(g.model)))  # (XNNPACK refuses to prepare the second)
+    assert counts == [0, 1]
