@@ -70,6 +70,20 @@ def test_summarize_int8_rows_get_both_references():
     assert s["ours_tflite_int8"]["round_min_ms"] == 1.9
 
 
+def test_goals_are_per_round_ratios_and_best_meets_best():
+    per = {"litert_fp32": [5.0, 5.0, 5.0], "litert_int8": [2.0, 2.0, 2.0], "ours_tflite_int8": [1.7, 1.9, 1.8],
+           "ours_tflite_fp32": [4.6, 4.7, 4.7], "mnn_fp32": [4.0, 1.5, 4.0], "ours_onnx_fp32": [5.5, None, 5.4]}
+    rows = {(g["ours"], g["against"]): g for g in peers.goal_rows(per) if not g["best_vs_best"]}
+    i8 = rows["ours_tflite_int8", "litert_int8"]
+    assert i8["goal"] == 0.90 and i8["ratio"]["median"] == pytest.approx(0.9) and i8["met"] and not i8["every_round"]
+    fp = rows["ours_tflite_fp32", "litert_fp32"]
+    assert fp["ratio"]["median"] == pytest.approx(0.94) and fp["met"] and fp["every_round"]
+    # our fastest (int8, 1.8 ms) against the fastest peer by median (litert int8, 2.0 ms; MNN's one fast round does
+    # not make it the fastest)
+    best = next(g for g in peers.goal_rows(per) if g["best_vs_best"])
+    assert (best["ours"], best["against"]) == ("ours_tflite_int8", "litert_int8") and best["met"]
+
+
 def test_summarize_without_the_reference_reports_no_ratio():
     s = peers.summarize({"ncnn_fp32": [4.0, 4.1]}, {"ncnn_fp32": "fp32"})
     assert s["ncnn_fp32"]["ratio"] is None
