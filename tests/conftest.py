@@ -46,3 +46,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def session_tmp(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # pytest-xdist (--dist loadfile) hands out test files in collection order: the longest file (the zoo, about a
+    # quarter of the suite) goes first, so the other worker takes the rest meanwhile instead of one worker finishing
+    # it alone at the end.
+    items.sort(key=lambda it: it.path.name != "test_zoo.py")
