@@ -185,17 +185,17 @@ def goal_rows(per_round: dict[str, list[float | None]]) -> list[dict[str, Any]]:
         return float(np.median(v)) if v else float("inf")
 
     rows = []
-    pairs = [(a, b, g) for a, b, g in GOALS if a in per_round and b in per_round]
+    pairs = [(a, b, g, False) for a, b, g in GOALS if a in per_round and b in per_round]
     ours = [k for k in OURS if med(k) < float("inf")]
     peers = [k for k in per_round if k not in OURS and med(k) < float("inf")]
     if ours and peers:
-        pairs.append((min(ours, key=med), min(peers, key=med), 1.0))
-    for a, b, goal in pairs:
+        pairs.append((min(ours, key=med), min(peers, key=med), 1.0, True))
+    for a, b, goal, best in pairs:
         r = ratio_stats(per_round[a], per_round[b])
         if r is None:
             continue
         rows.append({"ours": a, "against": b, "goal": goal, "ratio": r, "met": r["median"] <= goal,
-                     "every_round": r["max"] <= goal, "best_vs_best": goal == 1.0})
+                     "every_round": r["max"] <= goal, "best_vs_best": best})
     return rows
 
 

@@ -154,14 +154,12 @@ _MOVES = (*TFLITE_DATA_MOVEMENT, "RESHAPE", "CONCATENATION", "PAD", "PADV2", "MA
 
 
 def _requantizing_moves(sg: Any, ops: list[str]) -> int:
-    def q(i: int) -> tuple[float, int] | None:
-        t = sg.tensors[i].quantization
-        return None if t is None or t.scale is None or len(t.scale) != 1 else (float(t.scale[0]), int(t.zeroPoint[0]))
+    from shufflenet_edge.export.passes.graph import tensor_quant
 
     n = 0
     for op, name in zip(sg.operators, ops):
         if name in _MOVES:
-            qs = {q(int(i)) for i in [*op.inputs, *op.outputs] if int(i) >= 0} - {None}
+            qs = {tensor_quant(sg.tensors[int(i)]) for i in [*op.inputs, *op.outputs] if int(i) >= 0} - {None}
             n += len(qs) > 1
     return n
 
@@ -244,7 +242,8 @@ def format_table(info: dict[str, Any]) -> str:
                          f"{', '.join(info['float_compute_nodes'][:8])}")
     else:
         lines.append(f"XNNPACK partitions: {info.get('xnnpack_partitions')}   QUANTIZE ops: {info['quantize_ops']}   "
-                     f"DEQUANTIZE ops: {info['dequantize_ops']}   requantizing data moves: {info['requantizing_moves']}")
+                     f"DEQUANTIZE ops: {info['dequantize_ops']}   "
+                     f"requantizing data moves: {info['requantizing_moves']}")
         isl = info.get("float_islands") or []
         if isl:
             lines.append(f"float islands (int8 graph, ops computing in float): {len(isl)}; XNNPACK partitions with them: "

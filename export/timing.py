@@ -7,9 +7,9 @@ allows), so slow drifts of the machine hit every candidate alike. Each candidate
 confidence interval of every ratio lies outside the tie band (faster or slower by more than `TIE_BAND`) or inside it
 (a tie), or the time budget runs out; a candidate that can no longer ship (slower or tied) leaves the rounds
 early, so the budget goes to the comparisons still open. A candidate displaces the preferred form only when it is
-faster beyond the band; the reference form (the graph as written) only when it is faster beyond the band than the best folded form.
-An interval that still straddles a band edge when the budget runs out is said to be too noisy to tell, with the
-form shipped and why.
+faster beyond the band; the reference form (the graph as written) only when it is faster beyond the band than the
+best folded form. An interval that still straddles a band edge when the budget runs out is said to be too noisy to
+tell, with the form shipped and why.
 """
 
 from __future__ import annotations
@@ -209,8 +209,8 @@ def time_and_decide(paths: dict[str, str], x: np.ndarray, tune: Any, preferred: 
     """Time candidate files (one input `x` in their layout) where `tune` (a TuneConfig) says and apply `decide`:
     in this process for `local` (each runtime's runner, spinning off), round by round until every comparison is
     decided or `tune.budget_s` is spent (default: `default_budget(spent_s)`, `spent_s` the export's time so far;
-    TUNE_BUDGET_S without it; or exactly `tune.rounds` rounds); else `tune.rounds or TUNE_ROUNDS` rounds on the target. The timings with the
-    decision merged in."""
+    TUNE_BUDGET_S without it; or exactly `tune.rounds` rounds); else `tune.rounds or TUNE_ROUNDS` rounds on the
+    target. The timings with the decision merged in."""
     from shufflenet_edge.runtimes.runner import environment, open_artifact
 
     runs = tune.runs or TUNE_RUNS

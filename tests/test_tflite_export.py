@@ -149,4 +149,3 @@ def test_v1_int8_one_partition(session_tmp):
     assert "DEQUANTIZE" not in g["op_histogram"] and "AVERAGE_POOL_2D" not in g["op_histogram"]
     assert side["checks"]["passes_max_int8_change"] == 0
     assert side["checks"]["top1_agreement_vs_simulation"] >= 0.9
-

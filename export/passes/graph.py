@@ -17,6 +17,14 @@ NP_OF_TFL = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64
 TFL_OF_NP = {np.dtype(v): k for k, v in NP_OF_TFL.items()}
 
 
+def tensor_quant(t: Any) -> tuple[float, int] | None:
+    """A tensor's (scale, zero point) when it has one of each (per-tensor quantization), else None."""
+    q = t.quantization
+    if q is None or q.scale is None or len(q.scale) != 1:
+        return None
+    return float(q.scale[0]), int(q.zeroPoint[0])
+
+
 def schema() -> Any:
     from ai_edge_litert import schema_py_generated
 
@@ -85,10 +93,7 @@ class Graph:
         return {int(i) for i in self.sg.outputs}
 
     def quant(self, i: int) -> tuple[float, int] | None:
-        q = self.sg.tensors[i].quantization
-        if q is None or q.scale is None or len(q.scale) != 1:
-            return None
-        return float(q.scale[0]), int(q.zeroPoint[0])
+        return tensor_quant(self.sg.tensors[i])
 
     # --- writing -------------------------------------------------------------------------------
     def opcode(self, name: str, version: int = 1) -> int:
