@@ -126,10 +126,16 @@ def _example(example_input: Any, cfg: ExportConfig) -> tuple[torch.Tensor, ...]:
         s = cfg.input_size
         return (torch.randn(cfg.batch, 3, s, s, generator=torch.Generator().manual_seed(0)),)
     if isinstance(example_input, torch.Tensor):
-        return (example_input,)
-    if isinstance(example_input, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in example_input):
-        return tuple(example_input)
-    raise TypeError(f"example_input must be a tensor or a tuple of tensors, got {type(example_input).__name__}")
+        xs: tuple[torch.Tensor, ...] = (example_input,)
+    elif isinstance(example_input, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in example_input):
+        xs = tuple(example_input)
+    else:
+        raise TypeError(f"example_input must be a tensor or a tuple of tensors, got {type(example_input).__name__}")
+    if cfg.batch == 1:  # the example's own batch (a --model-file factory's shape, the API's tensor) is the batch
+        return xs
+    # --batch N asked for explicitly: the graph is exported at N (the example's samples repeated), never silently at
+    # the example's batch
+    return tuple(t[torch.arange(cfg.batch) % t.shape[0]] for t in xs)
 
 
 def prepare(model: nn.Module | str, cfg: ExportConfig, *, weights: str | None = None, example_input: Any = None,

@@ -151,3 +151,15 @@ def test_every_sidecar_has_the_same_keys_and_schema(both_formats) -> None:  # ty
         assert side["checks"]["per_output"] or side["checks"]["vs_torch_max_abs_error"] is not None
     assert len(both_formats["user_onnx"]["outputs"]) == len(both_formats["user_tflite"]["outputs"]) == 3
     assert both_formats["user_tflite"]["source"]["kind"] == "python"
+
+
+def test_an_explicit_batch_resizes_a_given_example() -> None:
+    """--batch 2 with a --model-file factory's (or the API's) batch-1 example exports at batch 2: it was exported at
+    the example's batch 1 without a word. Without --batch the example's own batch stands."""
+    from shufflenet_edge.export.pipeline import prepare
+
+    m = torch.nn.Conv2d(3, 4, 3).eval()
+    x = torch.randn(1, 3, 8, 8)
+    two = prepare(m, ExportConfig(format="tflite", batch=2, form="reference"), example_input=x).example[0]
+    assert two.shape == (2, 3, 8, 8) and torch.equal(two[1], x[0])
+    assert prepare(m, ExportConfig(format="tflite"), example_input=torch.randn(3, 3, 8, 8)).example[0].shape[0] == 3
