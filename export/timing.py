@@ -125,9 +125,11 @@ def _ci_text(c: dict[str, Any]) -> str:
 
 
 def decide(round_ms: dict[str, list[float]], preferred: str, reference: str | None = "reference",
-           band: float = TIE_BAND, why_preferred: str = "the preferred form") -> dict[str, Any]:
+           band: float = TIE_BAND, why_preferred: str = "the preferred form",
+           stopped: str = "the time budget ran out") -> dict[str, Any]:
     """The form to ship from interleaved round medians (ms), by `RULE`; a JSON-able record of why, with every
-    comparison and the ones still undecided (`undecided`: what more rounds could settle)."""
+    comparison and the ones still undecided (`undecided`: what more rounds could settle). `stopped`: why the timing
+    ended (sequential_rounds' reason), said in an undecided verdict."""
     if preferred not in round_ms:
         raise ValueError(f"preferred form {preferred!r} was not timed (timed: {', '.join(round_ms)})")
     pref = round_ms[preferred]
@@ -141,7 +143,7 @@ def decide(round_ms: dict[str, list[float]], preferred: str, reference: str | No
     elif undecided:
         verdict = ("the machine was too noisy to tell " + "; ".join(f"{k} from {preferred} ({_ci_text(cis[k])})"
                                                                    for k in undecided)
-                   + f" within the time budget: shipped {preferred}, {why_preferred}")
+                   + f" when the timing stopped ({stopped}): shipped {preferred}, {why_preferred}")
     else:
         verdict = f"no folded form is faster than the preferred {preferred} beyond the {band:.1%} tie band: {preferred}"
     vs_ref = None
@@ -230,7 +232,7 @@ def time_and_decide(paths: dict[str, str], x: np.ndarray, tune: Any, preferred: 
              "runs_per_round": runs, "median_ms": {k: float(np.median(v)) for k, v in per.items()},
              "round_medians_ms": per, "budget_s": budget, "seconds": round(seconds, 1), "stopped": stopped,
              "pinned_cpus": cpus, "environment": environment()}
-    t.update(decide(t["round_medians_ms"], preferred, why_preferred=why_preferred))
+    t.update(decide(t["round_medians_ms"], preferred, why_preferred=why_preferred, stopped=t["stopped"]))
     return t
 
 

@@ -54,6 +54,10 @@ def test_noise_larger_than_the_difference_is_said_to_be_too_noisy():
     d = decide({"cpu": pref, "delegate": cand}, "cpu", reference=None, why_preferred="the preferred form for a CPU")
     assert d["undecided"] == ["delegate"] and d["chosen"] == "cpu"
     assert "too noisy to tell delegate from cpu" in d["verdict"] and "the preferred form for a CPU" in d["verdict"]
+    assert "when the timing stopped (the time budget ran out)" in d["verdict"]
+    # the round cap says so (it was reported as the time budget)
+    capped = decide({"cpu": pref, "delegate": cand}, "cpu", reference=None, stopped="the round limit (400) was reached")
+    assert "when the timing stopped (the round limit (400) was reached)" in capped["verdict"]
 
 
 def test_the_reference_ships_only_when_faster_than_the_best_folded_form():
